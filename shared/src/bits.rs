@@ -1,0 +1,222 @@
+//! Bit-level writer and reader: fixed-width fields, zig-zag signed values and Exp-Golomb
+//! variable-length codes (small numbers in few bits). Bits are packed LSB-first into bytes.
+//! The reader never panics on malformed input: every read is bounds-checked.
+
+/// Why a bit stream did not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BitError {
+    #[error("ran past the end of the data")]
+    UnexpectedEnd,
+    #[error("variable-length code longer than 64 bits")]
+    CodeTooLong,
+}
+
+/// Appends bits to a byte vector.
+#[derive(Debug, Default)]
+pub struct BitWriter {
+    bytes: Vec<u8>,
+    acc: u64,
+    nbits: u32,
+}
+
+impl BitWriter {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes the low `n` bits of `v` (`n <= 57`).
+    pub fn bits(&mut self, v: u64, n: u32) {
+        debug_assert!(n <= 57);
+        if n == 0 {
+            return;
+        }
+        self.acc |= (v & ((1u64 << n) - 1)) << self.nbits;
+        self.nbits += n;
+        while self.nbits >= 8 {
+            self.bytes.push(self.acc as u8);
+            self.acc >>= 8;
+            self.nbits -= 8;
+        }
+    }
+
+    pub fn bit(&mut self, b: bool) {
+        self.bits(u64::from(b), 1);
+    }
+
+    /// Exp-Golomb code of order `k` for an unsigned value (`v + 2^k < 2^64`, which every
+    /// field of the codec satisfies: they are at most 33 bits).
+    pub fn exp_golomb(&mut self, v: u64, k: u32) {
+        // Code v + 2^k as: (len - k - 1) zero bits, then the value's len bits.
+        let x = u128::from(v) + (1u128 << k);
+        let len = 128 - x.leading_zeros();
+        let zeros = len - 1 - k;
+        self.bits(0, zeros);
+        // Write the value MSB-first so that the leading 1 follows the zeros.
+        let mut remaining = len;
+        while remaining > 0 {
+            let take = remaining.min(32);
+            let chunk = (x >> (remaining - take)) as u64 & ((1u64 << take) - 1);
+            self.bits(reverse_bits(chunk, take), take);
+            remaining -= take;
+        }
+    }
+
+    /// Zig-zag then Exp-Golomb: small magnitudes of either sign are short.
+    pub fn signed(&mut self, v: i64, k: u32) {
+        self.exp_golomb(zigzag(v), k);
+    }
+
+    /// Number of bits written so far.
+    #[must_use]
+    pub fn bit_len(&self) -> usize {
+        self.bytes.len() * 8 + self.nbits as usize
+    }
+
+    /// Flushes the partial byte (zero-padded) and returns the bytes.
+    #[must_use]
+    pub fn finish(mut self) -> Vec<u8> {
+        if self.nbits > 0 {
+            self.bytes.push(self.acc as u8);
+        }
+        self.bytes
+    }
+}
+
+/// Reads bits from a byte slice.
+#[derive(Debug)]
+pub struct BitReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    #[must_use]
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
+    /// Reads `n` bits (`n <= 57`).
+    pub fn bits(&mut self, n: u32) -> Result<u64, BitError> {
+        debug_assert!(n <= 57);
+        if self.pos + n as usize > self.bytes.len() * 8 {
+            return Err(BitError::UnexpectedEnd);
+        }
+        let mut v = 0u64;
+        let mut got = 0u32;
+        while got < n {
+            let byte = self.bytes[self.pos / 8];
+            let off = (self.pos % 8) as u32;
+            let take = (8 - off).min(n - got);
+            let chunk = (u64::from(byte) >> off) & ((1u64 << take) - 1);
+            v |= chunk << got;
+            got += take;
+            self.pos += take as usize;
+        }
+        Ok(v)
+    }
+
+    pub fn bit(&mut self) -> Result<bool, BitError> {
+        Ok(self.bits(1)? == 1)
+    }
+
+    /// Reads an Exp-Golomb code of order `k`.
+    pub fn exp_golomb(&mut self, k: u32) -> Result<u64, BitError> {
+        let mut zeros = 0u32;
+        while !self.bit()? {
+            zeros += 1;
+            if zeros + k >= 64 {
+                return Err(BitError::CodeTooLong);
+            }
+        }
+        let rest = zeros + k;
+        let mut x: u64 = 1;
+        let mut remaining = rest;
+        while remaining > 0 {
+            let take = remaining.min(32);
+            let chunk = reverse_bits(self.bits(take)?, take);
+            x = (x << take) | chunk;
+            remaining -= take;
+        }
+        Ok(x - (1u64 << k))
+    }
+
+    pub fn signed(&mut self, k: u32) -> Result<i64, BitError> {
+        Ok(unzigzag(self.exp_golomb(k)?))
+    }
+
+    /// Bits not read yet.
+    #[must_use]
+    pub fn remaining_bits(&self) -> usize {
+        self.bytes.len() * 8 - self.pos
+    }
+
+    /// True when no whole byte is left unread (only zero padding may remain).
+    #[must_use]
+    pub fn at_end(&self) -> bool {
+        self.bytes.len() * 8 - self.pos < 8
+    }
+}
+
+fn reverse_bits(v: u64, n: u32) -> u64 {
+    if n == 0 {
+        0
+    } else {
+        v.reverse_bits() >> (64 - n)
+    }
+}
+
+#[must_use]
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+#[must_use]
+pub fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn exp_golomb_lengths() {
+        let len = |v, k| {
+            let mut w = BitWriter::new();
+            w.exp_golomb(v, k);
+            w.bit_len()
+        };
+        assert_eq!(len(0, 0), 1);
+        assert_eq!(len(1, 0), 3);
+        assert_eq!(len(0, 3), 4);
+        assert_eq!(len(7, 3), 4);
+        assert_eq!(len(8, 3), 6);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(values in proptest::collection::vec((any::<i32>().prop_map(i64::from), 0u32..14, 0u32..40, any::<u64>()), 0..50)) {
+            let mut w = BitWriter::new();
+            for (s, k, n, raw) in &values {
+                w.signed(*s, *k);
+                w.bits(*raw, *n);
+            }
+            let bytes = w.finish();
+            let mut r = BitReader::new(&bytes);
+            for (s, k, n, raw) in &values {
+                prop_assert_eq!(r.signed(*k).expect("signed"), *s);
+                let mask = if *n == 0 { 0 } else { (1u64 << n) - 1 };
+                prop_assert_eq!(r.bits(*n).expect("bits"), raw & mask);
+            }
+            prop_assert!(r.at_end());
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), k in 0u32..16) {
+            let mut r = BitReader::new(&bytes);
+            while r.exp_golomb(k).is_ok() {}
+        }
+    }
+}

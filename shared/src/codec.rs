@@ -1,0 +1,598 @@
+//! The snapshot codec: a world coded against a baseline world, bit-packed.
+//!
+//! Layout (all integers through [`crate::bits`]; `EGk` = Exp-Golomb of order k, `sEGk` =
+//! zig-zag then EGk):
+//!
+//! ```text
+//! checksum?      1 bit, then 32 bits of WorldState::checksum when set
+//! players        with a baseline, for each baseline player in id order:
+//!                  1 bit changed; if changed: 1 bit removed; if kept:
+//!                  1 bit "same field mask as the previous changed player", else 7 mask bits
+//!                  (vel, pos, aim, seq, score, cooldown, deaths), then a residual per set bit:
+//!                    vel      sEG3 per axis, against the baseline velocity
+//!                    pos      sEG2 per axis, against baseline pos + age * displacement(vel)
+//!                    aim      sEG3, shortest signed difference in aim steps
+//!                    seq      sEG0, against baseline seq + age (one input per tick)
+//!                    score    sEG0, cooldown sEG1 against max(baseline - age, 0), deaths sEG0
+//!                EG0 count of new players, each: id (EG0 first, then EG0 of the gap - 1),
+//!                  name (5-bit byte length + bytes), pos sEG13 x2, vel sEG6 x2, aim 10 bits,
+//!                  score EG4, seq 32 bits, cooldown EG2, deaths EG1
+//! orbs           1 bit full; full: EG0 count + positions (sEG13 x2);
+//!                delta: EG0 count of moved orbs, each: index gap EG0 + position
+//! projectiles    with a baseline, 1 removed bit per baseline projectile; then EG0 count of
+//!                new ones, each: id (as players), owner EG0, origin sEG13 x2, aim 10 bits,
+//!                spawn tick as sEG2 of (tick - spawn_tick)
+//! ```
+//!
+//! The age is `tick - baseline.tick`. Projectiles never change after creation (their motion
+//! is a function of origin, aim and age), so they cost bits only when fired and when gone.
+//! A full snapshot is the same layout with no baseline: every entity is a creation.
+
+use std::sync::Arc;
+
+use crate::bits::{BitError, BitReader, BitWriter};
+use crate::quant::{AIM_STEPS, QAngle, QVec};
+use crate::rules::{MAX_NAME_BYTES, MAX_PLAYERS, Params};
+use crate::sim::displacement;
+use crate::tick::{Seq, Tick};
+use crate::world::{PlayerId, PlayerState, Projectile, WorldState};
+
+/// Most orbs a snapshot may carry.
+pub const MAX_ORBS: usize = 1024;
+/// Most projectiles a snapshot may carry.
+pub const MAX_PROJECTILES: usize = 4096;
+
+const AIM_BITS: u32 = AIM_STEPS.trailing_zeros();
+const MASK_BITS: u32 = 7;
+const F_VEL: u8 = 1 << 0;
+const F_POS: u8 = 1 << 1;
+const F_AIM: u8 = 1 << 2;
+const F_SEQ: u8 = 1 << 3;
+const F_SCORE: u8 = 1 << 4;
+const F_COOLDOWN: u8 = 1 << 5;
+const F_DEATHS: u8 = 1 << 6;
+
+/// Why snapshot bytes did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error(transparent)]
+    Bits(#[from] BitError),
+    #[error("snapshot is for tick {tick} but its baseline is tick {base} (not before it)")]
+    BadBaseline { tick: u32, base: u32 },
+    #[error("too many {what}: {count}")]
+    TooMany { what: &'static str, count: u64 },
+    #[error("value out of range in {0}")]
+    OutOfRange(&'static str),
+    #[error("duplicate or unsorted id {0}")]
+    BadId(u64),
+    #[error("player name is not valid UTF-8")]
+    BadName,
+    #[error("{0} unread bytes after the snapshot")]
+    TrailingBytes(usize),
+}
+
+/// A decoded snapshot: the world, and the checksum the server sent with it, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    pub world: WorldState,
+    pub checksum: Option<u32>,
+}
+
+impl Decoded {
+    /// `Some(true)` when a checksum came along and the decoded world matches it.
+    #[must_use]
+    pub fn verify(&self) -> Option<bool> {
+        self.checksum.map(|c| c == self.world.checksum())
+    }
+}
+
+/// Encodes `cur` against `base` (or in full when `base` is `None`), with `checksum` if given.
+/// `base.tick` must be before `cur.tick`.
+#[must_use]
+pub fn encode(
+    base: Option<&WorldState>,
+    cur: &WorldState,
+    checksum: Option<u32>,
+    params: &Params,
+) -> Vec<u8> {
+    let mut w = BitWriter::new();
+    w.bit(checksum.is_some());
+    if let Some(c) = checksum {
+        w.bits(u64::from(c), 32);
+    }
+    let age = base.map_or(0, |b| cur.tick.diff(b.tick));
+    encode_players(
+        &mut w,
+        base.map(|b| b.players.as_slice()),
+        &cur.players,
+        age,
+        params,
+    );
+    encode_orbs(&mut w, base.map(|b| b.orbs.as_slice()), &cur.orbs);
+    encode_projectiles(&mut w, base.map(|b| b.projectiles.as_slice()), cur);
+    w.finish()
+}
+
+/// Decodes a snapshot for `tick` against `base` (which must be the world the encoder used).
+pub fn decode(
+    base: Option<&WorldState>,
+    tick: Tick,
+    bytes: &[u8],
+    params: &Params,
+) -> Result<Decoded, CodecError> {
+    let age = match base {
+        Some(b) if !tick.is_after(b.tick) => {
+            return Err(CodecError::BadBaseline {
+                tick: tick.0,
+                base: b.tick.0,
+            });
+        }
+        Some(b) => tick.diff(b.tick),
+        None => 0,
+    };
+    let mut r = BitReader::new(bytes);
+    let checksum = if r.bit()? {
+        Some(r.bits(32)? as u32)
+    } else {
+        None
+    };
+    let players = decode_players(&mut r, base.map(|b| b.players.as_slice()), age, params)?;
+    let orbs = decode_orbs(&mut r, base.map(|b| b.orbs.as_slice()))?;
+    let projectiles = decode_projectiles(&mut r, base.map(|b| b.projectiles.as_slice()), tick)?;
+    if !r.at_end() {
+        return Err(CodecError::TrailingBytes(r.remaining_bits() / 8));
+    }
+    Ok(Decoded {
+        world: WorldState {
+            tick,
+            players,
+            orbs,
+            projectiles,
+        },
+        checksum,
+    })
+}
+
+// ---- players ----------------------------------------------------------------------------
+
+fn predicted_pos(base: &PlayerState, vel: QVec, age: i32, params: &Params) -> QVec {
+    let (dx, dy) = (displacement(vel.x, params), displacement(vel.y, params));
+    QVec::new(
+        base.pos.x.wrapping_add(dx.wrapping_mul(age)),
+        base.pos.y.wrapping_add(dy.wrapping_mul(age)),
+    )
+}
+
+fn predicted_cooldown(base: &PlayerState, age: i32) -> i64 {
+    (i64::from(base.cooldown) - i64::from(age)).max(0)
+}
+
+fn encode_players(
+    w: &mut BitWriter,
+    base: Option<&[PlayerState]>,
+    cur: &[PlayerState],
+    age: i32,
+    params: &Params,
+) {
+    let mut created: Vec<&PlayerState> = Vec::new();
+    if let Some(base) = base {
+        let mut prev_mask = 0u8;
+        let mut ci = 0;
+        for b in base {
+            while ci < cur.len() && cur[ci].id < b.id {
+                created.push(&cur[ci]);
+                ci += 1;
+            }
+            // A player whose name changed under the same id is sent as removed + created.
+            let kept = match cur.get(ci) {
+                Some(c) if c.id == b.id => {
+                    ci += 1;
+                    if c.name == b.name {
+                        Some(c)
+                    } else {
+                        created.push(c);
+                        None
+                    }
+                }
+                _ => None,
+            };
+            let Some(c) = kept else {
+                w.bit(true); // changed
+                w.bit(true); // removed
+                continue;
+            };
+            let pos_pred = predicted_pos(b, c.vel, age, params);
+            let r_vel = (
+                i64::from(c.vel.x) - i64::from(b.vel.x),
+                i64::from(c.vel.y) - i64::from(b.vel.y),
+            );
+            let r_pos = (
+                i64::from(c.pos.x) - i64::from(pos_pred.x),
+                i64::from(c.pos.y) - i64::from(pos_pred.y),
+            );
+            let r_aim = i64::from(c.aim.diff(b.aim));
+            let r_seq = i64::from(c.last_seq.diff(b.last_seq.add(age as u32)));
+            let r_score = i64::from(c.score) - i64::from(b.score);
+            let r_cool = i64::from(c.cooldown) - predicted_cooldown(b, age);
+            let r_deaths = i64::from(c.deaths) - i64::from(b.deaths);
+            let mut mask = 0u8;
+            if r_vel != (0, 0) {
+                mask |= F_VEL;
+            }
+            if r_pos != (0, 0) {
+                mask |= F_POS;
+            }
+            if r_aim != 0 {
+                mask |= F_AIM;
+            }
+            if r_seq != 0 {
+                mask |= F_SEQ;
+            }
+            if r_score != 0 {
+                mask |= F_SCORE;
+            }
+            if r_cool != 0 {
+                mask |= F_COOLDOWN;
+            }
+            if r_deaths != 0 {
+                mask |= F_DEATHS;
+            }
+            if mask == 0 {
+                w.bit(false);
+                continue;
+            }
+            w.bit(true);
+            w.bit(false);
+            if mask == prev_mask {
+                w.bit(true);
+            } else {
+                w.bit(false);
+                w.bits(u64::from(mask), MASK_BITS);
+                prev_mask = mask;
+            }
+            if mask & F_VEL != 0 {
+                w.signed(r_vel.0, 3);
+                w.signed(r_vel.1, 3);
+            }
+            if mask & F_POS != 0 {
+                w.signed(r_pos.0, 2);
+                w.signed(r_pos.1, 2);
+            }
+            if mask & F_AIM != 0 {
+                w.signed(r_aim, 3);
+            }
+            if mask & F_SEQ != 0 {
+                w.signed(r_seq, 0);
+            }
+            if mask & F_SCORE != 0 {
+                w.signed(r_score, 0);
+            }
+            if mask & F_COOLDOWN != 0 {
+                w.signed(r_cool, 1);
+            }
+            if mask & F_DEATHS != 0 {
+                w.signed(r_deaths, 0);
+            }
+        }
+        created.extend(&cur[ci..]);
+    } else {
+        created.extend(cur);
+    }
+    w.exp_golomb(created.len() as u64, 0);
+    let mut prev: Option<u32> = None;
+    for p in created {
+        write_id(w, &mut prev, p.id.0);
+        // Names are cleaned at join (`rules::clean_name`); this only guards the field width.
+        let name = crate::rules::truncate_utf8(&p.name, MAX_NAME_BYTES).as_bytes();
+        w.bits(name.len() as u64, 5);
+        for &b in name {
+            w.bits(u64::from(b), 8);
+        }
+        w.signed(i64::from(p.pos.x), 13);
+        w.signed(i64::from(p.pos.y), 13);
+        w.signed(i64::from(p.vel.x), 6);
+        w.signed(i64::from(p.vel.y), 6);
+        w.bits(u64::from(p.aim.steps()), AIM_BITS);
+        w.exp_golomb(u64::from(p.score), 4);
+        w.bits(u64::from(p.last_seq.0), 32);
+        w.exp_golomb(u64::from(p.cooldown), 2);
+        w.exp_golomb(u64::from(p.deaths), 1);
+    }
+}
+
+fn write_id(w: &mut BitWriter, prev: &mut Option<u32>, id: u32) {
+    match *prev {
+        None => w.exp_golomb(u64::from(id), 0),
+        Some(p) => w.exp_golomb(u64::from(id - p - 1), 0),
+    }
+    *prev = Some(id);
+}
+
+fn read_id(r: &mut BitReader<'_>, prev: &mut Option<u32>) -> Result<u32, CodecError> {
+    let v = r.exp_golomb(0)?;
+    let id = match *prev {
+        None => v,
+        Some(p) => u64::from(p) + 1 + v,
+    };
+    let id = u32::try_from(id).map_err(|_| CodecError::BadId(id))?;
+    *prev = Some(id);
+    Ok(id)
+}
+
+fn to_i32(v: i64, what: &'static str) -> Result<i32, CodecError> {
+    i32::try_from(v).map_err(|_| CodecError::OutOfRange(what))
+}
+
+fn add_i32(base: i32, r: i64, what: &'static str) -> Result<i32, CodecError> {
+    to_i32(i64::from(base) + r, what)
+}
+
+fn decode_players(
+    r: &mut BitReader<'_>,
+    base: Option<&[PlayerState]>,
+    age: i32,
+    params: &Params,
+) -> Result<Vec<PlayerState>, CodecError> {
+    let mut out: Vec<PlayerState> = Vec::with_capacity(base.map_or(0, <[_]>::len));
+    if let Some(base) = base {
+        let mut prev_mask = 0u8;
+        for b in base {
+            let mask = if !r.bit()? {
+                0 // exactly as predicted
+            } else if r.bit()? {
+                continue; // removed
+            } else {
+                if !r.bit()? {
+                    prev_mask = r.bits(MASK_BITS)? as u8;
+                }
+                prev_mask
+            };
+            let mut p = b.clone();
+            if mask & F_VEL != 0 {
+                p.vel.x = add_i32(b.vel.x, r.signed(3)?, "velocity")?;
+                p.vel.y = add_i32(b.vel.y, r.signed(3)?, "velocity")?;
+            }
+            let pred = predicted_pos(b, p.vel, age, params);
+            p.pos = pred;
+            if mask & F_POS != 0 {
+                p.pos.x = add_i32(pred.x, r.signed(2)?, "position")?;
+                p.pos.y = add_i32(pred.y, r.signed(2)?, "position")?;
+            }
+            if mask & F_AIM != 0 {
+                let d = r.signed(3)?;
+                if d.abs() > i64::from(AIM_STEPS) {
+                    return Err(CodecError::OutOfRange("aim"));
+                }
+                p.aim = b.aim.offset(d as i32);
+            }
+            p.last_seq = b.last_seq.add(age as u32);
+            if mask & F_SEQ != 0 {
+                p.last_seq = Seq(p
+                    .last_seq
+                    .0
+                    .wrapping_add(to_i32(r.signed(0)?, "seq")? as u32));
+            }
+            if mask & F_SCORE != 0 {
+                p.score = u32::try_from(i64::from(b.score) + r.signed(0)?)
+                    .map_err(|_| CodecError::OutOfRange("score"))?;
+            }
+            let cool = predicted_cooldown(b, age)
+                + if mask & F_COOLDOWN != 0 {
+                    r.signed(1)?
+                } else {
+                    0
+                };
+            p.cooldown = u16::try_from(cool).map_err(|_| CodecError::OutOfRange("cooldown"))?;
+            if mask & F_DEATHS != 0 {
+                p.deaths = u16::try_from(i64::from(b.deaths) + r.signed(0)?)
+                    .map_err(|_| CodecError::OutOfRange("deaths"))?;
+            }
+            out.push(p);
+        }
+    }
+    let count = r.exp_golomb(0)?;
+    if count as usize > MAX_PLAYERS || out.len() + count as usize > MAX_PLAYERS {
+        return Err(CodecError::TooMany {
+            what: "players",
+            count,
+        });
+    }
+    let mut prev = None;
+    let kept = out.len();
+    for _ in 0..count {
+        let id = PlayerId(read_id(r, &mut prev)?);
+        let len = r.bits(5)? as usize;
+        if len > MAX_NAME_BYTES {
+            return Err(CodecError::OutOfRange("name length"));
+        }
+        let mut name = Vec::with_capacity(len);
+        for _ in 0..len {
+            name.push(r.bits(8)? as u8);
+        }
+        let name: Arc<str> = String::from_utf8(name)
+            .map_err(|_| CodecError::BadName)?
+            .into();
+        let pos = QVec::new(
+            to_i32(r.signed(13)?, "position")?,
+            to_i32(r.signed(13)?, "position")?,
+        );
+        let vel = QVec::new(
+            to_i32(r.signed(6)?, "velocity")?,
+            to_i32(r.signed(6)?, "velocity")?,
+        );
+        let aim = QAngle::new(r.bits(AIM_BITS)? as u16);
+        let score = u32::try_from(r.exp_golomb(4)?).map_err(|_| CodecError::OutOfRange("score"))?;
+        let last_seq = Seq(r.bits(32)? as u32);
+        let cooldown =
+            u16::try_from(r.exp_golomb(2)?).map_err(|_| CodecError::OutOfRange("cooldown"))?;
+        let deaths =
+            u16::try_from(r.exp_golomb(1)?).map_err(|_| CodecError::OutOfRange("deaths"))?;
+        out.push(PlayerState {
+            id,
+            name,
+            pos,
+            vel,
+            aim,
+            score,
+            last_seq,
+            cooldown,
+            deaths,
+        });
+    }
+    if count > 0 && kept > 0 {
+        out.sort_by_key(|p| p.id);
+    }
+    if out.windows(2).any(|w| w[0].id >= w[1].id) {
+        return Err(CodecError::BadId(0));
+    }
+    Ok(out)
+}
+
+// ---- orbs -------------------------------------------------------------------------------
+
+fn write_pos(w: &mut BitWriter, p: QVec) {
+    w.signed(i64::from(p.x), 13);
+    w.signed(i64::from(p.y), 13);
+}
+
+fn read_pos(r: &mut BitReader<'_>) -> Result<QVec, CodecError> {
+    Ok(QVec::new(
+        to_i32(r.signed(13)?, "position")?,
+        to_i32(r.signed(13)?, "position")?,
+    ))
+}
+
+fn encode_orbs(w: &mut BitWriter, base: Option<&[QVec]>, cur: &[QVec]) {
+    match base {
+        Some(base) if base.len() == cur.len() => {
+            w.bit(false);
+            let moved: Vec<usize> = (0..cur.len()).filter(|&i| cur[i] != base[i]).collect();
+            w.exp_golomb(moved.len() as u64, 0);
+            let mut prev = None;
+            for i in moved {
+                write_id(w, &mut prev, i as u32);
+                write_pos(w, cur[i]);
+            }
+        }
+        _ => {
+            w.bit(true);
+            w.exp_golomb(cur.len() as u64, 0);
+            for &o in cur {
+                write_pos(w, o);
+            }
+        }
+    }
+}
+
+fn decode_orbs(r: &mut BitReader<'_>, base: Option<&[QVec]>) -> Result<Vec<QVec>, CodecError> {
+    let full = r.bit()?;
+    let count = r.exp_golomb(0)?;
+    if count as usize > MAX_ORBS {
+        return Err(CodecError::TooMany {
+            what: "orbs",
+            count,
+        });
+    }
+    if full {
+        return (0..count).map(|_| read_pos(r)).collect();
+    }
+    let Some(base) = base else {
+        return Err(CodecError::OutOfRange("orb delta without a baseline"));
+    };
+    let mut orbs = base.to_vec();
+    let mut prev = None;
+    for _ in 0..count {
+        let i = read_id(r, &mut prev)? as usize;
+        let slot = orbs.get_mut(i).ok_or(CodecError::OutOfRange("orb index"))?;
+        *slot = read_pos(r)?;
+    }
+    Ok(orbs)
+}
+
+// ---- projectiles ------------------------------------------------------------------------
+
+fn encode_projectiles(w: &mut BitWriter, base: Option<&[Projectile]>, cur: &WorldState) {
+    let mut created: Vec<&Projectile> = Vec::new();
+    if let Some(base) = base {
+        let mut ci = 0;
+        for b in base {
+            while ci < cur.projectiles.len() && cur.projectiles[ci].id < b.id {
+                created.push(&cur.projectiles[ci]);
+                ci += 1;
+            }
+            match cur.projectiles.get(ci) {
+                Some(c) if c.id == b.id => {
+                    ci += 1;
+                    if c == b {
+                        w.bit(false);
+                    } else {
+                        w.bit(true);
+                        created.push(c);
+                    }
+                }
+                _ => w.bit(true),
+            }
+        }
+        created.extend(&cur.projectiles[ci..]);
+    } else {
+        created.extend(&cur.projectiles);
+    }
+    w.exp_golomb(created.len() as u64, 0);
+    let mut prev = None;
+    for p in created {
+        write_id(w, &mut prev, p.id);
+        w.exp_golomb(u64::from(p.owner.0), 0);
+        write_pos(w, p.origin);
+        w.bits(u64::from(p.aim.steps()), AIM_BITS);
+        w.signed(i64::from(cur.tick.diff(p.spawn_tick)), 2);
+    }
+}
+
+fn decode_projectiles(
+    r: &mut BitReader<'_>,
+    base: Option<&[Projectile]>,
+    tick: Tick,
+) -> Result<Vec<Projectile>, CodecError> {
+    let mut out = Vec::new();
+    if let Some(base) = base {
+        for b in base {
+            if !r.bit()? {
+                out.push(*b);
+            }
+        }
+    }
+    let count = r.exp_golomb(0)?;
+    if count as usize > MAX_PROJECTILES || out.len() + count as usize > MAX_PROJECTILES {
+        return Err(CodecError::TooMany {
+            what: "projectiles",
+            count,
+        });
+    }
+    let kept = out.len();
+    let mut prev = None;
+    for _ in 0..count {
+        let id = read_id(r, &mut prev)?;
+        let owner =
+            PlayerId(u32::try_from(r.exp_golomb(0)?).map_err(|_| CodecError::OutOfRange("owner"))?);
+        let origin = read_pos(r)?;
+        let aim = QAngle::new(r.bits(AIM_BITS)? as u16);
+        let age = to_i32(r.signed(2)?, "projectile age")?;
+        out.push(Projectile {
+            id,
+            owner,
+            origin,
+            aim,
+            spawn_tick: Tick(tick.0.wrapping_sub(age as u32)),
+        });
+    }
+    if count > 0 && kept > 0 {
+        out.sort_by_key(|p| p.id);
+    }
+    if out.windows(2).any(|w| w[0].id >= w[1].id) {
+        return Err(CodecError::BadId(0));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+use super::*;
+use crate::protocol::InputFrame;
+use crate::quant::MoveVec;
+use crate::rules::ORB_COUNT;
+use crate::sim::Game;
+use proptest::prelude::*;
+
+fn arb_name() -> impl Strategy<Value = Arc<str>> {
+    "[a-zA-Zé0-9 ]{0,8}".prop_map(|s| Arc::from(crate::rules::truncate_utf8(&s, MAX_NAME_BYTES)))
+}
+
+fn arb_vec(range: i32) -> impl Strategy<Value = QVec> {
+    (-range..=range, -range..=range).prop_map(|(x, y)| QVec::new(x, y))
+}
+
+fn arb_player(id: u32) -> impl Strategy<Value = PlayerState> {
+    (
+        arb_name(),
+        arb_vec(20_000),
+        arb_vec(3_000),
+        0u16..AIM_STEPS,
+        0u32..100_000,
+        any::<u32>(),
+        0u16..200,
+        0u16..500,
+    )
+        .prop_map(
+            move |(name, pos, vel, aim, score, seq, cooldown, deaths)| PlayerState {
+                id: PlayerId(id),
+                name,
+                pos,
+                vel,
+                aim: QAngle::new(aim),
+                score,
+                last_seq: Seq(seq),
+                cooldown,
+                deaths,
+            },
+        )
+}
+
+fn arb_world(tick: u32) -> impl Strategy<Value = WorldState> {
+    let players = proptest::collection::btree_set(0u32..64, 0..20)
+        .prop_flat_map(|ids| ids.into_iter().map(arb_player).collect::<Vec<_>>());
+    let projectiles = proptest::collection::btree_set(0u32..200, 0..12).prop_flat_map(move |ids| {
+        ids.into_iter()
+            .map(|id| {
+                (0u32..64, arb_vec(16_000), 0u16..AIM_STEPS, 0u32..40).prop_map(
+                    move |(owner, origin, aim, age)| Projectile {
+                        id,
+                        owner: PlayerId(owner),
+                        origin,
+                        aim: QAngle::new(aim),
+                        spawn_tick: Tick(tick.wrapping_sub(age)),
+                    },
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    let orbs = proptest::collection::vec(arb_vec(16_000), ORB_COUNT..=ORB_COUNT);
+    (players, orbs, projectiles).prop_map(move |(players, orbs, projectiles)| WorldState {
+        tick: Tick(tick),
+        players,
+        orbs,
+        projectiles,
+    })
+}
+
+/// A pair of worlds where the second is usually a small change of the first.
+fn arb_pair() -> impl Strategy<Value = (WorldState, WorldState)> {
+    (any::<u32>(), 1u32..40).prop_flat_map(|(t, age)| {
+        let t2 = t.wrapping_add(age);
+        (arb_world(t), arb_world(t2), any::<u64>()).prop_map(|(a, mut b, mix)| {
+            // Keep some of a's entities unchanged in b so the delta paths are exercised.
+            if mix % 2 == 0 {
+                let present: std::collections::BTreeSet<PlayerId> =
+                    b.players.iter().map(|p| p.id).collect();
+                for p in &a.players {
+                    if !present.contains(&p.id) && p.id.0 % 3 != 0 {
+                        b.players.push(p.clone());
+                    }
+                }
+                b.players.sort_by_key(|p| p.id);
+                b.orbs[..ORB_COUNT / 2].copy_from_slice(&a.orbs[..ORB_COUNT / 2]);
+                for pr in &a.projectiles {
+                    if !b.projectiles.iter().any(|x| x.id == pr.id) {
+                        b.projectiles.push(*pr);
+                    }
+                }
+                b.projectiles.sort_by_key(|p| p.id);
+            }
+            (a, b)
+        })
+    })
+}
+
+proptest! {
+    #[test]
+    fn delta_round_trips((a, b) in arb_pair(), hz in 10u32..=128, with_sum in any::<bool>()) {
+        let params = Params::new(hz);
+        let sum = with_sum.then(|| b.checksum());
+        let bytes = encode(Some(&a), &b, sum, &params);
+        let got = decode(Some(&a), b.tick, &bytes, &params).expect("decodes");
+        prop_assert_eq!(&got.world, &b);
+        prop_assert_eq!(got.verify(), with_sum.then_some(true));
+    }
+
+    #[test]
+    fn full_round_trips(b in arb_world(77)) {
+        let params = Params::default();
+        let bytes = encode(None, &b, Some(b.checksum()), &params);
+        let got = decode(None, b.tick, &bytes, &params).expect("decodes");
+        prop_assert_eq!(&got.world, &b);
+        prop_assert_eq!(got.verify(), Some(true));
+    }
+
+    #[test]
+    fn garbage_never_panics(base in arb_world(10), bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let params = Params::default();
+        let _ = decode(Some(&base), Tick(11), &bytes, &params);
+        let _ = decode(None, Tick(11), &bytes, &params);
+    }
+
+    #[test]
+    fn truncated_snapshots_are_errors((a, b) in arb_pair()) {
+        let params = Params::default();
+        let bytes = encode(Some(&a), &b, Some(b.checksum()), &params);
+        for cut in 0..bytes.len() {
+            let whole = Decoded { world: b.clone(), checksum: Some(b.checksum()) };
+            let r = decode(Some(&a), b.tick, &bytes[..cut], &params);
+            prop_assert!(r.as_ref().ok() != Some(&whole), "a cut at {} decoded as the whole", cut);
+        }
+    }
+}
+
+#[test]
+fn baseline_must_precede_the_tick() {
+    let params = Params::default();
+    let w = WorldState {
+        tick: Tick(5),
+        ..WorldState::default()
+    };
+    let bytes = encode(None, &w, None, &params);
+    assert!(matches!(
+        decode(Some(&w), Tick(5), &bytes, &params),
+        Err(CodecError::BadBaseline { .. })
+    ));
+}
+
+/// The benchmark workload (wander: a bounded random walk of direction, aim = direction) for
+/// 16 players, as the bots play it; returns consecutive worlds.
+fn wander_worlds(players: usize, ticks: u32) -> Vec<WorldState> {
+    let mut g = Game::new(42, Params::new(30));
+    let ids: Vec<PlayerId> = (0..players)
+        .map(|i| g.add_player(format!("bot{i}").into()))
+        .collect();
+    let mut rng = crate::rng::Rng::new(7);
+    let mut theta: Vec<i32> = ids.iter().map(|_| rng.range_i32(0, 1023)).collect();
+    let mut out = Vec::new();
+    for t in 1..=ticks {
+        let frames: Vec<InputFrame> = theta
+            .iter_mut()
+            .map(|th| {
+                // +-0.3 rad is about +-49 aim steps.
+                *th = (*th + rng.range_i32(-49, 49)).rem_euclid(1024);
+                let a = QAngle::new(*th as u16);
+                InputFrame {
+                    seq: Seq(t),
+                    mv: MoveVec {
+                        x: (crate::quant::cos_q14(a) * 127 / 16384) as i8,
+                        y: (crate::quant::sin_q14(a) * 127 / 16384) as i8,
+                    },
+                    aim: a,
+                    buttons: 0,
+                }
+            })
+            .collect();
+        g.step(|id| frames.get((id.0 - 1) as usize).copied());
+        out.push(g.world.clone());
+    }
+    out
+}
+
+#[test]
+fn sixteen_player_snapshot_sizes() {
+    let params = Params::new(30);
+    let worlds = wander_worlds(16, 300);
+    let full = encode(None, &worlds[299], Some(worlds[299].checksum()), &params);
+    let mut delta_total = 0usize;
+    for pair in worlds[1..].windows(2) {
+        let bytes = encode(Some(&pair[0]), &pair[1], None, &params);
+        let got = decode(Some(&pair[0]), pair[1].tick, &bytes, &params).expect("decodes");
+        assert_eq!(got.world, pair[1]);
+        delta_total += bytes.len();
+    }
+    let delta_avg = delta_total as f64 / 298.0;
+    println!(
+        "16 players, 48 orbs: full {} bytes, delta {:.1} bytes on average",
+        full.len(),
+        delta_avg
+    );
+    // The point of delta coding: a tick's change costs a fraction of the world.
+    assert!(
+        delta_avg * 3.0 < full.len() as f64,
+        "delta {delta_avg} vs full {}",
+        full.len()
+    );
+}

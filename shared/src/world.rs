@@ -1,0 +1,160 @@
+//! The quantized world a snapshot carries: players, orbs and projectiles at one tick, plus
+//! the checksum that lets a client prove it decoded exactly what the server has.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::quant::{POS_SCALE, QAngle, QVec, TRIG_ONE, cos_q14, div_round, sin_q14};
+use crate::rules::{PROJECTILE_SPEED, Params};
+use crate::tick::{Seq, Tick};
+
+/// A player's id, unique within a match and never reused there.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct PlayerId(pub u32);
+
+impl std::fmt::Display for PlayerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One player's authoritative state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlayerState {
+    pub id: PlayerId,
+    /// Display name, at most `MAX_NAME_BYTES` of UTF-8. Immutable for the player's life.
+    pub name: Arc<str>,
+    /// Centre, position steps.
+    pub pos: QVec,
+    /// Velocity, velocity steps.
+    pub vel: QVec,
+    pub aim: QAngle,
+    pub score: u32,
+    /// The last input sequence number the server applied: the client's acknowledgement.
+    pub last_seq: Seq,
+    /// Ticks until this player may fire again.
+    pub cooldown: u16,
+    /// Times this player was tagged (each tag respawns it).
+    pub deaths: u16,
+}
+
+/// A projectile. Its motion is a pure function of where and when it was fired, so it never
+/// changes after creation: the codec only sends creations and removals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Projectile {
+    pub id: u32,
+    pub owner: PlayerId,
+    /// Position at `spawn_tick`.
+    pub origin: QVec,
+    pub aim: QAngle,
+    pub spawn_tick: Tick,
+}
+
+impl Projectile {
+    /// Displacement per tick, position steps.
+    #[must_use]
+    pub fn step(aim: QAngle, params: &Params) -> QVec {
+        let per_tick = |trig: i32| {
+            let n = i64::from(trig) * i64::from(PROJECTILE_SPEED) * i64::from(POS_SCALE);
+            div_round(n, i64::from(TRIG_ONE) * i64::from(params.tick_hz)) as i32
+        };
+        QVec::new(per_tick(cos_q14(aim)), per_tick(sin_q14(aim)))
+    }
+
+    /// Position at tick `now`.
+    #[must_use]
+    pub fn pos_at(&self, now: Tick, params: &Params) -> QVec {
+        let age = now.diff(self.spawn_tick).max(0);
+        let s = Self::step(self.aim, params);
+        QVec::new(self.origin.x + s.x * age, self.origin.y + s.y * age)
+    }
+}
+
+/// The world at one tick: what a snapshot carries. Players and projectiles are sorted by id;
+/// `orbs` has `ORB_COUNT` entries (orb `i` is the `i`-th slot).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorldState {
+    pub tick: Tick,
+    pub players: Vec<PlayerState>,
+    pub orbs: Vec<QVec>,
+    pub projectiles: Vec<Projectile>,
+}
+
+impl WorldState {
+    /// The player with `id`, if present.
+    #[must_use]
+    pub fn player(&self, id: PlayerId) -> Option<&PlayerState> {
+        self.players
+            .binary_search_by_key(&id, |p| p.id)
+            .ok()
+            .map(|i| &self.players[i])
+    }
+
+    /// FNV-1a (32-bit) over every field of the world in canonical order. Sent at least once a
+    /// second; a client whose decoded world hashes differently has desynced.
+    #[must_use]
+    pub fn checksum(&self) -> u32 {
+        let mut h = Fnv::new();
+        h.u32(self.tick.0);
+        h.u32(self.players.len() as u32);
+        for p in &self.players {
+            h.u32(p.id.0);
+            h.bytes(p.name.as_bytes());
+            h.i32(p.pos.x);
+            h.i32(p.pos.y);
+            h.i32(p.vel.x);
+            h.i32(p.vel.y);
+            h.u32(u32::from(p.aim.steps()));
+            h.u32(p.score);
+            h.u32(p.last_seq.0);
+            h.u32(u32::from(p.cooldown));
+            h.u32(u32::from(p.deaths));
+        }
+        h.u32(self.orbs.len() as u32);
+        for o in &self.orbs {
+            h.i32(o.x);
+            h.i32(o.y);
+        }
+        h.u32(self.projectiles.len() as u32);
+        for p in &self.projectiles {
+            h.u32(p.id);
+            h.u32(p.owner.0);
+            h.i32(p.origin.x);
+            h.i32(p.origin.y);
+            h.u32(u32::from(p.aim.steps()));
+            h.u32(p.spawn_tick.0);
+        }
+        h.finish()
+    }
+}
+
+struct Fnv(u32);
+
+impl Fnv {
+    fn new() -> Self {
+        Self(0x811C_9DC5)
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        for &x in b {
+            self.0 ^= u32::from(x);
+            self.0 = self.0.wrapping_mul(0x0100_0193);
+        }
+    }
+    fn u32(&mut self, v: u32) {
+        for x in v.to_le_bytes() {
+            self.0 ^= u32::from(x);
+            self.0 = self.0.wrapping_mul(0x0100_0193);
+        }
+    }
+    fn i32(&mut self, v: i32) {
+        self.u32(v as u32);
+    }
+    fn finish(&self) -> u32 {
+        self.0
+    }
+}
