@@ -1,1 +1,8 @@
-fn main() {}
+//! `skirmish-bots`: not built yet. See issue 3 (bot swarm load tester, benchmarks, Colyseus comparison).
+
+fn main() {
+    eprintln!(
+        "skirmish-bots is not implemented yet: it is the work of issue 3 (see docs/status.md)"
+    );
+    std::process::exit(2);
+}

@@ -1,1 +1,115 @@
+//! The Skirmish server as a library: everything `main` wires up, and what the integration
+//! tests start on `127.0.0.1:0`.
+//!
+//! - [`config`] — flags and defaults.
+//! - [`http`] — axum routes, including the pre-upgrade checks of `/ws`.
+//! - [`registry`] — matches and seat reservations.
+//! - [`match_loop`] — one task per match, the fixed-timestep loop.
+//! - [`fanout`] — encode once per tick, publish on a `watch` channel.
+//! - [`connection`] — a player's reader and writer, close handshake, abuse handling.
+//! - [`stats`] — counters.
 
+pub mod config;
+pub mod connection;
+pub mod fanout;
+pub mod http;
+pub mod match_loop;
+pub mod registry;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use config::Config;
+
+use crate::http::AppState;
+use crate::match_loop::MatchContext;
+use crate::registry::Registry;
+use crate::stats::Stats;
+
+/// How long shutdown waits for connections to finish their close handshakes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    pub local_addr: SocketAddr,
+    pub stats: Arc<Stats>,
+    pub state: AppState,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Binds `config.addr` and starts serving.
+    pub async fn start(config: Config) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let local_addr = listener.local_addr()?;
+        let stats = Arc::new(Stats::default());
+        let matches = MatchContext {
+            registry: Arc::new(Registry::default()),
+            stats: stats.clone(),
+            shutdown: CancellationToken::new(),
+        };
+        let seed = config.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+        let send_buffer = config.send_buffer;
+        let state = AppState::new(config, matches, seed);
+        let app = http::router(state.clone());
+        let shutdown = state.matches.shutdown.clone();
+        let listener = listener.tap_io(move |tcp| {
+            // Latency over throughput: snapshots go out as soon as they are written.
+            if let Err(e) = tcp.set_nodelay(true) {
+                warn!("TCP_NODELAY: {e}");
+            }
+            if let Some(size) = send_buffer
+                && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(size as usize)
+            {
+                warn!("SO_SNDBUF: {e}");
+            }
+        });
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        });
+        info!(%local_addr, "listening (HTTP API and WebSocket /ws)");
+        Ok(Self {
+            local_addr,
+            stats,
+            state,
+            task,
+        })
+    }
+
+    /// `http://<local_addr>`.
+    #[must_use]
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Stops accepting, closes every connection with 1001, and waits for them (bounded).
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.state.matches.shutdown.cancel();
+        self.state.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
+        match tokio::time::timeout(SHUTDOWN_GRACE, self.task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(std::io::Error::other(e)),
+            Err(_) => Ok(()),
+        }
+    }
+}

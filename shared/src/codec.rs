@@ -211,7 +211,7 @@ fn encode_players(
                 i64::from(c.pos.y) - i64::from(pos_pred.y),
             );
             let r_aim = i64::from(c.aim.diff(b.aim));
-            let r_seq = i64::from(c.last_seq.diff(b.last_seq.add(age as u32)));
+            let r_seq = i64::from(c.last_seq.diff(b.last_seq.plus(age as u32)));
             let r_score = i64::from(c.score) - i64::from(b.score);
             let r_cool = i64::from(c.cooldown) - predicted_cooldown(b, age);
             let r_deaths = i64::from(c.deaths) - i64::from(b.deaths);
@@ -365,7 +365,7 @@ fn decode_players(
                 }
                 p.aim = b.aim.offset(d as i32);
             }
-            p.last_seq = b.last_seq.add(age as u32);
+            p.last_seq = b.last_seq.plus(age as u32);
             if mask & F_SEQ != 0 {
                 p.last_seq = Seq(p
                     .last_seq

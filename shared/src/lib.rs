@@ -3,18 +3,18 @@
 //! The server and every client (the Bevy game, the bots, the browser page) run the same
 //! deterministic rules on the same quantized numbers, and speak the same wire format:
 //!
-//! - [`tick`]: wrap-around-safe `Tick` and input `Seq` newtypes.
-//! - [`quant`]: quantized value types (`QVec`, `QAngle`, `MoveVec`) and the integer math the
+//! - [`tick`] — wrap-around-safe `Tick` and input `Seq` newtypes.
+//! - [`quant`] — quantized value types (`QVec`, `QAngle`, `MoveVec`) and the integer math the
 //!   rules use (sine table, damping factor, square root): no platform float functions.
-//! - [`rules`]: the game's named constants and per-tick-rate parameters.
-//! - [`rng`]: the match's seeded deterministic random number generator.
-//! - [`world`]: the quantized world state (players, orbs, projectiles) and its checksum.
-//! - [`sim`]: `step`, the authoritative fixed-tick rules, and `apply_input`, the part a client
+//! - [`rules`] — the game's named constants and per-tick-rate parameters.
+//! - [`rng`] — the match's seeded deterministic random number generator.
+//! - [`world`] — the quantized world state (players, orbs, projectiles) and its checksum.
+//! - [`sim`] — `step`, the authoritative fixed-tick rules, and `apply_input`, the part a client
 //!   predicts.
-//! - [`bits`]: bit-level writer and reader with zig-zag and Exp-Golomb codes.
-//! - [`codec`]: the delta snapshot codec.
-//! - [`protocol`]: the bincode message envelope, input frames, close codes, version.
-//! - [`receiver`]: sans-IO client side of the snapshot stream (baseline tracking, checksum
+//! - [`bits`] — bit-level writer and reader with zig-zag and Exp-Golomb codes.
+//! - [`codec`] — the delta snapshot codec.
+//! - [`protocol`] — the bincode message envelope, input frames, close codes, version.
+//! - [`receiver`] — sans-IO client side of the snapshot stream (baseline tracking, checksum
 //!   verification, desync counting).
 //! - `client` (feature `client`): a WebSocket client used by the Bevy game, bots and tests.
 

@@ -66,7 +66,7 @@ impl SnapshotMsg {
     /// The baseline tick, or `None` for a full snapshot.
     #[must_use]
     pub fn baseline(&self) -> Option<Tick> {
-        (self.baseline_age != 0).then(|| self.tick.sub(self.baseline_age))
+        (self.baseline_age != 0).then(|| self.tick.minus(self.baseline_age))
     }
 }
 

@@ -22,13 +22,13 @@ macro_rules! wrapping_counter {
 
             /// `self + n`, wrapping.
             #[must_use]
-            pub fn add(self, n: u32) -> Self {
+            pub fn plus(self, n: u32) -> Self {
                 Self(self.0.wrapping_add(n))
             }
 
             /// `self - n`, wrapping.
             #[must_use]
-            pub fn sub(self, n: u32) -> Self {
+            pub fn minus(self, n: u32) -> Self {
                 Self(self.0.wrapping_sub(n))
             }
 
@@ -76,7 +76,7 @@ mod tests {
         assert!(!last.is_after(first));
         assert_eq!(first.diff(last), 1);
         assert_eq!(last.diff(first), -1);
-        assert_eq!(Tick(3).sub(5), Tick(u32::MAX - 1));
+        assert_eq!(Tick(3).minus(5), Tick(u32::MAX - 1));
         assert!(Seq(2).is_after(Seq(u32::MAX - 2)));
         assert!(Seq(7).is_at_or_after(Seq(7)));
     }

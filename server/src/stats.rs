@@ -1,0 +1,56 @@
+//! Server-wide counters, updated with relaxed atomics on the hot paths and read by the HTTP
+//! API, tests and (later) the Prometheus exporter.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One counter or gauge.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    #[must_use]
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything the server counts.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Open WebSocket connections (gauge).
+    pub connections: Counter,
+    /// Live matches (gauge).
+    pub matches: Counter,
+    pub ticks: Counter,
+    /// Ticks that finished after the next one was due.
+    pub tick_overruns: Counter,
+    /// Ticks dropped because the loop fell too far behind to catch up.
+    pub ticks_skipped: Counter,
+    /// Total time spent simulating and encoding ticks, microseconds.
+    pub tick_busy_us: Counter,
+    pub bytes_out: Counter,
+    pub messages_out: Counter,
+    pub bytes_in: Counter,
+    pub messages_in: Counter,
+    /// Snapshots a slow client never got because a newer one replaced them.
+    pub snapshots_skipped: Counter,
+    /// Snapshots encoded for one client (behind, or after a resync) instead of shared.
+    pub snapshots_encoded_per_client: Counter,
+    pub inputs_received: Counter,
+    /// Inputs dropped because the player's queue was full.
+    pub inputs_dropped: Counter,
+    /// Connections closed by the server for misbehaviour (1002, 1003, 1007, 1008, 1009).
+    pub closes_protocol: Counter,
+    pub closes_policy: Counter,
+    pub closes_too_big: Counter,
+    pub closes_unsupported: Counter,
+}

@@ -1,0 +1,175 @@
+//! Helpers for the integration tests: a real server on 127.0.0.1:0, real WebSocket clients
+//! (the shared crate's client), and a small HTTP client.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use skirmish_server::{Config, Server};
+use skirmish_shared::client::{self, Incoming, JoinOptions, Receiver, Sender};
+use skirmish_shared::protocol::{ClientMessage, InputFrame, ServerMessage};
+use skirmish_shared::quant::{MoveVec, QAngle};
+use skirmish_shared::receiver::{Received, SnapshotReceiver};
+use skirmish_shared::rules::Params;
+use skirmish_shared::tick::Seq;
+use skirmish_shared::world::{PlayerId, WorldState};
+
+/// Every wait in a test ends by this deadline.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+pub async fn start(config: Config) -> Server {
+    Server::start(config)
+        .await
+        .expect("server starts on 127.0.0.1:0")
+}
+
+pub async fn start_default() -> Server {
+    start(Config::ephemeral()).await
+}
+
+/// A plain HTTP request; returns status and body.
+pub async fn http(server: &Server, method: &str, path: &str) -> (u16, String) {
+    let tcp = tokio::net::TcpStream::connect(server.local_addr)
+        .await
+        .expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", server.local_addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("response");
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+pub async fn create_match(server: &Server) -> u32 {
+    let (status, body) = http(server, "POST", "/api/matches").await;
+    assert_eq!(status, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v["id"].as_u64().expect("id") as u32
+}
+
+/// A joined player: the connection halves, its id, and its decoded view of the world.
+pub struct Player {
+    pub rx: Receiver,
+    pub tx: Sender,
+    pub id: PlayerId,
+    pub match_id: u32,
+    pub params: Params,
+    pub worlds: SnapshotReceiver,
+    pub next_seq: u32,
+    pub bytes_received: usize,
+    pub snapshots: usize,
+}
+
+pub fn options(server: &Server, name: &str, match_id: Option<u32>) -> JoinOptions {
+    let mut o = JoinOptions::new(server.base_url(), name);
+    o.match_id = match_id;
+    o
+}
+
+/// Joins and waits for the Welcome.
+pub async fn join(server: &Server, name: &str, match_id: Option<u32>) -> Player {
+    join_with(options(server, name, match_id)).await
+}
+
+pub async fn join_with(opts: JoinOptions) -> Player {
+    let (mut rx, tx) = client::connect(&opts).await.expect("join accepted").split();
+    let (msg, n) = tokio::time::timeout(DEADLINE, rx.recv_message())
+        .await
+        .expect("welcome in time")
+        .expect("welcome");
+    let ServerMessage::Welcome {
+        player_id,
+        match_id,
+        tick_hz,
+        snapshot,
+    } = msg
+    else {
+        panic!("expected Welcome, got {msg:?}");
+    };
+    let params = Params::new(tick_hz);
+    let mut worlds = SnapshotReceiver::new(params);
+    assert!(matches!(
+        worlds.receive(&snapshot),
+        Received::Applied { verified: true, .. }
+    ));
+    Player {
+        rx,
+        tx,
+        id: player_id,
+        match_id,
+        params,
+        worlds,
+        next_seq: 1,
+        bytes_received: n,
+        snapshots: 1,
+    }
+}
+
+impl Player {
+    /// Reads until the next snapshot is applied; returns the world.
+    pub async fn next_world(&mut self) -> &WorldState {
+        loop {
+            let (msg, n) = tokio::time::timeout(DEADLINE, self.rx.recv_message())
+                .await
+                .expect("snapshot in time")
+                .expect("connection stays open");
+            self.bytes_received += n;
+            if let ServerMessage::Snapshot(s) = msg {
+                self.snapshots += 1;
+                match self.worlds.receive(&s) {
+                    Received::Applied { .. } => break,
+                    other => panic!("snapshot not applied: {other:?}"),
+                }
+            }
+        }
+        self.worlds.latest().expect("a world")
+    }
+
+    pub fn world(&self) -> &WorldState {
+        self.worlds.latest().expect("a world")
+    }
+
+    /// Sends one input frame with the next sequence number.
+    pub async fn send_input(&mut self, mv: MoveVec, aim: QAngle) {
+        let frame = InputFrame {
+            seq: Seq(self.next_seq),
+            mv,
+            aim,
+            buttons: 0,
+        };
+        self.next_seq += 1;
+        self.tx
+            .send(&ClientMessage::Input {
+                frames: vec![frame],
+            })
+            .await
+            .expect("send input");
+    }
+
+    /// Reads until the server closes; returns code and reason.
+    pub async fn expect_close(&mut self) -> (u16, String) {
+        let r = tokio::time::timeout(DEADLINE, async {
+            loop {
+                match self.rx.recv().await {
+                    Ok(Incoming::Close { code, reason }) => return (code, reason),
+                    Ok(Incoming::Message(..)) => {}
+                    Err(e) => panic!("connection ended without a close frame: {e}"),
+                }
+            }
+        })
+        .await;
+        r.expect("close in time")
+    }
+}

@@ -1,0 +1,312 @@
+//! A Skirmish WebSocket client (feature `client`): joins a match over `GET /ws`, then sends
+//! [`ClientMessage`]s and receives [`ServerMessage`]s. Used by the Bevy game, the bots and
+//! the server's integration tests.
+//!
+//! A refused join (wrong protocol version, full match, unknown match) comes back as
+//! [`ClientError::Refused`] with the HTTP status and the server's reason.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use fastwebsockets::{
+    Frame, OpCode, Payload, Role, WebSocket, WebSocketError, WebSocketRead, WebSocketWrite,
+};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::header::{CONNECTION, HOST, UPGRADE};
+use hyper::upgrade::Upgraded;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::protocol::{
+    self, ClientMessage, EnvelopeError, MAX_SERVER_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage,
+};
+
+type Stream = TokioIo<Upgraded>;
+
+/// Where and how to join.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// The server's base URL, e.g. `http://127.0.0.1:7777`.
+    pub base_url: String,
+    pub name: String,
+    /// Join this match; `None` joins or creates one.
+    pub match_id: Option<u32>,
+    /// Protocol version to announce (tests use a wrong one on purpose).
+    pub protocol_version: u32,
+    /// `SO_RCVBUF` for the socket, bytes (tests of slow readers make it small).
+    pub recv_buffer: Option<u32>,
+}
+
+impl JoinOptions {
+    #[must_use]
+    pub fn new(base_url: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            name: name.into(),
+            match_id: None,
+            protocol_version: PROTOCOL_VERSION,
+            recv_buffer: None,
+        }
+    }
+
+    /// The upgrade request's path and query.
+    #[must_use]
+    pub fn path_and_query(&self) -> String {
+        let mut q = format!(
+            "/ws?v={}&name={}",
+            self.protocol_version,
+            percent_encode(&self.name)
+        );
+        if let Some(m) = self.match_id {
+            q.push_str(&format!("&match={m}"));
+        }
+        q
+    }
+}
+
+/// What can go wrong talking to a server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad server URL {0:?}: expected http://host:port")]
+    BadUrl(String),
+    #[error("cannot reach the server: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("HTTP handshake failed: {0}")]
+    Http(#[from] hyper::Error),
+    #[error("the server refused the join ({status}): {reason}")]
+    Refused { status: u16, reason: String },
+    #[error("websocket error: {0}")]
+    WebSocket(#[from] WebSocketError),
+    #[error("server message does not decode: {0}")]
+    Decode(#[from] EnvelopeError),
+    #[error("the server closed the connection ({code}): {reason}")]
+    Closed { code: u16, reason: String },
+}
+
+/// Opens the WebSocket: TCP connect, HTTP upgrade, and on refusal the server's reason.
+pub async fn connect(opts: &JoinOptions) -> Result<Connection, ClientError> {
+    let authority = opts
+        .base_url
+        .strip_prefix("http://")
+        .or_else(|| opts.base_url.strip_prefix("ws://"))
+        .map(|s| s.trim_end_matches('/'))
+        .filter(|s| !s.is_empty() && !s.contains('/'))
+        .ok_or_else(|| ClientError::BadUrl(opts.base_url.clone()))?
+        .to_string();
+    let tcp = open_tcp(&authority, opts.recv_buffer).await?;
+    tcp.set_nodelay(true).map_err(ClientError::Connect)?;
+
+    let req = Request::builder()
+        .method("GET")
+        .uri(opts.path_and_query())
+        .header(HOST, &authority)
+        .header(UPGRADE, "websocket")
+        .header(CONNECTION, "upgrade")
+        .header(
+            "Sec-WebSocket-Key",
+            fastwebsockets::handshake::generate_key(),
+        )
+        .header("Sec-WebSocket-Version", "13")
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| ClientError::BadUrl(opts.base_url.clone()))?;
+
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(async move {
+        // Ends when the connection is upgraded or closed; errors surface through `sender`.
+        let _ = conn.with_upgrades().await;
+    });
+    let mut response = sender.send_request(req).await?;
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let status = response.status().as_u16();
+        let body = Limited::new(response.into_body(), 4096).collect().await;
+        let reason = body
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        return Err(ClientError::Refused { status, reason });
+    }
+    let upgraded = hyper::upgrade::on(&mut response).await?;
+    let mut ws = WebSocket::after_handshake(TokioIo::new(upgraded), Role::Client);
+    ws.set_auto_close(false);
+    ws.set_auto_pong(false);
+    ws.set_max_message_size(MAX_SERVER_MESSAGE_BYTES);
+    let (read, write) = ws.split(tokio::io::split);
+    Ok(Connection {
+        rx: Receiver { read },
+        tx: Sender { write },
+    })
+}
+
+async fn open_tcp(authority: &str, recv_buffer: Option<u32>) -> Result<TcpStream, ClientError> {
+    let mut last_err = None;
+    for addr in tokio::net::lookup_host(authority)
+        .await
+        .map_err(ClientError::Connect)?
+    {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        };
+        let socket = socket.map_err(ClientError::Connect)?;
+        if let Some(size) = recv_buffer {
+            socket
+                .set_recv_buffer_size(size)
+                .map_err(ClientError::Connect)?;
+        }
+        match socket.connect(addr).await {
+            Ok(s) => return Ok(s),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(ClientError::Connect(last_err.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+    })))
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+#[must_use]
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An open connection; [`Connection::split`] gives halves for concurrent reading and writing.
+#[derive(Debug)]
+pub struct Connection {
+    pub rx: Receiver,
+    pub tx: Sender,
+}
+
+impl Connection {
+    #[must_use]
+    pub fn split(self) -> (Receiver, Sender) {
+        (self.rx, self.tx)
+    }
+}
+
+/// What the server sent.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A decoded message and the size of its frame payload in bytes.
+    Message(ServerMessage, usize),
+    /// The server sent a close frame (answer it with [`Sender::close`]).
+    Close { code: u16, reason: String },
+}
+
+/// The reading half.
+pub struct Receiver {
+    read: WebSocketRead<ReadHalf<Stream>>,
+}
+
+impl std::fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Receiver")
+    }
+}
+
+type NoSend = Pin<Box<dyn Future<Output = Result<(), WebSocketError>> + Send>>;
+
+impl Receiver {
+    /// The next message or close. Pings are ignored (the server sends none).
+    pub async fn recv(&mut self) -> Result<Incoming, ClientError> {
+        loop {
+            // Auto-close and auto-pong are off, so there are no obligated sends.
+            let frame = self
+                .read
+                .read_frame::<NoSend, WebSocketError>(&mut |_| Box::pin(async { Ok(()) }))
+                .await?;
+            match frame.opcode {
+                OpCode::Binary => {
+                    let len = frame.payload.len();
+                    return Ok(Incoming::Message(
+                        protocol::decode_server(&frame.payload)?,
+                        len,
+                    ));
+                }
+                OpCode::Close => {
+                    let (code, reason) = parse_close(&frame.payload);
+                    return Ok(Incoming::Close { code, reason });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Like [`Receiver::recv`], but a close becomes [`ClientError::Closed`].
+    pub async fn recv_message(&mut self) -> Result<(ServerMessage, usize), ClientError> {
+        match self.recv().await? {
+            Incoming::Message(m, n) => Ok((m, n)),
+            Incoming::Close { code, reason } => Err(ClientError::Closed { code, reason }),
+        }
+    }
+}
+
+/// Splits a close payload into code and reason (1005 "no status" when empty).
+#[must_use]
+pub fn parse_close(payload: &[u8]) -> (u16, String) {
+    if payload.len() < 2 {
+        return (1005, String::new());
+    }
+    let code = u16::from_be_bytes([payload[0], payload[1]]);
+    (code, String::from_utf8_lossy(&payload[2..]).into_owned())
+}
+
+/// The writing half.
+pub struct Sender {
+    write: WebSocketWrite<WriteHalf<Stream>>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sender")
+    }
+}
+
+impl Sender {
+    /// Sends one message as a binary frame.
+    pub async fn send(&mut self, msg: &ClientMessage) -> Result<(), ClientError> {
+        self.send_frame(Frame::binary(Payload::Owned(protocol::encode(msg))))
+            .await
+    }
+
+    /// Sends any frame (tests send text, garbage and oversized frames on purpose).
+    pub async fn send_frame(&mut self, frame: Frame<'_>) -> Result<(), ClientError> {
+        self.write.write_frame(frame).await?;
+        Ok(())
+    }
+
+    /// Sends a close frame with `code` and `reason`.
+    pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), ClientError> {
+        self.send_frame(Frame::close(code, reason.as_bytes())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_is_percent_encoded() {
+        let mut o = JoinOptions::new("http://127.0.0.1:1", "a b&é");
+        o.match_id = Some(3);
+        assert_eq!(
+            o.path_and_query(),
+            format!("/ws?v={PROTOCOL_VERSION}&name=a%20b%26%C3%A9&match=3")
+        );
+        assert_eq!(
+            parse_close(&[0x03, 0xE8, b'o', b'k']),
+            (1000, "ok".to_string())
+        );
+        assert_eq!(parse_close(&[]).0, 1005);
+    }
+}
