@@ -5,6 +5,8 @@
 //!
 //! ```text
 //! checksum?      1 bit, then 32 bits of WorldState::checksum when set
+//! phase          with a baseline, 1 bit changed; when changed or full: 2 bits phase
+//!                (waiting, countdown, running, ended) and 32 bits phase end tick
 //! players        with a baseline, for each baseline player in id order:
 //!                  1 bit changed; if changed: 1 bit removed; if kept:
 //!                  1 bit "same field mask as the previous changed player", else 7 mask bits
@@ -35,7 +37,7 @@ use crate::quant::{AIM_STEPS, QAngle, QVec};
 use crate::rules::{MAX_NAME_BYTES, MAX_PLAYERS, Params};
 use crate::sim::displacement;
 use crate::tick::{Seq, Tick};
-use crate::world::{PlayerId, PlayerState, Projectile, WorldState};
+use crate::world::{Phase, PlayerId, PlayerState, Projectile, WorldState};
 
 /// Most orbs a snapshot may carry.
 pub const MAX_ORBS: usize = 1024;
@@ -101,6 +103,14 @@ pub fn encode(
         w.bits(u64::from(c), 32);
     }
     let age = base.map_or(0, |b| cur.tick.diff(b.tick));
+    let phase_changed = base.is_none_or(|b| b.phase != cur.phase || b.phase_end != cur.phase_end);
+    if base.is_some() {
+        w.bit(phase_changed);
+    }
+    if phase_changed {
+        w.bits(u64::from(cur.phase.to_bits()), 2);
+        w.bits(u64::from(cur.phase_end.0), 32);
+    }
     encode_players(
         &mut w,
         base.map(|b| b.players.as_slice()),
@@ -136,6 +146,10 @@ pub fn decode(
     } else {
         None
     };
+    let (phase, phase_end) = match base {
+        Some(b) if !r.bit()? => (b.phase, b.phase_end),
+        _ => (Phase::from_bits(r.bits(2)? as u8), Tick(r.bits(32)? as u32)),
+    };
     let players = decode_players(&mut r, base.map(|b| b.players.as_slice()), age, params)?;
     let orbs = decode_orbs(&mut r, base.map(|b| b.orbs.as_slice()))?;
     let projectiles = decode_projectiles(&mut r, base.map(|b| b.projectiles.as_slice()), tick)?;
@@ -145,6 +159,8 @@ pub fn decode(
     Ok(Decoded {
         world: WorldState {
             tick,
+            phase,
+            phase_end,
             players,
             orbs,
             projectiles,

@@ -10,17 +10,24 @@ use serde::{Deserialize, Serialize};
 
 use crate::quant::{MoveVec, QAngle};
 use crate::tick::{Seq, Tick};
-use crate::world::PlayerId;
+use crate::world::{Phase, PlayerId};
 
 /// Bumped on every incompatible change of messages or codec.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest client message the server accepts (a WebSocket frame over this is closed 1009).
-pub const MAX_CLIENT_MESSAGE_BYTES: usize = 256;
+pub const MAX_CLIENT_MESSAGE_BYTES: usize = 1024;
 /// Largest server message a client accepts.
 pub const MAX_SERVER_MESSAGE_BYTES: usize = 1 << 20;
 /// Most input frames one `Input` message may carry (the newest plus redundant older ones).
 pub const MAX_INPUTS_PER_MESSAGE: usize = 8;
+
+/// Longest chat message, in characters (Unicode scalar values).
+pub const MAX_CHAT_CHARS: usize = 200;
+/// Chat rate limit: at most this many messages...
+pub const CHAT_BURST: u32 = 5;
+/// ...per this many seconds.
+pub const CHAT_WINDOW_S: u64 = 5;
 
 /// RFC 6455 close codes used by Skirmish.
 pub mod close_code {
@@ -30,6 +37,8 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
     /// Bytes that do not decode as a protocol message; broken framing.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A message whose text is not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A text frame (only binary frames are game traffic).
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// Policy violation: input flood, too slow to read.
@@ -54,12 +63,51 @@ pub struct InputFrame {
 }
 
 /// A snapshot: the world at `tick`, coded against the world at `tick - baseline_age`
-/// (`baseline_age == 0`: a full snapshot, no baseline).
+/// (`baseline_age == 0`: a full snapshot, no baseline), plus the game events this client has
+/// not been sent yet, oldest first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotMsg {
     pub tick: Tick,
     pub baseline_age: u32,
     pub data: Vec<u8>,
+    pub events: Vec<GameEvent>,
+}
+
+/// Something that happened in the match. Every client gets every event exactly once, in
+/// `id` order (ids are consecutive per match, from 1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GameEvent {
+    pub id: u64,
+    pub tick: Tick,
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    OrbCollected { player: PlayerId, orb: u16 },
+    Tagged { shooter: PlayerId, target: PlayerId },
+    Joined { player: PlayerId, name: String },
+    /// The player's seat was freed (left, or did not come back within the grace window).
+    Left { player: PlayerId },
+    /// The connection dropped; the seat is kept for the reconnect grace window.
+    Disconnected { player: PlayerId },
+    Reconnected { player: PlayerId },
+    PhaseChanged { phase: Phase, ends_at: Tick },
+    Chat { from: PlayerId, text: String },
+    /// Events between the last one delivered and this one were lost because the client fell
+    /// too far behind; a full snapshot accompanies this.
+    EventsLost { missed: u64 },
+}
+
+/// One row of the final ranking.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RankEntry {
+    /// 1-based; tied scores share a rank (1, 1, 3).
+    pub rank: u32,
+    pub player_id: PlayerId,
+    pub name: String,
+    pub score: u32,
 }
 
 impl SnapshotMsg {
@@ -73,9 +121,10 @@ impl SnapshotMsg {
 /// Messages from the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMessage {
-    /// First message after the upgrade: who you are, and the full world.
+    /// First message after the upgrade: who you are (`None` for a spectator), and the full
+    /// world.
     Welcome {
-        player_id: PlayerId,
+        player_id: Option<PlayerId>,
         match_id: u32,
         tick_hz: u32,
         snapshot: SnapshotMsg,
@@ -105,11 +154,15 @@ pub enum ClientMessage {
     /// The client's decoded world failed its checksum (or lost its baseline): send a full
     /// snapshot next.
     RequestFull,
+    /// A chat line for everyone in the match (at most `MAX_CHAT_CHARS` characters).
+    Chat { text: String },
 }
 
 /// Why a message did not decode.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
+    #[error("text is not valid UTF-8")]
+    Utf8,
     #[error("message does not decode: {0}")]
     Decode(#[from] bincode::error::DecodeError),
     #[error("{0} trailing bytes after the message")]
@@ -132,7 +185,10 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
 /// Decodes a client message, rejecting trailing bytes and oversized input batches.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMessage, EnvelopeError> {
     let (msg, used): (ClientMessage, usize) =
-        bincode::serde::decode_from_slice(bytes, config::<MAX_CLIENT_MESSAGE_BYTES>())?;
+        bincode::serde::decode_from_slice(bytes, config::<MAX_CLIENT_MESSAGE_BYTES>()).map_err(|e| match e {
+            bincode::error::DecodeError::Utf8 { .. } => EnvelopeError::Utf8,
+            e => EnvelopeError::Decode(e),
+        })?;
     if used != bytes.len() {
         return Err(EnvelopeError::TrailingBytes(bytes.len() - used));
     }
@@ -204,6 +260,14 @@ mod tests {
             decode_client(&bytes),
             Err(EnvelopeError::TooManyInputs(9))
         ));
+    }
+
+    #[test]
+    fn invalid_utf8_chat_is_its_own_error() {
+        let mut bytes = encode(&ClientMessage::Chat { text: "ab".into() });
+        let n = bytes.len();
+        bytes[n - 1] = 0xFF;
+        assert!(matches!(decode_client(&bytes), Err(EnvelopeError::Utf8)));
     }
 
     #[test]

@@ -136,6 +136,7 @@ mod tests {
             tick: w.tick,
             baseline_age: base.map_or(0, |b| w.tick.diff(b.tick) as u32),
             data: encode(base, w, sum, p),
+            events: Vec::new(),
         }
     }
 

@@ -67,6 +67,13 @@ pub fn apply_input(p: &mut PlayerState, input: &InputFrame, params: &Params) -> 
     false
 }
 
+/// Something that happened during a step, for the match's event feed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimEvent {
+    OrbCollected { player: PlayerId, orb: u16 },
+    Tagged { shooter: PlayerId, target: PlayerId },
+}
+
 /// A match's full simulation state: the world clients see, plus what only the server needs
 /// (the RNG, id counters, each player's last input).
 #[derive(Clone, Debug)]
@@ -78,6 +85,10 @@ pub struct Game {
     next_projectile_id: u32,
     /// Last input applied per player, aligned with `world.players`.
     last_inputs: Vec<InputFrame>,
+    /// Whether orbs and tags score (only while the match is running).
+    pub scoring: bool,
+    /// What happened during the last `step`.
+    pub events: Vec<SimEvent>,
 }
 
 impl Game {
@@ -88,16 +99,16 @@ impl Game {
         let orbs = (0..ORB_COUNT).map(|_| random_orb_pos(&mut rng)).collect();
         Self {
             world: WorldState {
-                tick: Tick(0),
-                players: Vec::new(),
                 orbs,
-                projectiles: Vec::new(),
+                ..WorldState::default()
             },
             params,
             rng,
             next_player_id: 1,
             next_projectile_id: 1,
             last_inputs: Vec::new(),
+            scoring: true,
+            events: Vec::new(),
         }
     }
 
@@ -134,11 +145,22 @@ impl Game {
         }
     }
 
+    /// Makes a player stand still: no velocity, and a neutral input repeats until a new one
+    /// arrives (used while its connection is gone).
+    pub fn idle_player(&mut self, id: PlayerId) {
+        if let Ok(i) = self.world.players.binary_search_by_key(&id, |p| p.id) {
+            self.world.players[i].vel = QVec::default();
+            let seq = self.last_inputs[i].seq;
+            self.last_inputs[i] = InputFrame { seq, ..InputFrame::default() };
+        }
+    }
+
     /// Advances one tick. `next_input(id)` yields the player's next queued input, or `None`
     /// to repeat its last one (the acknowledgement `last_seq` then stays where it was).
     pub fn step(&mut self, mut next_input: impl FnMut(PlayerId) -> Option<InputFrame>) {
         let new_tick = self.world.tick.next();
         let params = self.params;
+        self.events.clear();
 
         for (p, last) in self
             .world
@@ -171,8 +193,10 @@ impl Game {
         let hit_sq = i64::from((PLAYER_RADIUS + PROJECTILE_RADIUS) * POS_SCALE).pow(2);
         let lifetime = self.params.projectile_lifetime_ticks as i32;
         let params = self.params;
+        let scoring = self.scoring;
         let players = &mut self.world.players;
         let rng = &mut self.rng;
+        let events = &mut self.events;
         self.world.projectiles.retain(|proj| {
             let pos = proj.pos_at(now, &params);
             let outside =
@@ -190,7 +214,8 @@ impl Game {
             t.pos = random_player_pos(rng);
             t.vel = QVec::default();
             t.deaths = t.deaths.wrapping_add(1);
-            if let Ok(owner) = players.binary_search_by_key(&proj.owner, |p| p.id) {
+            events.push(SimEvent::Tagged { shooter: proj.owner, target: t.id });
+            if scoring && let Ok(owner) = players.binary_search_by_key(&proj.owner, |p| p.id) {
                 players[owner].score = players[owner].score.saturating_add(HIT_SCORE);
             }
             false
@@ -200,10 +225,13 @@ impl Game {
     fn collect_orbs(&mut self) {
         let touch_sq = i64::from((PLAYER_RADIUS + ORB_RADIUS) * POS_SCALE).pow(2);
         for p in &mut self.world.players {
-            for orb in &mut self.world.orbs {
+            for (i, orb) in self.world.orbs.iter_mut().enumerate() {
                 if p.pos.dist_sq(*orb) <= touch_sq {
-                    p.score = p.score.saturating_add(ORB_SCORE);
+                    if self.scoring {
+                        p.score = p.score.saturating_add(ORB_SCORE);
+                    }
                     *orb = random_orb_pos(&mut self.rng);
+                    self.events.push(SimEvent::OrbCollected { player: p.id, orb: i as u16 });
                 }
             }
         }
@@ -314,6 +342,7 @@ mod tests {
         let extra = others.iter().filter(|o| o.dist_sq(orb) <= near).count() as u32;
         assert_eq!(p.score, 1 + extra);
         assert_ne!(g.world.orbs[3], orb, "the collected orb moved");
+        assert!(g.events.contains(&SimEvent::OrbCollected { player: id, orb: 3 }));
         assert_eq!(g.world.orbs.len(), ORB_COUNT);
     }
 
@@ -341,6 +370,17 @@ mod tests {
         let t = g.world.player(target).expect("target");
         assert_eq!(t.deaths, 1);
         assert!(g.world.projectiles.is_empty(), "the projectile is used up");
+    }
+
+    #[test]
+    fn no_score_while_scoring_is_off() {
+        let mut g = Game::new(7, Params::new(30));
+        g.scoring = false;
+        g.add_player("a".into());
+        g.world.players[0].pos = g.world.orbs[0];
+        g.step(|_| None);
+        assert_eq!(g.world.players[0].score, 0);
+        assert!(!g.events.is_empty(), "the orb is still collected (and respawned)");
     }
 
     #[test]

@@ -74,17 +74,63 @@ impl Projectile {
     }
 }
 
+/// Where a match is in its life.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    /// Waiting for enough players (or for the waiting timeout). Scores do not count.
+    #[default]
+    Waiting,
+    /// Counting down to the start. Scores do not count.
+    Countdown,
+    /// Playing: orbs and tags score.
+    Running,
+    /// Over: the ranking is final.
+    Ended,
+}
+
+impl Phase {
+    /// The 2-bit wire value.
+    #[must_use]
+    pub fn to_bits(self) -> u8 {
+        match self {
+            Self::Waiting => 0,
+            Self::Countdown => 1,
+            Self::Running => 2,
+            Self::Ended => 3,
+        }
+    }
+
+    #[must_use]
+    pub fn from_bits(b: u8) -> Self {
+        match b & 3 {
+            0 => Self::Waiting,
+            1 => Self::Countdown,
+            2 => Self::Running,
+            _ => Self::Ended,
+        }
+    }
+}
+
 /// The world at one tick: what a snapshot carries. Players and projectiles are sorted by id;
 /// `orbs` has `ORB_COUNT` entries (orb `i` is the `i`-th slot).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WorldState {
     pub tick: Tick,
+    pub phase: Phase,
+    /// The tick at which the current phase ends (time left = `phase_end - tick` ticks).
+    pub phase_end: Tick,
     pub players: Vec<PlayerState>,
     pub orbs: Vec<QVec>,
     pub projectiles: Vec<Projectile>,
 }
 
 impl WorldState {
+    /// Seconds left in the current phase (0 when it is over).
+    #[must_use]
+    pub fn seconds_left(&self, tick_hz: u32) -> f32 {
+        self.phase_end.diff(self.tick).max(0) as f32 / tick_hz.max(1) as f32
+    }
+
     /// The player with `id`, if present.
     #[must_use]
     pub fn player(&self, id: PlayerId) -> Option<&PlayerState> {
@@ -100,6 +146,8 @@ impl WorldState {
     pub fn checksum(&self) -> u32 {
         let mut h = Fnv::new();
         h.u32(self.tick.0);
+        h.u32(u32::from(self.phase.to_bits()));
+        h.u32(self.phase_end.0);
         h.u32(self.players.len() as u32);
         for p in &self.players {
             h.u32(p.id.0);

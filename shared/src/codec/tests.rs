@@ -58,8 +58,10 @@ fn arb_world(tick: u32) -> impl Strategy<Value = WorldState> {
             .collect::<Vec<_>>()
     });
     let orbs = proptest::collection::vec(arb_vec(16_000), ORB_COUNT..=ORB_COUNT);
-    (players, orbs, projectiles).prop_map(move |(players, orbs, projectiles)| WorldState {
+    (players, orbs, projectiles, 0u8..4, any::<u32>()).prop_map(move |(players, orbs, projectiles, phase, end)| WorldState {
         tick: Tick(tick),
+        phase: crate::world::Phase::from_bits(phase),
+        phase_end: Tick(end),
         players,
         orbs,
         projectiles,
@@ -73,6 +75,8 @@ fn arb_pair() -> impl Strategy<Value = (WorldState, WorldState)> {
         (arb_world(t), arb_world(t2), any::<u64>()).prop_map(|(a, mut b, mix)| {
             // Keep some of a's entities unchanged in b so the delta paths are exercised.
             if mix % 2 == 0 {
+                b.phase = a.phase;
+                b.phase_end = a.phase_end;
                 let present: std::collections::BTreeSet<PlayerId> =
                     b.players.iter().map(|p| p.id).collect();
                 for p in &a.players {
@@ -200,6 +204,7 @@ fn sixteen_player_snapshot_sizes() {
             tick: worlds[299].tick,
             baseline_age: age,
             data,
+            events: Vec::new(),
         });
         crate::protocol::encode(&msg).len() + 2
     };
