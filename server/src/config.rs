@@ -2,6 +2,7 @@
 //! defaults the embedded quick start runs on.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -48,6 +49,60 @@ pub struct Config {
     /// Seed for match RNGs (each match derives its own); unset picks one from the clock.
     #[arg(long, env = "SKIRMISH_SEED")]
     pub seed: Option<u64>,
+
+    /// Allow joining without a token (`/ws?v=..&name=..[&match=..]`): for local play and bots
+    /// only. Without it, players join with a token from `POST /api/matchmake`.
+    #[arg(long, env = "SKIRMISH_OPEN")]
+    pub open: bool,
+
+    /// Secret for signing join tokens (HMAC-SHA256); unset generates a random one at start
+    /// (tokens then do not survive a restart).
+    #[arg(long, env = "SKIRMISH_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+
+    /// How long a join token is valid.
+    #[arg(long, env = "SKIRMISH_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub token_ttl: Duration,
+
+    /// How long a matchmade seat waits for its player to connect.
+    #[arg(long, env = "SKIRMISH_SEAT_RESERVATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub seat_reservation: Duration,
+
+    /// How long a dropped player keeps its seat and score (0 frees it at once).
+    #[arg(long, env = "SKIRMISH_RECONNECT_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub reconnect_grace: Duration,
+
+    /// Players needed to start the countdown.
+    #[arg(long, env = "SKIRMISH_MIN_PLAYERS", default_value_t = 2)]
+    pub min_players: usize,
+
+    /// After this long waiting, start with whoever is there (at least one player).
+    #[arg(long, env = "SKIRMISH_WAITING_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub waiting_timeout: Duration,
+
+    /// Countdown before a match starts.
+    #[arg(long, env = "SKIRMISH_COUNTDOWN", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub countdown: Duration,
+
+    /// How long a match runs.
+    #[arg(long, env = "SKIRMISH_MATCH_DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub match_duration: Duration,
+
+    /// File that finished matches' results are appended to, one JSON line each.
+    #[arg(
+        long,
+        env = "SKIRMISH_RESULTS_PATH",
+        default_value = "skirmish-results.jsonl"
+    )]
+    pub results_path: PathBuf,
+
+    /// Keep results in memory only (no results file).
+    #[arg(long, env = "SKIRMISH_NO_RESULTS_FILE")]
+    pub no_results_file: bool,
+
+    /// Spectators per match.
+    #[arg(long, env = "SKIRMISH_MAX_SPECTATORS", default_value_t = 32)]
+    pub max_spectators: usize,
 }
 
 fn parse_match_size(s: &str) -> Result<usize, String> {
@@ -60,12 +115,23 @@ fn parse_match_size(s: &str) -> Result<usize, String> {
 }
 
 impl Config {
-    /// The defaults, listening on an OS-chosen loopback port (for tests and embedding).
+    /// For tests and embedding: the defaults on an OS-chosen loopback port, with open joins,
+    /// results in memory only, and matches that start as soon as one player is in.
     #[must_use]
     pub fn ephemeral() -> Self {
         let mut c = Self::parse_from(["skirmish-server"]);
         c.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        c.open = true;
+        c.no_results_file = true;
+        c.min_players = 1;
+        c.countdown = Duration::ZERO;
         c
+    }
+
+    /// The results file, unless disabled.
+    #[must_use]
+    pub fn results_file(&self) -> Option<PathBuf> {
+        (!self.no_results_file).then(|| self.results_path.clone())
     }
 
     #[must_use]

@@ -1,6 +1,6 @@
-//! One player's WebSocket: a reader (inputs in, protocol enforcement) and a writer
-//! (snapshots out from the match's `watch` channel), with the close handshake honoured both
-//! ways.
+//! One player's (or spectator's) WebSocket: a reader (inputs and chat in, protocol
+//! enforcement) and a writer (snapshots and events out from the match's `watch` channel),
+//! with the close handshake honoured both ways.
 //!
 //! Misbehaviour ends in a close frame with an RFC 6455 code and a reason, never a panic:
 //! text frame 1003, undecodable bytes 1002, frame over the size limit 1009, sustained input
@@ -15,13 +15,15 @@ use std::time::Duration;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use std::collections::VecDeque;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 
 use skirmish_shared::protocol::{
-    self, ClientMessage, InputFrame, MAX_CLIENT_MESSAGE_BYTES, ServerMessage, close_code,
+    self, CHAT_BURST, CHAT_WINDOW_S, ClientMessage, EnvelopeError, InputFrame, MAX_CHAT_CHARS,
+    MAX_CLIENT_MESSAGE_BYTES, ServerMessage, close_code,
 };
 use skirmish_shared::rules::truncate_utf8;
 use skirmish_shared::tick::Seq;
@@ -29,7 +31,7 @@ use skirmish_shared::world::{PlayerId, WorldState};
 
 use crate::fanout::{TickOutput, snapshot_msg};
 use crate::match_loop::{MatchCommand, MatchContext};
-use crate::registry::Seat;
+use crate::registry::{MatchHandle, SpectatorSlot};
 use crate::stats::Stats;
 
 type Stream = TokioIo<Upgraded>;
@@ -45,6 +47,23 @@ pub struct ConnectionContext {
     pub matches: MatchContext,
     pub input_queue: usize,
     pub write_timeout: Duration,
+    pub reconnect_grace: Duration,
+}
+
+/// Who is connecting.
+#[derive(Debug)]
+pub enum JoinKind {
+    /// A player in `seat` (already claimed); `resume` brings back its earlier player.
+    /// `reconnectable` seats (token joins) are kept through a dropped connection.
+    Player {
+        handle: Arc<MatchHandle>,
+        seat: u32,
+        name: Arc<str>,
+        resume: Option<PlayerId>,
+        reconnectable: bool,
+    },
+    /// A spectator: receives everything, sends no inputs.
+    Spectator(SpectatorSlot),
 }
 
 /// Requests from the reader to the writer.
@@ -62,100 +81,190 @@ enum Control {
         code: u16,
         reason: String,
     },
+    /// Tell the client its chat line was not sent.
+    ChatRejected(String),
 }
 
 /// Runs one connection from the upgraded socket to the end.
 pub async fn run(
     upgraded: fastwebsockets::upgrade::UpgradeFut,
-    seat: Seat,
-    name: Arc<str>,
+    join: JoinKind,
     ctx: ConnectionContext,
 ) {
-    let match_id = seat.handle.id;
     let stats = ctx.matches.stats.clone();
-    let mut ws = match upgraded.await {
-        Ok(ws) => ws,
+    let ws = match upgraded.await {
+        Ok(ws) => Some(ws),
         Err(e) => {
-            debug!(match_id, "upgrade failed: {e}");
-            return;
+            debug!("upgrade failed: {e}");
+            None
         }
     };
+    match join {
+        JoinKind::Player {
+            handle,
+            seat,
+            name,
+            resume,
+            reconnectable,
+        } => {
+            let Some(ws) = ws else {
+                end_seat(&handle, seat, None, reconnectable, &ctx).await;
+                return;
+            };
+            let (inputs_tx, inputs_rx) = mpsc::channel(ctx.input_queue.max(1));
+            let (reply_tx, reply_rx) = oneshot::channel();
+            let cmd = MatchCommand::Join {
+                name,
+                resume,
+                inputs: inputs_rx,
+                reply: reply_tx,
+            };
+            let player = match handle.commands.send(cmd).await {
+                Ok(()) => reply_rx.await.ok(),
+                Err(_) => None,
+            };
+            let Some(player) = player else {
+                let (_, mut write) = split(ws);
+                let _ =
+                    write_close(&mut write, close_code::GOING_AWAY, "match closed", &stats).await;
+                end_seat(&handle, seat, None, false, &ctx).await;
+                return;
+            };
+            handle.seats().set_player(seat, player);
+            let span = info_span!("player", match_id = handle.id, player_id = player.0);
+            let end = serve(ws, Some((player, inputs_tx)), &handle, &ctx)
+                .instrument(span)
+                .await;
+            end_seat(
+                &handle,
+                seat,
+                Some(player),
+                reconnectable && end == End::Abrupt,
+                &ctx,
+            )
+            .await;
+        }
+        JoinKind::Spectator(slot) => {
+            let Some(ws) = ws else { return };
+            let span = info_span!("spectator", match_id = slot.handle.id);
+            serve(ws, None, &slot.handle, &ctx).instrument(span).await;
+        }
+    }
+}
+
+/// After a player's connection: keep the seat for a reconnect (abrupt drop, token seat,
+/// grace > 0, match not over) or free it now.
+async fn end_seat(
+    handle: &MatchHandle,
+    seat: u32,
+    player: Option<PlayerId>,
+    keep: bool,
+    ctx: &ConnectionContext,
+) {
+    let keep = keep
+        && !ctx.reconnect_grace.is_zero()
+        && handle.phase() != skirmish_shared::world::Phase::Ended;
+    if keep {
+        handle
+            .seats()
+            .disconnect(seat, Instant::now() + ctx.reconnect_grace);
+        if let Some(player) = player {
+            let _ = handle
+                .commands
+                .send(MatchCommand::Disconnected { player })
+                .await;
+        }
+    } else {
+        let released = handle.seats().release(seat);
+        if let Some(player) = player.or(released) {
+            let _ = handle.commands.send(MatchCommand::Leave { player }).await;
+        }
+    }
+}
+
+fn split(
+    ws: fastwebsockets::WebSocket<Stream>,
+) -> (
+    WebSocketRead<ReadHalf<Stream>>,
+    WebSocketWrite<WriteHalf<Stream>>,
+) {
+    let mut ws = ws;
     ws.set_auto_close(false);
     ws.set_auto_pong(false);
     // fastwebsockets refuses frames whose length is >= the limit.
     ws.set_max_message_size(MAX_CLIENT_MESSAGE_BYTES + 1);
-    let (read, mut write) = ws.split(tokio::io::split);
+    ws.split(tokio::io::split)
+}
 
-    let (inputs_tx, inputs_rx) = mpsc::channel(ctx.input_queue.max(1));
-    let (reply_tx, reply_rx) = oneshot::channel();
-    let join = MatchCommand::Join {
-        name,
-        inputs: inputs_rx,
-        reply: reply_tx,
-    };
-    let joined = match seat.handle.commands.send(join).await {
-        Ok(()) => reply_rx.await.ok(),
-        Err(_) => None,
-    };
-    let Some(joined) = joined else {
-        let _ = write_close(&mut write, close_code::GOING_AWAY, "match closed", &stats).await;
-        return;
-    };
-    let player = joined.player;
-    let span = info_span!("player", match_id, player_id = player.0);
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// A close handshake (either side started it).
+    Closed,
+    /// The peer vanished, or stopped accepting writes.
+    Abrupt,
+}
+
+/// Runs the reader and writer of one connection until it ends.
+async fn serve(
+    ws: fastwebsockets::WebSocket<Stream>,
+    player: Option<(PlayerId, mpsc::Sender<InputFrame>)>,
+    handle: &Arc<MatchHandle>,
+    ctx: &ConnectionContext,
+) -> End {
+    let stats = ctx.matches.stats.clone();
+    let (read, write) = split(ws);
     stats.connections.inc();
-    async {
-        debug!("connected");
-        let close_sent = Arc::new(AtomicBool::new(false));
-        let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
-        let writer = Writer {
-            write,
-            outputs: joined.outputs,
-            control: ctrl_rx,
-            player,
-            match_id,
-            tick_hz: seat.handle.tick_hz,
-            ctx: ctx.clone(),
-            close_sent: close_sent.clone(),
-        };
-        let mut writer = tokio::spawn(writer.run().in_current_span());
-        let reader = Reader {
-            read,
-            inputs: inputs_tx,
-            control: ctrl_tx,
-            stats: stats.clone(),
-            close_sent,
-            tick_hz: seat.handle.tick_hz,
-        };
-        let reader = reader.run();
-        tokio::pin!(reader);
-        tokio::select! {
-            () = &mut reader => {
-                // The reader asked the writer for any close it owes; let it finish that.
-                let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
-            }
-            _ = &mut writer => {
-                // The writer closed (shutdown, match over, slow socket): wait for the peer's close.
-                let _ = tokio::time::timeout(CLOSE_GRACE, &mut reader).await;
-            }
+    debug!("connected");
+    let close_sent = Arc::new(AtomicBool::new(false));
+    let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
+    let writer = Writer {
+        write,
+        outputs: handle.outputs.clone(),
+        handle: handle.clone(),
+        control: ctrl_rx,
+        player: player.as_ref().map(|p| p.0),
+        match_id: handle.id,
+        tick_hz: handle.tick_hz,
+        ctx: ctx.clone(),
+        close_sent: close_sent.clone(),
+    };
+    let mut writer = tokio::spawn(writer.run().in_current_span());
+    let reader = Reader {
+        read,
+        player,
+        chat: handle.chat.clone(),
+        control: ctrl_tx,
+        stats: stats.clone(),
+        close_sent,
+        tick_hz: handle.tick_hz,
+    };
+    let reader = reader.run();
+    tokio::pin!(reader);
+    let end = tokio::select! {
+        end = &mut reader => {
+            // The reader asked the writer for any close it owes; let it finish that.
+            let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
+            end
         }
-        writer.abort();
-        debug!("disconnected");
-    }
-    .instrument(span)
-    .await;
+        w = &mut writer => {
+            // The writer closed (shutdown, match over) or gave up on the socket: wait for the
+            // peer's close.
+            let r = tokio::time::timeout(CLOSE_GRACE, &mut reader).await.unwrap_or(End::Abrupt);
+            if matches!(w, Ok(WriterEnd::Stalled)) { End::Abrupt } else { r }
+        }
+    };
+    writer.abort();
     stats.connections.dec();
-    let _ = seat
-        .handle
-        .commands
-        .send(MatchCommand::Leave { player })
-        .await;
-    drop(seat);
+    debug!(?end, "disconnected");
+    end
 }
 
 struct Reader {
     read: WebSocketRead<ReadHalf<Stream>>,
-    inputs: mpsc::Sender<InputFrame>,
+    /// `None` for a spectator.
+    player: Option<(PlayerId, mpsc::Sender<InputFrame>)>,
+    chat: mpsc::Sender<(PlayerId, String)>,
     control: mpsc::Sender<Control>,
     stats: Arc<Stats>,
     close_sent: Arc<AtomicBool>,
@@ -164,14 +273,21 @@ struct Reader {
 
 /// Why the reader stopped, as a close to send (if any).
 enum ReadEnd {
-    /// Peer went away or answered our close: nothing more to send.
+    /// The peer closed, or answered our close: nothing more to send.
     Done,
+    /// The peer vanished without a close frame.
+    Vanished,
     Close(u16, String),
 }
 
 impl Reader {
-    async fn run(mut self) {
+    async fn run(mut self) -> End {
         let end = self.read_loop().await;
+        match end {
+            ReadEnd::Done => return End::Closed,
+            ReadEnd::Vanished => return End::Abrupt,
+            ReadEnd::Close(..) => {}
+        }
         if let ReadEnd::Close(code, reason) = end {
             match code {
                 close_code::PROTOCOL_ERROR => self.stats.closes_protocol.inc(),
@@ -192,6 +308,7 @@ impl Reader {
             })
             .await;
         }
+        End::Closed
     }
 
     async fn next_frame(&mut self) -> Result<(OpCode, bool, Vec<u8>), WebSocketError> {
@@ -208,6 +325,7 @@ impl Reader {
     async fn read_loop(&mut self) -> ReadEnd {
         let mut last_enqueued: Option<Seq> = None;
         let mut flood = FloodWindow::new(self.tick_hz);
+        let mut chat_limit = ChatLimit::default();
         let mut partial: Option<Vec<u8>> = None;
         loop {
             let (opcode, fin, payload) = match self.next_frame().await {
@@ -224,7 +342,7 @@ impl Reader {
                     | WebSocketError::ConnectionClosed,
                 ) => {
                     debug!("connection dropped without a close frame");
-                    return ReadEnd::Done;
+                    return ReadEnd::Vanished;
                 }
                 Err(e) => {
                     return ReadEnd::Close(close_code::PROTOCOL_ERROR, format!("bad frame: {e}"));
@@ -272,19 +390,31 @@ impl Reader {
             };
             let msg = match protocol::decode_client(&message) {
                 Ok(m) => m,
+                Err(EnvelopeError::Utf8) => {
+                    return ReadEnd::Close(
+                        close_code::INVALID_PAYLOAD,
+                        "bad message: text is not valid UTF-8".into(),
+                    );
+                }
                 Err(e) => {
                     return ReadEnd::Close(close_code::PROTOCOL_ERROR, format!("bad message: {e}"));
                 }
             };
             match msg {
                 ClientMessage::Input { frames } => {
+                    let Some((_, inputs)) = &self.player else {
+                        return ReadEnd::Close(
+                            close_code::POLICY,
+                            "spectators cannot send inputs".into(),
+                        );
+                    };
                     for f in frames {
                         if last_enqueued.is_some_and(|l| !f.seq.is_after(l)) {
                             continue; // a redundant copy we already have
                         }
                         self.stats.inputs_received.inc();
                         last_enqueued = Some(f.seq);
-                        if self.inputs.try_send(f).is_err() {
+                        if inputs.try_send(f).is_err() {
                             self.stats.inputs_dropped.inc();
                             if flood.drop_one(Instant::now()) {
                                 return ReadEnd::Close(
@@ -300,6 +430,25 @@ impl Reader {
                 }
                 ClientMessage::RequestFull => {
                     let _ = self.control.try_send(Control::RequestFull);
+                }
+                ClientMessage::Chat { text } => {
+                    let refusal = match &self.player {
+                        None => Some("spectators cannot chat".to_string()),
+                        Some(_) if text.chars().count() > MAX_CHAT_CHARS => Some(format!(
+                            "chat message longer than {MAX_CHAT_CHARS} characters"
+                        )),
+                        Some(_) if text.trim().is_empty() => Some("empty chat message".to_string()),
+                        Some(_) if !chat_limit.allow(Instant::now()) => Some(format!(
+                            "chat rate limit: at most {CHAT_BURST} messages per {CHAT_WINDOW_S} s"
+                        )),
+                        Some((id, _)) => match self.chat.try_send((*id, text)) {
+                            Ok(()) => None,
+                            Err(_) => Some("chat is busy, try again".to_string()),
+                        },
+                    };
+                    if let Some(reason) = refusal {
+                        let _ = self.control.try_send(Control::ChatRejected(reason));
+                    }
                 }
             }
         }
@@ -372,11 +521,36 @@ impl FloodWindow {
     }
 }
 
+/// At most `CHAT_BURST` chat lines in any `CHAT_WINDOW_S` seconds.
+#[derive(Default)]
+struct ChatLimit {
+    sent: VecDeque<Instant>,
+}
+
+impl ChatLimit {
+    fn allow(&mut self, now: Instant) -> bool {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(CHAT_WINDOW_S))
+        {
+            self.sent.pop_front();
+        }
+        if self.sent.len() >= CHAT_BURST as usize {
+            return false;
+        }
+        self.sent.push_back(now);
+        true
+    }
+}
+
 struct Writer {
     write: WebSocketWrite<WriteHalf<Stream>>,
     outputs: watch::Receiver<Arc<TickOutput>>,
+    handle: Arc<MatchHandle>,
     control: mpsc::Receiver<Control>,
-    player: PlayerId,
+    /// `None` for a spectator.
+    player: Option<PlayerId>,
     match_id: u32,
     tick_hz: u32,
     ctx: ConnectionContext,
@@ -389,6 +563,15 @@ enum Action {
     Close(u16, &'static str),
 }
 
+/// How the writer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WriterEnd {
+    /// It sent a close frame, or its control channel closed.
+    Done,
+    /// The socket stopped accepting bytes (or errored).
+    Stalled,
+}
+
 /// Why writing stopped.
 #[derive(Debug)]
 enum WriteError {
@@ -397,9 +580,10 @@ enum WriteError {
 }
 
 impl Writer {
-    async fn run(mut self) {
+    async fn run(mut self) -> WriterEnd {
         let stats = self.ctx.matches.stats.clone();
         let mut last: Option<Arc<WorldState>> = None;
+        let mut next_event = 0u64;
         let mut welcomed = false;
         // A world published before our join is ready; handle it like any other.
         self.outputs.mark_changed();
@@ -408,7 +592,7 @@ impl Writer {
                 biased;
                 c = self.control.recv() => match c {
                     Some(c) => Action::Control(c),
-                    None => return,
+                    None => return WriterEnd::Done,
                 },
                 () = self.ctx.matches.shutdown.cancelled() => Action::Close(close_code::GOING_AWAY, "server shutting down"),
                 r = self.outputs.changed() => match r {
@@ -419,12 +603,22 @@ impl Writer {
             let result = match action {
                 Action::Publish => {
                     let out = self.outputs.borrow_and_update().clone();
+                    if let Some(ranking) = &out.ended {
+                        let msg = protocol::encode(&ServerMessage::MatchEnded {
+                            ranking: ranking.clone(),
+                        });
+                        if self.send(&msg).await.is_ok() {
+                            self.close(close_code::NORMAL, "match ended").await;
+                        }
+                        return WriterEnd::Done;
+                    }
                     if !welcomed {
-                        if out.world.player(self.player).is_none() {
+                        if self.player.is_some_and(|p| out.world.player(p).is_none()) {
                             continue;
                         }
                         welcomed = true;
                         last = Some(out.world.clone());
+                        next_event = out.events_to;
                         self.send_welcome(&out).await
                     } else {
                         if let Some(l) = &last {
@@ -434,12 +628,13 @@ impl Writer {
                             }
                             stats.snapshots_skipped.add(gap as u64 - 1);
                         }
-                        let (frame, own) = out.frame_for(last.as_deref());
-                        if own {
+                        let frame = out.frame_for(last.as_deref(), next_event, &self.handle.events);
+                        if frame.own {
                             stats.snapshots_encoded_per_client.inc();
                         }
                         last = Some(out.world.clone());
-                        self.send(&frame).await
+                        next_event = frame.next_event;
+                        self.send(&frame.bytes).await
                     }
                 }
                 Action::Control(Control::Pong { client_time_us }) => {
@@ -449,6 +644,10 @@ impl Writer {
                         server_tick: tick,
                     });
                     self.send(&msg).await
+                }
+                Action::Control(Control::ChatRejected(reason)) => {
+                    self.send(&protocol::encode(&ServerMessage::ChatRejected { reason }))
+                        .await
                 }
                 Action::Control(Control::RequestFull) => {
                     last = None;
@@ -460,15 +659,15 @@ impl Writer {
                 Action::Control(Control::CloseReply(code)) => {
                     self.close_sent.store(true, Ordering::Release);
                     let _ = self.timed(Frame::close(code, b"")).await;
-                    return;
+                    return WriterEnd::Done;
                 }
                 Action::Control(Control::Close { code, reason }) => {
                     self.close(code, &reason).await;
-                    return;
+                    return WriterEnd::Done;
                 }
                 Action::Close(code, reason) => {
                     self.close(code, reason).await;
-                    return;
+                    return WriterEnd::Done;
                 }
             };
             match result {
@@ -480,9 +679,9 @@ impl Writer {
                         "socket not writable for {:?}, dropping the client",
                         self.ctx.write_timeout
                     );
-                    return;
+                    return WriterEnd::Stalled;
                 }
-                Err(WriteError::Socket) => return,
+                Err(WriteError::Socket) => return WriterEnd::Stalled,
             }
         }
     }
@@ -492,7 +691,13 @@ impl Writer {
             player_id: self.player,
             match_id: self.match_id,
             tick_hz: self.tick_hz,
-            snapshot: snapshot_msg(None, &out.world, Some(out.world.checksum()), &out.params),
+            snapshot: snapshot_msg(
+                None,
+                &out.world,
+                Some(out.world.checksum()),
+                &out.params,
+                Vec::new(),
+            ),
         };
         self.send(&protocol::encode(&msg)).await
     }
@@ -595,6 +800,17 @@ mod tests {
             !w.drop_one(t0 + Duration::from_millis(1500)),
             "a new window starts over"
         );
+    }
+
+    #[test]
+    fn chat_limit_allows_five_per_five_seconds() {
+        let t0 = Instant::now();
+        let mut c = ChatLimit::default();
+        for _ in 0..5 {
+            assert!(c.allow(t0));
+        }
+        assert!(!c.allow(t0 + Duration::from_secs(4)));
+        assert!(c.allow(t0 + Duration::from_secs(5)), "the window slides");
     }
 
     #[test]

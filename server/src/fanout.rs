@@ -6,14 +6,16 @@
 //! asked for a resync) it encodes against its own last written world, or sends the shared
 //! full frame. Over TCP the last *written* snapshot is a valid baseline: no acks needed.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use skirmish_shared::codec;
-use skirmish_shared::protocol::{self, ServerMessage, SnapshotMsg};
+use skirmish_shared::protocol::{self, GameEvent, RankEntry, ServerMessage, SnapshotMsg};
 use skirmish_shared::rules::Params;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::WorldState;
+
+use crate::events::EventLog;
 
 /// Baselines older than this many ticks are not used; the client gets a full snapshot.
 pub const MAX_BASELINE_AGE: u32 = 64;
@@ -29,26 +31,50 @@ pub struct TickOutput {
     /// `ServerMessage::Snapshot` in full, encoded on first demand and shared.
     full_frame: OnceLock<Bytes>,
     pub params: Params,
+    /// This tick's events: ids `events_from..events_to` (in both shared frames).
+    pub events: Vec<GameEvent>,
+    pub events_from: u64,
+    pub events_to: u64,
+    /// Set on the last publication of a match: the final ranking.
+    pub ended: Option<Vec<RankEntry>>,
+}
+
+/// What a writer should send for one publication.
+#[derive(Debug)]
+pub struct WriterFrame {
+    pub bytes: Bytes,
+    /// Encoded for this writer alone (it was behind, or lost its baseline).
+    pub own: bool,
+    /// The writer's next event id after sending it.
+    pub next_event: u64,
 }
 
 impl TickOutput {
-    /// Publishes `world`, encoding the shared delta against `prev` (the previous tick).
+    /// Publishes `world` with this tick's `events` (ids `events_from..`), encoding the shared
+    /// delta against `prev` (the previous tick).
     #[must_use]
     pub fn new(
         world: Arc<WorldState>,
         prev: Option<&WorldState>,
         checksum: Option<u32>,
         params: Params,
+        events: Vec<GameEvent>,
+        events_from: u64,
     ) -> Self {
+        let events_to = events_from + events.len() as u64;
         let delta_frame = prev
             .filter(|p| world.tick.diff(p.tick) == 1)
-            .map(|p| snapshot_frame(Some(p), &world, checksum, &params));
+            .map(|p| snapshot_frame(Some(p), &world, checksum, &params, events.clone()));
         Self {
             world,
             checksum,
             delta_frame,
             full_frame: OnceLock::new(),
             params,
+            events,
+            events_from,
+            events_to,
+            ended: None,
         }
     }
 
@@ -57,31 +83,69 @@ impl TickOutput {
         self.world.tick
     }
 
-    /// The full snapshot frame (shared by everyone who needs one this tick).
+    /// The full snapshot frame with this tick's events (shared by everyone who needs one).
     pub fn full_frame(&self) -> Bytes {
         self.full_frame
             .get_or_init(|| {
-                snapshot_frame(None, &self.world, Some(self.world.checksum()), &self.params)
+                snapshot_frame(
+                    None,
+                    &self.world,
+                    Some(self.world.checksum()),
+                    &self.params,
+                    self.events.clone(),
+                )
             })
             .clone()
     }
 
-    /// The frame for a writer whose last written world is `last`, and whether it had to be
-    /// encoded for this writer alone.
-    pub fn frame_for(&self, last: Option<&WorldState>) -> (Bytes, bool) {
-        match last {
-            Some(l) if self.world.tick.diff(l.tick) == 1 => match &self.delta_frame {
-                Some(f) => (f.clone(), false),
-                None => (
-                    snapshot_frame(Some(l), &self.world, self.checksum, &self.params),
-                    true,
-                ),
-            },
-            Some(l) if (1..=MAX_BASELINE_AGE as i32).contains(&self.world.tick.diff(l.tick)) => (
-                snapshot_frame(Some(l), &self.world, self.checksum, &self.params),
-                true,
-            ),
-            _ => (self.full_frame(), false),
+    /// The frame for a writer whose last written world is `last` and whose next event id is
+    /// `next_event`. Up to date, it gets the shared bytes; behind, its own delta (or a full
+    /// snapshot) carrying every event it has not had yet, from `log`.
+    pub fn frame_for(
+        &self,
+        last: Option<&WorldState>,
+        next_event: u64,
+        log: &Mutex<EventLog>,
+    ) -> WriterFrame {
+        let gap = last.map(|l| self.world.tick.diff(l.tick));
+        let events_current = next_event == self.events_from;
+        if events_current {
+            match (gap, &self.delta_frame) {
+                (Some(1), Some(f)) => {
+                    return WriterFrame {
+                        bytes: f.clone(),
+                        own: false,
+                        next_event: self.events_to,
+                    };
+                }
+                (None, _) => {
+                    return WriterFrame {
+                        bytes: self.full_frame(),
+                        own: false,
+                        next_event: self.events_to,
+                    };
+                }
+                _ => {}
+            }
+        }
+        let (events, lost) = if events_current {
+            (self.events.clone(), false)
+        } else {
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .range(next_event, self.events_to)
+        };
+        let usable = gap.is_some_and(|g| (1..=MAX_BASELINE_AGE as i32).contains(&g));
+        let base = if usable && !lost { last } else { None };
+        let checksum = if base.is_some() {
+            self.checksum
+        } else {
+            Some(self.world.checksum())
+        };
+        WriterFrame {
+            bytes: snapshot_frame(base, &self.world, checksum, &self.params, events),
+            own: true,
+            next_event: self.events_to,
         }
     }
 }
@@ -93,9 +157,10 @@ pub fn snapshot_frame(
     world: &WorldState,
     checksum: Option<u32>,
     params: &Params,
+    events: Vec<GameEvent>,
 ) -> Bytes {
     Bytes::from(protocol::encode(&ServerMessage::Snapshot(snapshot_msg(
-        base, world, checksum, params,
+        base, world, checksum, params, events,
     ))))
 }
 
@@ -106,19 +171,23 @@ pub fn snapshot_msg(
     world: &WorldState,
     checksum: Option<u32>,
     params: &Params,
+    events: Vec<GameEvent>,
 ) -> SnapshotMsg {
     SnapshotMsg {
         tick: world.tick,
         baseline_age: base.map_or(0, |b| world.tick.diff(b.tick) as u32),
         data: codec::encode(base, world, checksum, params),
+        events,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skirmish_shared::protocol::EventKind;
     use skirmish_shared::receiver::{Received, SnapshotReceiver};
     use skirmish_shared::sim::Game;
+    use skirmish_shared::world::PlayerId;
 
     fn decode_frame(f: &Bytes) -> SnapshotMsg {
         match protocol::decode_server(f).expect("decodes") {
@@ -128,34 +197,46 @@ mod tests {
     }
 
     #[test]
-    fn up_to_date_writers_share_bytes_and_late_ones_get_a_valid_delta() {
+    fn up_to_date_writers_share_bytes_and_late_ones_get_a_valid_delta_with_all_events() {
         let params = Params::default();
         let mut g = Game::new(9, params);
         g.add_player("a".into());
+        let log = Mutex::new(EventLog::default());
         let mut worlds = vec![Arc::new(g.world.clone())];
-        for _ in 0..5 {
+        for t in 1..=5 {
             g.step(|_| None);
+            log.lock().expect("lock").push(
+                g.world.tick,
+                EventKind::Left {
+                    player: PlayerId(t),
+                },
+            );
             worlds.push(Arc::new(g.world.clone()));
         }
-        let out = TickOutput::new(worlds[5].clone(), Some(&worlds[4]), None, params);
-        let (shared, own) = out.frame_for(Some(&worlds[4]));
-        assert!(!own);
-        assert_eq!(Some(&shared), out.delta_frame.as_ref());
-        let (late, own) = out.frame_for(Some(&worlds[2]));
-        assert!(own, "a writer 3 ticks behind gets its own delta");
-        assert_eq!(decode_frame(&late).baseline_age, 3);
-        let (full, own) = out.frame_for(None);
-        assert!(!own);
-        assert_eq!(decode_frame(&full).baseline_age, 0);
+        // Tick 5 carried event id 5.
+        let ev5 = log.lock().expect("lock").range(5, 6).0;
+        let out = TickOutput::new(worlds[5].clone(), Some(&worlds[4]), None, params, ev5, 5);
+        let f = out.frame_for(Some(&worlds[4]), 5, &log);
+        assert!(!f.own);
+        assert_eq!(Some(&f.bytes), out.delta_frame.as_ref());
+        assert_eq!(f.next_event, 6);
+        let late = out.frame_for(Some(&worlds[2]), 3, &log);
+        assert!(late.own, "a writer 3 ticks behind gets its own delta");
+        let late_msg = decode_frame(&late.bytes);
+        assert_eq!(late_msg.baseline_age, 3);
+        assert_eq!(
+            late_msg.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![3, 4, 5],
+            "every missed event, in order"
+        );
+        let full = out.frame_for(None, 6, &log);
+        assert_eq!(decode_frame(&full.bytes).baseline_age, 0);
 
-        // A client that saw worlds 0 and 2 decodes the late delta to the same world.
+        // A client that saw world 2 decodes the late delta to the same world.
         let mut rx = SnapshotReceiver::new(params);
-        let first = snapshot_msg(None, &worlds[2], None, &params);
+        let first = snapshot_msg(None, &worlds[2], None, &params, Vec::new());
         assert!(matches!(rx.receive(&first), Received::Applied { .. }));
-        assert!(matches!(
-            rx.receive(&decode_frame(&late)),
-            Received::Applied { .. }
-        ));
+        assert!(matches!(rx.receive(&late_msg), Received::Applied { .. }));
         assert_eq!(rx.latest(), Some(&*worlds[5]));
     }
 }

@@ -1,29 +1,33 @@
-//! The HTTP side (axum): health, match listing and creation, and the WebSocket upgrade at
-//! `/ws`, which checks the protocol version and reserves a seat *before* upgrading so a
-//! refusal is an HTTP status with a body that says why.
+//! The HTTP side (axum): health, match listing and creation, matchmaking with signed join
+//! tokens, results, and the WebSocket upgrade at `/ws`, which checks version, token and seat
+//! *before* upgrading so every refusal is an HTTP status with a body that says why.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use fastwebsockets::upgrade::IncomingUpgrade;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use skirmish_shared::protocol::PROTOCOL_VERSION;
+use skirmish_shared::api::{MatchmakeRequest, MatchmakeResponse};
+use skirmish_shared::protocol::{PROTOCOL_VERSION, percent_encode};
 use skirmish_shared::rules::clean_name;
 
 use crate::config::Config;
-use crate::connection::{self, ConnectionContext};
+use crate::connection::{self, ConnectionContext, JoinKind};
 use crate::match_loop::{MatchContext, spawn_match};
-use crate::registry::{MatchHandle, MatchInfo, Seat, SeatError};
+use crate::registry::{MatchHandle, MatchInfo, SeatError};
+use crate::seats::ClaimError;
+use crate::token::{Claims, TokenError, TokenSigner, unix_now_s};
 
 /// Shared state of the HTTP handlers.
 #[derive(Debug, Clone)]
@@ -32,19 +36,22 @@ pub struct AppState {
     pub matches: MatchContext,
     pub connections: Arc<Semaphore>,
     pub tasks: TaskTracker,
+    pub tokens: TokenSigner,
     next_match_id: Arc<AtomicU32>,
     seed: u64,
 }
 
 impl AppState {
     #[must_use]
-    pub fn new(config: Config, matches: MatchContext, seed: u64) -> Self {
+    pub fn new(config: Config, matches: MatchContext, tokens: TokenSigner, seed: u64) -> Self {
+        let first_id = matches.results.max_match_id() + 1;
         Self {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             config: Arc::new(config),
             matches,
             tasks: TaskTracker::new(),
-            next_match_id: Arc::new(AtomicU32::new(1)),
+            tokens,
+            next_match_id: Arc::new(AtomicU32::new(first_id)),
             seed,
         }
     }
@@ -55,50 +62,160 @@ impl AppState {
         let seed = self.seed ^ u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         spawn_match(id, seed, &self.config, self.matches.clone())
     }
+
+    /// A seat for `name`: in `match_id`, or in the fullest open match (or a new one).
+    fn reserve(
+        &self,
+        match_id: Option<u32>,
+        name: &Arc<str>,
+        until: Instant,
+    ) -> Result<(Arc<MatchHandle>, u32), SeatError> {
+        let registry = &self.matches.registry;
+        if let Some(id) = match_id {
+            return registry.reserve_in(id, name.clone(), until);
+        }
+        if let Some(found) = registry.reserve_any(name, until) {
+            return Ok(found);
+        }
+        // Every match is full or over (or there is none): start one. Another joiner may race
+        // us to its seats; with a match size of at least 1 this ends.
+        loop {
+            let m = self.create_match();
+            if let Ok(found) = registry.reserve_in(m.id, name.clone(), until) {
+                return Ok(found);
+            }
+        }
+    }
 }
 
-/// The router: `/healthz`, `/api/matches`, `/ws`.
+/// The router.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/matches", get(list_matches).post(create_match))
+        .route("/api/matches/{id}/results", get(results))
+        .route("/api/matchmake", post(matchmake))
         .route("/ws", get(join))
         .with_state(state)
+}
+
+fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
+    let reason = reason.into();
+    debug!(%status, %reason, "refused");
+    (status, reason).into_response()
 }
 
 async fn list_matches(State(state): State<AppState>) -> Json<Vec<MatchInfo>> {
     Json(state.matches.registry.list())
 }
 
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// `POST /api/matches` answer.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Created {
     pub id: u32,
 }
 
 async fn create_match(State(state): State<AppState>) -> Response {
     if state.matches.shutdown.is_cancelled() {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server is shutting down".into(),
-        );
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
     }
     let m = state.create_match();
     (StatusCode::CREATED, Json(Created { id: m.id })).into_response()
 }
 
-fn refuse(status: StatusCode, reason: String) -> Response {
-    debug!(%status, %reason, "join refused");
-    (status, reason).into_response()
+async fn results(State(state): State<AppState>, Path(id): Path<u32>) -> Response {
+    if let Some(r) = state.matches.results.get(id) {
+        return Json(r.as_ref().clone()).into_response();
+    }
+    if state.matches.registry.get(id).is_some() {
+        return refuse(StatusCode::CONFLICT, format!("match {id} is still running"));
+    }
+    refuse(StatusCode::NOT_FOUND, format!("no results for match {id}"))
 }
 
-/// `GET /ws?v=<PROTOCOL_VERSION>&name=<name>[&match=<id>]`.
+async fn matchmake(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<MatchmakeRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "expected JSON {{\"name\": string, \"match\"?: number}}: {}",
+                    e.body_text()
+                ),
+            );
+        }
+    };
+    if state.matches.shutdown.is_cancelled() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    }
+    let name = clean_name(&req.name);
+    let until = Instant::now() + state.config.seat_reservation;
+    let (handle, seat) = match state.reserve(req.match_id, &name, until) {
+        Ok(found) => found,
+        Err(e) => return seat_refusal(e),
+    };
+    let exp = unix_now_s() + state.config.token_ttl.as_secs().max(1);
+    let claims = Claims {
+        match_id: handle.id,
+        seat,
+        name: name.to_string(),
+        exp,
+    };
+    let token = state.tokens.sign(&claims);
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| state.config.addr.to_string(), str::to_string);
+    let ws_url = format!(
+        "ws://{host}/ws?v={PROTOCOL_VERSION}&token={}",
+        percent_encode(&token)
+    );
+    Json(MatchmakeResponse {
+        match_id: handle.id,
+        seat,
+        name: name.to_string(),
+        token,
+        ws_url,
+        reservation_s: state.config.seat_reservation.as_secs_f64(),
+        expires_at: exp,
+    })
+    .into_response()
+}
+
+fn seat_refusal(e: SeatError) -> Response {
+    match e {
+        SeatError::NoSuchMatch(_) => refuse(StatusCode::NOT_FOUND, e.to_string()),
+        SeatError::Full(_) => refuse(StatusCode::CONFLICT, e.to_string()),
+        SeatError::Over(_) => refuse(StatusCode::GONE, e.to_string()),
+    }
+}
+
+fn parse_u32(q: &HashMap<String, String>, key: &str) -> Result<Option<u32>, Response> {
+    match q.get(key).map(|v| v.parse::<u32>()) {
+        None => Ok(None),
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(_)) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            format!("query parameter {key} must be a number"),
+        )),
+    }
+}
+
+/// `GET /ws?v=<version>&token=<token>`, or `?v=..&match=<id>&spectate=1`, or (with `--open`)
+/// `?v=..&name=<name>[&match=<id>]`.
 async fn join(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
-    let version = match q.get("v").map(|v| v.parse::<u32>()) {
-        None => {
+    let version = match parse_u32(&q, "v") {
+        Err(r) => return r,
+        Ok(None) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
                 format!(
@@ -106,13 +223,7 @@ async fn join(
                 ),
             );
         }
-        Some(Err(_)) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "query parameter v must be a number".into(),
-            );
-        }
-        Some(Ok(v)) => v,
+        Ok(Some(v)) => v,
     };
     if version != PROTOCOL_VERSION {
         return refuse(
@@ -122,28 +233,18 @@ async fn join(
             ),
         );
     }
-    let match_id = match q.get("match").map(|m| m.parse::<u32>()) {
-        None => None,
-        Some(Ok(id)) => Some(id),
-        Some(Err(_)) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "query parameter match must be a number".into(),
-            );
-        }
+    let match_id = match parse_u32(&q, "match") {
+        Ok(m) => m,
+        Err(r) => return r,
     };
     let Ok(upgrade) = upgrade else {
         return refuse(
             StatusCode::BAD_REQUEST,
-            "expected a WebSocket upgrade request (Upgrade: websocket, Sec-WebSocket-Version: 13)"
-                .into(),
+            "expected a WebSocket upgrade request (Upgrade: websocket, Sec-WebSocket-Version: 13)",
         );
     };
     if state.matches.shutdown.is_cancelled() {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "server is shutting down".into(),
-        );
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
     }
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
         return refuse(
@@ -151,46 +252,120 @@ async fn join(
             format!("server full: {} connections", state.config.max_connections),
         );
     };
-    let seat = match reserve(&state, match_id) {
-        Ok(seat) => seat,
-        Err(SeatError::NoSuchMatch(id)) => {
-            return refuse(StatusCode::NOT_FOUND, format!("no match with id {id}"));
+
+    let kind = if q.get("spectate").is_some_and(|v| v == "1" || v == "true") {
+        let Some(id) = match_id else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "spectating needs a match: /ws?v=..&match=<id>&spectate=1",
+            );
+        };
+        let Some(m) = state.matches.registry.get(id) else {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                format!("no match with id {id} (it may be over)"),
+            );
+        };
+        let Some(slot) = m.try_spectate() else {
+            return refuse(
+                StatusCode::CONFLICT,
+                format!("match {id} has its {} spectators", m.max_spectators),
+            );
+        };
+        JoinKind::Spectator(slot)
+    } else if let Some(token) = q.get("token") {
+        match claim_token(&state, token, match_id) {
+            Ok(kind) => kind,
+            Err(r) => return r,
         }
-        Err(SeatError::Full(id)) => {
-            return refuse(StatusCode::CONFLICT, format!("match {id} is full"));
+    } else if state.config.open {
+        let name = clean_name(q.get("name").map_or("", String::as_str));
+        let (handle, seat) = match state.reserve(
+            match_id,
+            &name,
+            Instant::now() + state.config.seat_reservation,
+        ) {
+            Ok(found) => found,
+            Err(e) => return seat_refusal(e),
+        };
+        if let Err(e) = handle.seats().claim(seat, Instant::now()) {
+            return refuse(StatusCode::FORBIDDEN, e.to_string());
         }
+        JoinKind::Player {
+            handle,
+            seat,
+            name,
+            resume: None,
+            reconnectable: false,
+        }
+    } else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing token: get one from POST /api/matchmake (or start the server with --open to join without one)",
+        );
     };
+
     let (response, fut) = match upgrade.upgrade() {
         Ok(r) => r,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("upgrade failed: {e}")),
     };
-    let name = clean_name(q.get("name").map_or("", String::as_str));
     let ctx = ConnectionContext {
         matches: state.matches.clone(),
         input_queue: state.config.input_queue,
         write_timeout: state.config.write_timeout(),
+        reconnect_grace: state.config.reconnect_grace,
     };
     state.tasks.spawn(async move {
-        connection::run(fut, seat, name, ctx).await;
+        connection::run(fut, kind, ctx).await;
         drop(permit);
     });
     response.into_response()
 }
 
-fn reserve(state: &AppState, match_id: Option<u32>) -> Result<Seat, SeatError> {
-    let registry = &state.matches.registry;
-    if let Some(id) = match_id {
-        return registry.reserve_in(id);
+/// Checks a token and claims its seat.
+fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<JoinKind, Response> {
+    let claims = state.tokens.verify(token, unix_now_s()).map_err(|e| {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            match e {
+                TokenError::Malformed => "malformed token",
+                TokenError::BadSignature => "forged token: the signature does not match",
+                TokenError::Expired => "expired token: matchmake again",
+            },
+        )
+    })?;
+    if let Some(m) = match_id
+        && m != claims.match_id
+    {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            format!("token is for match {}, not match {m}", claims.match_id),
+        ));
     }
-    if let Some(seat) = registry.reserve_any() {
-        return Ok(seat);
-    }
-    // Every match is full (or none exists): start one. Another joiner may race us to its
-    // seats; with a match size of at least 1 this loop ends.
-    loop {
-        let m = state.create_match();
-        if let Ok(seat) = registry.reserve_in(m.id) {
-            return Ok(seat);
-        }
-    }
+    let Some(handle) = state.matches.registry.get(claims.match_id) else {
+        return Err(refuse(
+            StatusCode::GONE,
+            format!("match {} is over", claims.match_id),
+        ));
+    };
+    let resume = handle
+        .seats()
+        .claim(claims.seat, Instant::now())
+        .map_err(|e| match e {
+            ClaimError::InUse => refuse(
+                StatusCode::FORBIDDEN,
+                "token already in use by a connected player",
+            ),
+            ClaimError::Gone => refuse(
+                StatusCode::FORBIDDEN,
+                "seat is no longer reserved: its reservation or reconnect window expired",
+            ),
+        })?;
+    Ok(JoinKind::Player {
+        handle,
+        seat: claims.seat,
+        name: claims.name.into(),
+        resume,
+        reconnectable: true,
+    })
 }

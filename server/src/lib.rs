@@ -8,14 +8,20 @@
 //! - [`fanout`] — encode once per tick, publish on a `watch` channel.
 //! - [`connection`] — a player's reader and writer, close handshake, abuse handling.
 //! - [`stats`] — counters.
+//! - [`token`] — signed join tokens; [`seats`] — reservations and reconnect windows.
+//! - [`events`] — the per-match game-event ring; [`results`] — finished matches on disk.
 
 pub mod config;
 pub mod connection;
+pub mod events;
 pub mod fanout;
 pub mod http;
 pub mod match_loop;
 pub mod registry;
+pub mod results;
+pub mod seats;
 pub mod stats;
+pub mod token;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,7 +37,20 @@ pub use config::Config;
 use crate::http::AppState;
 use crate::match_loop::MatchContext;
 use crate::registry::Registry;
+use crate::results::{ResultsError, ResultsStore};
 use crate::stats::Stats;
+use crate::token::TokenSigner;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, #[source] std::io::Error),
+    #[error(transparent)]
+    Results(#[from] ResultsError),
+    #[error("cannot generate a token secret: {0}")]
+    Secret(String),
+}
 
 /// How long shutdown waits for connections to finish their close handshakes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -47,13 +66,28 @@ pub struct Server {
 
 impl Server {
     /// Binds `config.addr` and starts serving.
-    pub async fn start(config: Config) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(config.addr).await?;
-        let local_addr = listener.local_addr()?;
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let results = Arc::new(ResultsStore::open(config.results_file())?);
+        let tokens = match &config.secret {
+            Some(s) if !s.is_empty() => TokenSigner::new(s.as_bytes()),
+            _ => {
+                info!(
+                    "no --secret given: generated a random token secret (tokens will not survive a restart)"
+                );
+                TokenSigner::random().map_err(|e| StartError::Secret(e.to_string()))?
+            }
+        };
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| StartError::Bind(config.addr, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(config.addr, e))?;
         let stats = Arc::new(Stats::default());
         let matches = MatchContext {
             registry: Arc::new(Registry::default()),
             stats: stats.clone(),
+            results,
             shutdown: CancellationToken::new(),
         };
         let seed = config.seed.unwrap_or_else(|| {
@@ -62,7 +96,7 @@ impl Server {
                 .map_or(0, |d| d.as_nanos() as u64)
         });
         let send_buffer = config.send_buffer;
-        let state = AppState::new(config, matches, seed);
+        let state = AppState::new(config, matches, tokens, seed);
         let app = http::router(state.clone());
         let shutdown = state.matches.shutdown.clone();
         let listener = listener.tap_io(move |tcp| {
@@ -96,7 +130,8 @@ impl Server {
         format!("http://{}", self.local_addr)
     }
 
-    /// Stops accepting, closes every connection with 1001, and waits for them (bounded).
+    /// Stops accepting, ends running matches (results kept), closes every connection with
+    /// 1001, and waits for them (bounded).
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.state.matches.shutdown.cancel();
         self.state.tasks.close();

@@ -1,54 +1,60 @@
-//! One match: a tokio task running the fixed-timestep loop.
+//! One match: a tokio task running the fixed-timestep loop and the match's life.
 //!
-//! Each tick: consume at most one queued input per player (an empty queue repeats the last
-//! input), step the shared rules, encode the delta once, publish it on the `watch` channel.
+//! Each tick: take at most one queued input per player (an empty queue repeats the last
+//! input), step the shared rules, move through the phases (waiting, countdown, running,
+//! ended), log game events, encode the delta once and publish it on the `watch` channel.
 //! Tick `n` is due at `start + n / tick_hz` (integer nanoseconds), so sim time never drifts
-//! from wall time; a late loop catches up at most `MAX_CATCH_UP` ticks at once and skips
-//! (and counts) the rest.
+//! from wall time; a late loop catches up at most `MAX_CATCH_UP` ticks at once and skips (and
+//! counts) the rest.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info, info_span};
+use tracing::{Instrument, debug, info, info_span, warn};
 
-use skirmish_shared::protocol::InputFrame;
+use skirmish_shared::protocol::{EventKind, InputFrame, RankEntry};
 use skirmish_shared::rules::Params;
-use skirmish_shared::sim::Game;
-use skirmish_shared::world::{PlayerId, WorldState};
+use skirmish_shared::sim::{Game, SimEvent};
+use skirmish_shared::tick::Tick;
+use skirmish_shared::world::{Phase, PlayerId, WorldState};
 
 use crate::config::Config;
+use crate::events::EventLog;
 use crate::fanout::TickOutput;
 use crate::registry::{MatchHandle, Registry};
+use crate::results::{MatchResult, PlayerResult, ResultsStore, rank, rfc3339};
+use crate::seats::SeatTable;
 use crate::stats::Stats;
 
 /// Most ticks run back to back when the loop is late.
 pub const MAX_CATCH_UP: u64 = 3;
 /// Commands queued to a match before senders wait.
 const COMMAND_QUEUE: usize = 64;
+/// Chat lines queued to a match; more are refused.
+const CHAT_QUEUE: usize = 32;
+/// Chat lines turned into events per tick.
+const CHAT_PER_TICK: usize = 8;
 
 /// Requests to a match task.
 #[derive(Debug)]
 pub enum MatchCommand {
-    /// Add a player; it appears in the next tick's world.
+    /// Add a player (or bring back `resume`, if it is still in the world); it appears in the
+    /// next tick's world.
     Join {
         name: Arc<str>,
+        resume: Option<PlayerId>,
         inputs: mpsc::Receiver<InputFrame>,
-        reply: oneshot::Sender<Joined>,
+        reply: oneshot::Sender<PlayerId>,
     },
-    /// Remove a player.
+    /// The player's connection dropped; it stands still while its seat waits for a reconnect.
+    Disconnected { player: PlayerId },
+    /// Remove a player now.
     Leave { player: PlayerId },
-}
-
-/// A successful join.
-#[derive(Debug)]
-pub struct Joined {
-    pub player: PlayerId,
-    pub outputs: watch::Receiver<Arc<TickOutput>>,
 }
 
 /// Shared services a match needs.
@@ -56,37 +62,79 @@ pub struct Joined {
 pub struct MatchContext {
     pub registry: Arc<Registry>,
     pub stats: Arc<Stats>,
+    pub results: Arc<ResultsStore>,
     pub shutdown: CancellationToken,
+}
+
+/// The phase timings of a match, in ticks.
+#[derive(Debug, Clone, Copy)]
+struct Timings {
+    min_players: usize,
+    waiting: u32,
+    countdown: u32,
+    running: u32,
+    empty_ttl: Duration,
+}
+
+fn ticks(d: Duration, hz: u32) -> u32 {
+    (d.as_millis() * u128::from(hz))
+        .div_ceil(1000)
+        .min(u128::from(u32::MAX / 2)) as u32
 }
 
 /// Creates match `id`, registers it and starts its task.
 pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Arc<MatchHandle> {
     let params = Params::new(config.tick_hz);
+    let hz = params.tick_hz;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let (chat_tx, chat_rx) = mpsc::channel(CHAT_QUEUE);
+    let mut game = Game::new(seed, params);
+    game.scoring = false;
+    let timings = Timings {
+        min_players: config.min_players.max(1),
+        waiting: ticks(config.waiting_timeout, hz).max(1),
+        countdown: ticks(config.countdown, hz),
+        running: ticks(config.match_duration, hz).max(1),
+        empty_ttl: config.empty_match_ttl(),
+    };
+    game.world.phase = Phase::Waiting;
+    game.world.phase_end = Tick(timings.waiting);
+    let first = Arc::new(TickOutput::new(
+        Arc::new(game.world.clone()),
+        None,
+        None,
+        params,
+        Vec::new(),
+        1,
+    ));
+    let (out_tx, out_rx) = watch::channel(first);
     let handle = Arc::new(MatchHandle {
         id,
         capacity: config.match_size,
-        tick_hz: params.tick_hz,
-        seats: Default::default(),
+        tick_hz: hz,
+        max_spectators: config.max_spectators,
+        seats: Mutex::new(SeatTable::new(config.match_size)),
+        spectators: Default::default(),
         tick: Default::default(),
+        phase: Default::default(),
         commands: tx,
+        chat: chat_tx,
+        outputs: out_rx,
+        events: Mutex::new(EventLog::default()),
     });
     ctx.registry.insert(handle.clone());
     ctx.stats.matches.inc();
-    let game = Game::new(seed, params);
     let task = MatchTask {
         handle: handle.clone(),
         game,
         commands: rx,
-        seats: HashMap::new(),
-        outputs: watch::channel(Arc::new(TickOutput::new(
-            Arc::new(WorldState::default()),
-            None,
-            None,
-            params,
-        )))
-        .0,
-        ttl: config.empty_match_ttl(),
+        chat: chat_rx,
+        inputs: HashMap::new(),
+        outputs: out_tx,
+        pending: Vec::new(),
+        timings,
+        started_at: None,
+        departed: Vec::new(),
         ctx,
     };
     tokio::spawn(task.run().instrument(info_span!("match", match_id = id)));
@@ -97,16 +145,22 @@ struct MatchTask {
     handle: Arc<MatchHandle>,
     game: Game,
     commands: mpsc::Receiver<MatchCommand>,
-    seats: HashMap<PlayerId, mpsc::Receiver<InputFrame>>,
+    chat: mpsc::Receiver<(PlayerId, String)>,
+    inputs: HashMap<PlayerId, mpsc::Receiver<InputFrame>>,
     outputs: watch::Sender<Arc<TickOutput>>,
-    ttl: Duration,
+    /// Events that happened since the last tick (joins, leaves, chat), logged with the next.
+    pending: Vec<EventKind>,
+    timings: Timings,
+    /// Wall-clock start of the running phase.
+    started_at: Option<(SystemTime, Instant)>,
+    /// Players who left while the match ran: (id, name, score, disconnects), for the results.
+    departed: Vec<(PlayerId, String, u32, u32)>,
     ctx: MatchContext,
 }
 
 impl MatchTask {
     async fn run(mut self) {
         let hz = u64::from(self.game.params.tick_hz);
-        self.publish(None);
         let start = Instant::now();
         let due_at = |n: u64| start + Duration::from_nanos(n * 1_000_000_000 / hz);
         let mut done: u64 = 0;
@@ -115,14 +169,18 @@ impl MatchTask {
         loop {
             tokio::select! {
                 biased;
-                () = self.ctx.shutdown.cancelled() => break,
+                () = self.ctx.shutdown.cancelled() => {
+                    if self.game.world.phase == Phase::Running {
+                        self.finish(true).await;
+                    }
+                    break;
+                }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => self.command(cmd),
                     None => break,
                 },
                 () = tokio::time::sleep_until(due_at(done + 1)) => {
-                    let now = Instant::now();
-                    let elapsed = now.saturating_duration_since(start);
+                    let elapsed = Instant::now().saturating_duration_since(start);
                     let due = (elapsed.as_nanos() * u128::from(hz) / 1_000_000_000) as u64;
                     let behind = due.saturating_sub(done);
                     if behind > MAX_CATCH_UP {
@@ -133,16 +191,26 @@ impl MatchTask {
                     while done < due {
                         self.tick();
                         done += 1;
+                        if self.game.world.phase == Phase::Ended {
+                            break;
+                        }
                     }
                     if Instant::now() > due_at(done + 1) {
                         self.ctx.stats.tick_overruns.inc();
                     }
+                    if self.game.world.phase == Phase::Ended {
+                        self.finish(false).await;
+                        break;
+                    }
                 }
             }
-            if self.seats.is_empty() {
+            if self.handle.seats().is_empty() {
                 let since = *empty_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= self.ttl {
-                    info!("match empty for {:?}, closing", self.ttl);
+                if since.elapsed() >= self.timings.empty_ttl {
+                    info!("match empty for {:?}, closing", self.timings.empty_ttl);
+                    if self.game.world.phase == Phase::Running {
+                        self.finish(true).await;
+                    }
                     break;
                 }
             } else {
@@ -158,28 +226,50 @@ impl MatchTask {
         match cmd {
             MatchCommand::Join {
                 name,
+                resume,
                 inputs,
                 reply,
             } => {
-                let player = self.game.add_player(name);
-                self.seats.insert(player, inputs);
-                debug!(player_id = player.0, "player joined");
-                let joined = Joined {
-                    player,
-                    outputs: self.outputs.subscribe(),
+                let player = match resume.filter(|p| self.game.world.player(*p).is_some()) {
+                    Some(p) => {
+                        self.pending.push(EventKind::Reconnected { player: p });
+                        debug!(player_id = p.0, "player reconnected");
+                        p
+                    }
+                    None => {
+                        let p = self.game.add_player(name.clone());
+                        self.pending.push(EventKind::Joined {
+                            player: p,
+                            name: name.to_string(),
+                        });
+                        debug!(player_id = p.0, "player joined");
+                        p
+                    }
                 };
-                if reply.send(joined).is_err() {
+                self.inputs.insert(player, inputs);
+                if reply.send(player).is_err() {
                     // The connection went away while joining.
                     self.leave(player);
                 }
+            }
+            MatchCommand::Disconnected { player } => {
+                self.inputs.remove(&player);
+                self.game.idle_player(player);
+                self.pending.push(EventKind::Disconnected { player });
             }
             MatchCommand::Leave { player } => self.leave(player),
         }
     }
 
     fn leave(&mut self, player: PlayerId) {
-        if self.seats.remove(&player).is_some() {
-            self.game.remove_player(player);
+        self.inputs.remove(&player);
+        if let Some(p) = self.game.world.player(player)
+            && self.game.world.phase == Phase::Running
+        {
+            self.departed.push((player, p.name.to_string(), p.score, 0));
+        }
+        if self.game.remove_player(player) {
+            self.pending.push(EventKind::Left { player });
             debug!(player_id = player.0, "player left");
         }
     }
@@ -187,10 +277,33 @@ impl MatchTask {
     fn tick(&mut self) {
         let started = std::time::Instant::now();
         let prev = self.outputs.borrow().world.clone();
-        let seats = &mut self.seats;
+
+        // Seats whose reservation or reconnect window ran out.
+        let freed = self.handle.seats().sweep(Instant::now());
+        for f in freed {
+            if let Some(p) = f.player {
+                self.leave(p);
+            }
+        }
+        // Chat lines, bounded per tick.
+        for _ in 0..CHAT_PER_TICK {
+            match self.chat.try_recv() {
+                Ok((from, text)) => self.pending.push(EventKind::Chat { from, text }),
+                Err(_) => break,
+            }
+        }
+
+        let inputs = &mut self.inputs;
         self.game
-            .step(|id| seats.get_mut(&id).and_then(|q| q.try_recv().ok()));
-        self.publish(Some(&prev));
+            .step(|id| inputs.get_mut(&id).and_then(|q| q.try_recv().ok()));
+        for e in &self.game.events {
+            self.pending.push(match *e {
+                SimEvent::OrbCollected { player, orb } => EventKind::OrbCollected { player, orb },
+                SimEvent::Tagged { shooter, target } => EventKind::Tagged { shooter, target },
+            });
+        }
+        self.advance_phase();
+        self.publish(Some(&prev), None);
         self.handle
             .tick
             .store(self.game.world.tick.0, Ordering::Relaxed);
@@ -201,11 +314,115 @@ impl MatchTask {
             .add(started.elapsed().as_micros() as u64);
     }
 
-    fn publish(&mut self, prev: Option<&WorldState>) {
+    /// Moves through waiting -> countdown -> running -> ended as conditions are met.
+    fn advance_phase(&mut self) {
+        let t = self.timings;
+        loop {
+            let w = &self.game.world;
+            let (now, players) = (w.tick, w.players.len());
+            let over = now.is_at_or_after(w.phase_end);
+            let next = match w.phase {
+                Phase::Waiting if players >= t.min_players || (over && players > 0) => {
+                    Some((Phase::Countdown, t.countdown))
+                }
+                Phase::Waiting if over => {
+                    // Nobody came: wait another round.
+                    self.game.world.phase_end = now.plus(t.waiting);
+                    None
+                }
+                Phase::Countdown if over => Some((Phase::Running, t.running)),
+                Phase::Running if over => Some((Phase::Ended, 0)),
+                _ => None,
+            };
+            let Some((phase, len)) = next else { break };
+            let ends_at = now.plus(len);
+            self.game.world.phase = phase;
+            self.game.world.phase_end = ends_at;
+            self.game.scoring = phase == Phase::Running;
+            if phase == Phase::Running {
+                self.started_at = Some((SystemTime::now(), Instant::now()));
+            }
+            self.handle.phase.store(phase.to_bits(), Ordering::Relaxed);
+            self.pending
+                .push(EventKind::PhaseChanged { phase, ends_at });
+            info!(?phase, "phase");
+            if phase == Phase::Ended {
+                break;
+            }
+        }
+    }
+
+    fn publish(&mut self, prev: Option<&WorldState>, ended: Option<Vec<RankEntry>>) {
         let world = Arc::new(self.game.world.clone());
         let hz = self.game.params.tick_hz;
         let checksum = world.tick.0.is_multiple_of(hz).then(|| world.checksum());
-        let out = TickOutput::new(world, prev, checksum, self.game.params);
+        let (events, from) = {
+            let mut log = self
+                .handle
+                .events
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let from = log.next_id();
+            let events = self
+                .pending
+                .drain(..)
+                .map(|k| log.push(world.tick, k).clone())
+                .collect();
+            (events, from)
+        };
+        let mut out = TickOutput::new(world, prev, checksum, self.game.params, events, from);
+        out.ended = ended;
         self.outputs.send_replace(Arc::new(out));
+    }
+
+    /// The match is over (or cut short): rank, persist the results, tell everyone.
+    async fn finish(&mut self, early: bool) {
+        let disconnects: HashMap<PlayerId, u32> =
+            self.handle.seats().disconnects().into_iter().collect();
+        let mut everyone: Vec<(PlayerId, String, u32)> = self
+            .game
+            .world
+            .players
+            .iter()
+            .map(|p| (p.id, p.name.to_string(), p.score))
+            .collect();
+        everyone.extend(
+            self.departed
+                .iter()
+                .map(|(id, name, score, _)| (*id, name.clone(), *score)),
+        );
+        let ranking = rank(&everyone);
+        let (started_wall, started) = self
+            .started_at
+            .unwrap_or((SystemTime::now(), Instant::now()));
+        let result = MatchResult {
+            match_id: self.handle.id,
+            started_at: rfc3339(started_wall),
+            ended_at: rfc3339(SystemTime::now()),
+            duration_s: started.elapsed().as_secs_f64(),
+            ended_early: early,
+            players: ranking
+                .iter()
+                .map(|r| PlayerResult {
+                    player_id: r.player_id.0,
+                    name: r.name.clone(),
+                    score: r.score,
+                    rank: r.rank,
+                    disconnects: disconnects.get(&r.player_id).copied().unwrap_or(0),
+                })
+                .collect(),
+        };
+        let store = self.ctx.results.clone();
+        match tokio::task::spawn_blocking(move || store.record(result)).await {
+            Ok(Ok(())) => info!(players = ranking.len(), early, "results recorded"),
+            Ok(Err(e)) => warn!("results not written: {e}"),
+            Err(e) => warn!("results task failed: {e}"),
+        }
+        self.game.world.phase = Phase::Ended;
+        self.handle
+            .phase
+            .store(Phase::Ended.to_bits(), Ordering::Relaxed);
+        let prev = self.outputs.borrow().world.clone();
+        self.publish(Some(&prev), Some(ranking));
     }
 }

@@ -1,17 +1,19 @@
-//! The match registry: which matches exist, how full they are, and seat reservations.
-//!
-//! A seat is reserved (an atomic count) before the WebSocket upgrade, so a full match is
-//! refused with an HTTP status instead of after the handshake. The reservation is released
-//! when the connection ends.
+//! The match registry: which matches exist, their seats, and where new players go.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use serde::Serialize;
-use tokio::sync::mpsc;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
+use skirmish_shared::world::{Phase, PlayerId};
+
+use crate::events::EventLog;
+use crate::fanout::TickOutput;
 use crate::match_loop::MatchCommand;
+use crate::seats::SeatTable;
 
 /// A live match, as the rest of the server sees it.
 #[derive(Debug)]
@@ -19,67 +21,98 @@ pub struct MatchHandle {
     pub id: u32,
     pub capacity: usize,
     pub tick_hz: u32,
-    /// Seats taken (reserved or playing).
-    pub seats: AtomicUsize,
-    /// The match's current tick, updated by its loop.
+    pub max_spectators: usize,
+    pub seats: Mutex<SeatTable>,
+    pub spectators: AtomicUsize,
+    /// The match's current tick and phase, updated by its loop.
     pub tick: AtomicU32,
+    pub phase: AtomicU8,
     pub commands: mpsc::Sender<MatchCommand>,
+    /// Chat lines to broadcast (bounded; a full queue refuses the line).
+    pub chat: mpsc::Sender<(PlayerId, String)>,
+    /// The latest publication (writers subscribe by cloning).
+    pub outputs: watch::Receiver<Arc<TickOutput>>,
+    pub events: Mutex<EventLog>,
 }
 
 /// One row of `GET /api/matches`.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MatchInfo {
     pub id: u32,
+    /// Seats taken: playing, reserved, or holding for a reconnect.
     pub players: usize,
     pub capacity: usize,
+    pub spectators: usize,
+    pub phase: Phase,
     pub tick: u32,
     pub tick_hz: u32,
 }
 
 impl MatchHandle {
+    pub fn seats(&self) -> MutexGuard<'_, SeatTable> {
+        // Each seat operation is a single map update, so a poisoned lock is still consistent.
+        self.seats.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[must_use]
+    pub fn phase(&self) -> Phase {
+        Phase::from_bits(self.phase.load(Ordering::Relaxed))
+    }
+
     #[must_use]
     pub fn info(&self) -> MatchInfo {
         MatchInfo {
             id: self.id,
-            players: self.seats.load(Ordering::Relaxed),
+            players: self.seats().len(),
             capacity: self.capacity,
+            spectators: self.spectators.load(Ordering::Relaxed),
+            phase: self.phase(),
             tick: self.tick.load(Ordering::Relaxed),
             tick_hz: self.tick_hz,
         }
     }
 
-    /// Takes a seat if one is free.
-    fn try_reserve(self: &Arc<Self>) -> Option<Seat> {
-        self.seats
+    /// Whether new players may be seated (it has room and is not over).
+    #[must_use]
+    pub fn open_for_players(&self) -> bool {
+        self.phase() != Phase::Ended && !self.commands.is_closed() && self.seats().has_room()
+    }
+
+    /// Takes a spectator slot; the guard frees it.
+    #[must_use]
+    pub fn try_spectate(self: &Arc<Self>) -> Option<SpectatorSlot> {
+        self.spectators
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.capacity).then_some(n + 1)
+                (n < self.max_spectators).then_some(n + 1)
             })
             .ok()
-            .map(|_| Seat {
+            .map(|_| SpectatorSlot {
                 handle: self.clone(),
             })
     }
 }
 
-/// A reserved seat in a match; dropping it frees the seat.
+/// A spectator's slot in a match; dropping it frees the slot.
 #[derive(Debug)]
-pub struct Seat {
+pub struct SpectatorSlot {
     pub handle: Arc<MatchHandle>,
 }
 
-impl Drop for Seat {
+impl Drop for SpectatorSlot {
     fn drop(&mut self) {
-        self.handle.seats.fetch_sub(1, Ordering::AcqRel);
+        self.handle.spectators.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Why a seat could not be had.
+/// Why no seat could be had.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SeatError {
-    #[error("no match with id {0}")]
+    #[error("no match with id {0} (it may be over)")]
     NoSuchMatch(u32),
     #[error("match {0} is full")]
     Full(u32),
+    #[error("match {0} is over")]
+    Over(u32),
 }
 
 /// All matches of this process.
@@ -89,9 +122,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Arc<MatchHandle>>> {
-        // A panic while holding this lock cannot leave the map inconsistent (single inserts
-        // and removes), so a poisoned lock is still usable.
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u32, Arc<MatchHandle>>> {
         self.matches.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -109,8 +140,13 @@ impl Registry {
     }
 
     #[must_use]
+    pub fn all(&self) -> Vec<Arc<MatchHandle>> {
+        self.lock().values().cloned().collect()
+    }
+
+    #[must_use]
     pub fn list(&self) -> Vec<MatchInfo> {
-        self.lock().values().map(|m| m.info()).collect()
+        self.all().iter().map(|m| m.info()).collect()
     }
 
     #[must_use]
@@ -123,23 +159,38 @@ impl Registry {
         self.len() == 0
     }
 
-    /// A seat in match `id`.
-    pub fn reserve_in(&self, id: u32) -> Result<Seat, SeatError> {
+    /// Reserves a seat for `name` in match `id` until `until`.
+    pub fn reserve_in(
+        &self,
+        id: u32,
+        name: Arc<str>,
+        until: Instant,
+    ) -> Result<(Arc<MatchHandle>, u32), SeatError> {
         let m = self.get(id).ok_or(SeatError::NoSuchMatch(id))?;
-        m.try_reserve().ok_or(SeatError::Full(id))
+        if m.phase() == Phase::Ended || m.commands.is_closed() {
+            return Err(SeatError::Over(id));
+        }
+        let seat = m.seats().reserve(name, until).ok_or(SeatError::Full(id))?;
+        Ok((m, seat))
     }
 
-    /// A seat in the fullest match that has room (so matches fill up before new ones start),
-    /// or `None` when every match is full.
+    /// Reserves a seat in the fullest match that has room (so matches fill before new ones
+    /// start); `None` when every match is full or over.
     #[must_use]
-    pub fn reserve_any(&self) -> Option<Seat> {
-        let mut open: Vec<Arc<MatchHandle>> = self
-            .lock()
-            .values()
-            .filter(|m| m.seats.load(Ordering::Relaxed) < m.capacity && !m.commands.is_closed())
-            .cloned()
+    pub fn reserve_any(&self, name: &Arc<str>, until: Instant) -> Option<(Arc<MatchHandle>, u32)> {
+        let mut open: Vec<(usize, Arc<MatchHandle>)> = self
+            .all()
+            .into_iter()
+            .filter(|m| m.open_for_players())
+            .map(|m| {
+                let taken = m.seats().len();
+                (taken, m)
+            })
             .collect();
-        open.sort_by_key(|m| (std::cmp::Reverse(m.seats.load(Ordering::Relaxed)), m.id));
-        open.iter().find_map(MatchHandle::try_reserve)
+        open.sort_by_key(|(n, m)| (std::cmp::Reverse(*n), m.id));
+        open.into_iter().find_map(|(_, m)| {
+            let seat = m.seats().reserve(name.clone(), until)?;
+            Some((m, seat))
+        })
     }
 }

@@ -20,8 +20,10 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 
+use crate::api::{MatchmakeRequest, MatchmakeResponse};
 use crate::protocol::{
     self, ClientMessage, EnvelopeError, MAX_SERVER_MESSAGE_BYTES, PROTOCOL_VERSION, ServerMessage,
+    percent_encode,
 };
 
 type Stream = TokioIo<Upgraded>;
@@ -38,6 +40,10 @@ pub struct JoinOptions {
     pub protocol_version: u32,
     /// `SO_RCVBUF` for the socket, bytes (tests of slow readers make it small).
     pub recv_buffer: Option<u32>,
+    /// A join token from matchmaking; without one the server must run with `--open`.
+    pub token: Option<String>,
+    /// Watch `match_id` as a spectator.
+    pub spectate: bool,
 }
 
 impl JoinOptions {
@@ -49,19 +55,33 @@ impl JoinOptions {
             match_id: None,
             protocol_version: PROTOCOL_VERSION,
             recv_buffer: None,
+            token: None,
+            spectate: false,
         }
+    }
+
+    /// Options to join with a matchmaking answer.
+    #[must_use]
+    pub fn with_token(base_url: impl Into<String>, mm: &MatchmakeResponse) -> Self {
+        let mut o = Self::new(base_url, mm.name.clone());
+        o.token = Some(mm.token.clone());
+        o
     }
 
     /// The upgrade request's path and query.
     #[must_use]
     pub fn path_and_query(&self) -> String {
-        let mut q = format!(
-            "/ws?v={}&name={}",
-            self.protocol_version,
-            percent_encode(&self.name)
-        );
+        let mut q = format!("/ws?v={}", self.protocol_version);
+        if let Some(t) = &self.token {
+            q.push_str(&format!("&token={}", percent_encode(t)));
+        } else if !self.spectate {
+            q.push_str(&format!("&name={}", percent_encode(&self.name)));
+        }
         if let Some(m) = self.match_id {
             q.push_str(&format!("&match={m}"));
+        }
+        if self.spectate {
+            q.push_str("&spectate=1");
         }
         q
     }
@@ -86,16 +106,61 @@ pub enum ClientError {
     Closed { code: u16, reason: String },
 }
 
-/// Opens the WebSocket: TCP connect, HTTP upgrade, and on refusal the server's reason.
-pub async fn connect(opts: &JoinOptions) -> Result<Connection, ClientError> {
-    let authority = opts
-        .base_url
+/// `host:port` of an `http://host:port` (or `ws://`) base URL.
+fn authority(base_url: &str) -> Result<String, ClientError> {
+    base_url
         .strip_prefix("http://")
-        .or_else(|| opts.base_url.strip_prefix("ws://"))
+        .or_else(|| base_url.strip_prefix("ws://"))
         .map(|s| s.trim_end_matches('/'))
         .filter(|s| !s.is_empty() && !s.contains('/'))
-        .ok_or_else(|| ClientError::BadUrl(opts.base_url.clone()))?
-        .to_string();
+        .map(str::to_string)
+        .ok_or_else(|| ClientError::BadUrl(base_url.to_string()))
+}
+
+/// `POST /api/matchmake`: a seat and a signed join token.
+pub async fn matchmake(
+    base_url: &str,
+    name: &str,
+    match_id: Option<u32>,
+) -> Result<MatchmakeResponse, ClientError> {
+    let authority = authority(base_url)?;
+    let tcp = open_tcp(&authority, None).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let body = serde_json::to_vec(&MatchmakeRequest {
+        name: name.to_string(),
+        match_id,
+    })
+    .map_err(|e| ClientError::BadUrl(e.to_string()))?;
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/matchmake")
+        .header(HOST, &authority)
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .map_err(|_| ClientError::BadUrl(base_url.to_string()))?;
+    let response = sender.send_request(req).await?;
+    let status = response.status().as_u16();
+    let body = Limited::new(response.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if status != 200 {
+        let reason = String::from_utf8_lossy(&body).into_owned();
+        return Err(ClientError::Refused { status, reason });
+    }
+    serde_json::from_slice(&body).map_err(|e| ClientError::Refused {
+        status,
+        reason: format!("bad matchmaking answer: {e}"),
+    })
+}
+
+/// Opens the WebSocket: TCP connect, HTTP upgrade, and on refusal the server's reason.
+pub async fn connect(opts: &JoinOptions) -> Result<Connection, ClientError> {
+    let authority = authority(&opts.base_url)?;
     let tcp = open_tcp(&authority, opts.recv_buffer).await?;
     tcp.set_nodelay(true).map_err(ClientError::Connect)?;
 
@@ -164,20 +229,6 @@ async fn open_tcp(authority: &str, recv_buffer: Option<u32>) -> Result<TcpStream
     Err(ClientError::Connect(last_err.unwrap_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
     })))
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
-#[must_use]
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// An open connection; [`Connection::split`] gives halves for concurrent reading and writing.

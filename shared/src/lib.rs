@@ -11,6 +11,7 @@
 //! - [`world`] — the quantized world state (players, orbs, projectiles) and its checksum.
 //! - [`sim`] — `step`, the authoritative fixed-tick rules, and `apply_input`, the part a client
 //!   predicts.
+//! - [`api`] — JSON bodies of the HTTP API that clients use (matchmaking).
 //! - [`bits`] — bit-level writer and reader with zig-zag and Exp-Golomb codes.
 //! - [`codec`] — the delta snapshot codec.
 //! - [`protocol`] — the bincode message envelope, input frames, close codes, version.
@@ -18,6 +19,7 @@
 //!   verification, desync counting).
 //! - `client` (feature `client`): a WebSocket client used by the Bevy game, bots and tests.
 
+pub mod api;
 pub mod bits;
 pub mod codec;
 pub mod protocol;

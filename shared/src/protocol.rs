@@ -85,19 +85,42 @@ pub struct GameEvent {
 /// What happened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
-    OrbCollected { player: PlayerId, orb: u16 },
-    Tagged { shooter: PlayerId, target: PlayerId },
-    Joined { player: PlayerId, name: String },
+    OrbCollected {
+        player: PlayerId,
+        orb: u16,
+    },
+    Tagged {
+        shooter: PlayerId,
+        target: PlayerId,
+    },
+    Joined {
+        player: PlayerId,
+        name: String,
+    },
     /// The player's seat was freed (left, or did not come back within the grace window).
-    Left { player: PlayerId },
+    Left {
+        player: PlayerId,
+    },
     /// The connection dropped; the seat is kept for the reconnect grace window.
-    Disconnected { player: PlayerId },
-    Reconnected { player: PlayerId },
-    PhaseChanged { phase: Phase, ends_at: Tick },
-    Chat { from: PlayerId, text: String },
+    Disconnected {
+        player: PlayerId,
+    },
+    Reconnected {
+        player: PlayerId,
+    },
+    PhaseChanged {
+        phase: Phase,
+        ends_at: Tick,
+    },
+    Chat {
+        from: PlayerId,
+        text: String,
+    },
     /// Events between the last one delivered and this one were lost because the client fell
     /// too far behind; a full snapshot accompanies this.
-    EventsLost { missed: u64 },
+    EventsLost {
+        missed: u64,
+    },
 }
 
 /// One row of the final ranking.
@@ -139,6 +162,14 @@ pub enum ServerMessage {
         code: u16,
         message: String,
     },
+    /// The match is over: the final ranking. A close 1000 follows.
+    MatchEnded {
+        ranking: Vec<RankEntry>,
+    },
+    /// Your chat message was not sent (too long, or over the rate limit).
+    ChatRejected {
+        reason: String,
+    },
 }
 
 /// Messages from a client.
@@ -155,7 +186,9 @@ pub enum ClientMessage {
     /// snapshot next.
     RequestFull,
     /// A chat line for everyone in the match (at most `MAX_CHAT_CHARS` characters).
-    Chat { text: String },
+    Chat {
+        text: String,
+    },
 }
 
 /// Why a message did not decode.
@@ -169,6 +202,20 @@ pub enum EnvelopeError {
     TrailingBytes(usize),
     #[error("too many input frames in one message ({0} > {MAX_INPUTS_PER_MESSAGE})")]
     TooManyInputs(usize),
+}
+
+/// Percent-encodes a URL query value (RFC 3986 unreserved characters pass through).
+#[must_use]
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn config<const LIMIT: usize>() -> impl bincode::config::Config {
@@ -185,10 +232,12 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
 /// Decodes a client message, rejecting trailing bytes and oversized input batches.
 pub fn decode_client(bytes: &[u8]) -> Result<ClientMessage, EnvelopeError> {
     let (msg, used): (ClientMessage, usize) =
-        bincode::serde::decode_from_slice(bytes, config::<MAX_CLIENT_MESSAGE_BYTES>()).map_err(|e| match e {
-            bincode::error::DecodeError::Utf8 { .. } => EnvelopeError::Utf8,
-            e => EnvelopeError::Decode(e),
-        })?;
+        bincode::serde::decode_from_slice(bytes, config::<MAX_CLIENT_MESSAGE_BYTES>()).map_err(
+            |e| match e {
+                bincode::error::DecodeError::Utf8 { .. } => EnvelopeError::Utf8,
+                e => EnvelopeError::Decode(e),
+            },
+        )?;
     if used != bytes.len() {
         return Err(EnvelopeError::TrailingBytes(bytes.len() - used));
     }

@@ -151,7 +151,10 @@ impl Game {
         if let Ok(i) = self.world.players.binary_search_by_key(&id, |p| p.id) {
             self.world.players[i].vel = QVec::default();
             let seq = self.last_inputs[i].seq;
-            self.last_inputs[i] = InputFrame { seq, ..InputFrame::default() };
+            self.last_inputs[i] = InputFrame {
+                seq,
+                ..InputFrame::default()
+            };
         }
     }
 
@@ -214,7 +217,10 @@ impl Game {
             t.pos = random_player_pos(rng);
             t.vel = QVec::default();
             t.deaths = t.deaths.wrapping_add(1);
-            events.push(SimEvent::Tagged { shooter: proj.owner, target: t.id });
+            events.push(SimEvent::Tagged {
+                shooter: proj.owner,
+                target: t.id,
+            });
             if scoring && let Ok(owner) = players.binary_search_by_key(&proj.owner, |p| p.id) {
                 players[owner].score = players[owner].score.saturating_add(HIT_SCORE);
             }
@@ -231,7 +237,10 @@ impl Game {
                         p.score = p.score.saturating_add(ORB_SCORE);
                     }
                     *orb = random_orb_pos(&mut self.rng);
-                    self.events.push(SimEvent::OrbCollected { player: p.id, orb: i as u16 });
+                    self.events.push(SimEvent::OrbCollected {
+                        player: p.id,
+                        orb: i as u16,
+                    });
                 }
             }
         }
@@ -342,7 +351,10 @@ mod tests {
         let extra = others.iter().filter(|o| o.dist_sq(orb) <= near).count() as u32;
         assert_eq!(p.score, 1 + extra);
         assert_ne!(g.world.orbs[3], orb, "the collected orb moved");
-        assert!(g.events.contains(&SimEvent::OrbCollected { player: id, orb: 3 }));
+        assert!(
+            g.events
+                .contains(&SimEvent::OrbCollected { player: id, orb: 3 })
+        );
         assert_eq!(g.world.orbs.len(), ORB_COUNT);
     }
 
@@ -380,7 +392,10 @@ mod tests {
         g.world.players[0].pos = g.world.orbs[0];
         g.step(|_| None);
         assert_eq!(g.world.players[0].score, 0);
-        assert!(!g.events.is_empty(), "the orb is still collected (and respawned)");
+        assert!(
+            !g.events.is_empty(),
+            "the orb is still collected (and respawned)"
+        );
     }
 
     #[test]

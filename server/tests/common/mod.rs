@@ -107,7 +107,7 @@ pub async fn join_with(opts: JoinOptions) -> Player {
     Player {
         rx,
         tx,
-        id: player_id,
+        id: player_id.expect("a player, not a spectator"),
         match_id,
         params,
         worlds,

@@ -58,14 +58,16 @@ fn arb_world(tick: u32) -> impl Strategy<Value = WorldState> {
             .collect::<Vec<_>>()
     });
     let orbs = proptest::collection::vec(arb_vec(16_000), ORB_COUNT..=ORB_COUNT);
-    (players, orbs, projectiles, 0u8..4, any::<u32>()).prop_map(move |(players, orbs, projectiles, phase, end)| WorldState {
-        tick: Tick(tick),
-        phase: crate::world::Phase::from_bits(phase),
-        phase_end: Tick(end),
-        players,
-        orbs,
-        projectiles,
-    })
+    (players, orbs, projectiles, 0u8..4, any::<u32>()).prop_map(
+        move |(players, orbs, projectiles, phase, end)| WorldState {
+            tick: Tick(tick),
+            phase: crate::world::Phase::from_bits(phase),
+            phase_end: Tick(end),
+            players,
+            orbs,
+            projectiles,
+        },
+    )
 }
 
 /// A pair of worlds where the second is usually a small change of the first.

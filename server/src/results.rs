@@ -1,0 +1,223 @@
+//! Match results: the final ranking of every finished match, appended as one JSON line to the
+//! results file (flushed and fsync'd before the match is dropped), loaded back at start, and
+//! served at `GET /api/matches/{id}/results`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use skirmish_shared::protocol::RankEntry;
+use skirmish_shared::world::PlayerId;
+
+/// How many results are kept in memory for the endpoint (the file keeps them all).
+const KEEP_IN_MEMORY: usize = 10_000;
+
+/// One player's line in a result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlayerResult {
+    pub player_id: u32,
+    pub name: String,
+    pub score: u32,
+    pub rank: u32,
+    pub disconnects: u32,
+}
+
+/// A finished match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatchResult {
+    pub match_id: u32,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub ended_at: String,
+    pub duration_s: f64,
+    /// True when the match was cut short (server shutdown) instead of running its course.
+    pub ended_early: bool,
+    pub players: Vec<PlayerResult>,
+}
+
+/// Ranks players by score (highest first; ties share a rank, then the next rank skips, as in
+/// 1, 1, 3), ties listed by player id.
+#[must_use]
+pub fn rank(players: &[(PlayerId, String, u32)]) -> Vec<RankEntry> {
+    let mut sorted: Vec<&(PlayerId, String, u32)> = players.iter().collect();
+    sorted.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    let mut out: Vec<RankEntry> = Vec::with_capacity(sorted.len());
+    for (i, (id, name, score)) in sorted.into_iter().enumerate() {
+        let rank = match out.last() {
+            Some(prev) if prev.score == *score => prev.rank,
+            _ => i as u32 + 1,
+        };
+        out.push(RankEntry {
+            rank,
+            player_id: *id,
+            name: name.clone(),
+            score: *score,
+        });
+    }
+    out
+}
+
+/// Why the results file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("results file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The results of this server's matches.
+#[derive(Debug)]
+pub struct ResultsStore {
+    path: Option<PathBuf>,
+    recent: Mutex<BTreeMap<u32, Arc<MatchResult>>>,
+    /// Serializes appends to the file.
+    file_lock: Mutex<()>,
+}
+
+impl ResultsStore {
+    /// Opens the store, loading earlier results from `path` (a missing file is fine; bad
+    /// lines are skipped with a warning). `None` keeps results in memory only.
+    pub fn open(path: Option<PathBuf>) -> Result<Self, ResultsError> {
+        let mut recent = BTreeMap::new();
+        if let Some(p) = &path {
+            match std::fs::File::open(p) {
+                Ok(f) => {
+                    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+                        let line = line.map_err(|source| ResultsError::Io {
+                            path: p.clone(),
+                            source,
+                        })?;
+                        match serde_json::from_str::<MatchResult>(&line) {
+                            Ok(r) => {
+                                recent.insert(r.match_id, Arc::new(r));
+                            }
+                            Err(e) => warn!(
+                                "{}:{}: skipping a line that is not a result: {e}",
+                                p.display(),
+                                n + 1
+                            ),
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(ResultsError::Io {
+                        path: p.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            path,
+            recent: Mutex::new(recent),
+            file_lock: Mutex::new(()),
+        })
+    }
+
+    /// The highest match id with a result (new matches are numbered after it).
+    #[must_use]
+    pub fn max_match_id(&self) -> u32 {
+        self.lock().keys().next_back().copied().unwrap_or(0)
+    }
+
+    #[must_use]
+    pub fn get(&self, match_id: u32) -> Option<Arc<MatchResult>> {
+        self.lock().get(&match_id).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, Arc<MatchResult>>> {
+        self.recent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends a result to the file (flush + fsync) and keeps it for the endpoint.
+    pub fn record(&self, result: MatchResult) -> Result<(), ResultsError> {
+        if let Some(path) = &self.path {
+            let _guard = self
+                .file_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            append_line(path, &result).map_err(|source| ResultsError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let mut recent = self.lock();
+        recent.insert(result.match_id, Arc::new(result));
+        while recent.len() > KEEP_IN_MEMORY {
+            recent.pop_first();
+        }
+        Ok(())
+    }
+}
+
+fn append_line(path: &Path, result: &MatchResult) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(result).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(&line)?;
+    f.flush()?;
+    f.sync_all()
+}
+
+/// RFC 3339 (UTC, seconds) for a wall-clock time.
+#[must_use]
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranking_shares_ranks_on_ties() {
+        let r = rank(&[
+            (PlayerId(1), "a".into(), 5),
+            (PlayerId(2), "b".into(), 9),
+            (PlayerId(3), "c".into(), 5),
+            (PlayerId(4), "d".into(), 0),
+        ]);
+        let got: Vec<(u32, u32)> = r.iter().map(|e| (e.rank, e.player_id.0)).collect();
+        assert_eq!(got, vec![(1, 2), (2, 1), (2, 3), (4, 4)]);
+    }
+
+    #[test]
+    fn results_survive_a_reopen_and_bad_lines_are_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("results.jsonl");
+        let store = ResultsStore::open(Some(path.clone())).expect("open");
+        let r = MatchResult {
+            match_id: 7,
+            started_at: "2026-11-25T12:00:00Z".into(),
+            ended_at: "2026-11-25T12:05:00Z".into(),
+            duration_s: 300.0,
+            ended_early: false,
+            players: vec![PlayerResult {
+                player_id: 1,
+                name: "a".into(),
+                score: 3,
+                rank: 1,
+                disconnects: 0,
+            }],
+        };
+        store.record(r.clone()).expect("record");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(b"not json\n"))
+            .expect("append");
+        let again = ResultsStore::open(Some(path)).expect("reopen");
+        assert_eq!(again.get(7).as_deref(), Some(&r));
+        assert_eq!(again.max_match_id(), 7);
+    }
+}
