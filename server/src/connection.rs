@@ -447,7 +447,9 @@ impl Reader {
                         },
                     };
                     if let Some(reason) = refusal {
-                        let _ = self.control.try_send(Control::ChatRejected(reason));
+                        // Waits for the writer: a client that floods chat without reading
+                        // its socket stalls only itself.
+                        let _ = self.control.send(Control::ChatRejected(reason)).await;
                     }
                 }
             }

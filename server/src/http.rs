@@ -100,9 +100,18 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
-    let reason = reason.into();
-    debug!(%status, %reason, "refused");
-    (status, reason).into_response()
+    Refusal(status, reason.into()).into_response()
+}
+
+/// A refused request: status and a plain-text reason.
+#[derive(Debug)]
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        debug!(status = %self.0, reason = %self.1, "refused");
+        (self.0, self.1).into_response()
+    }
 }
 
 async fn list_matches(State(state): State<AppState>) -> Json<Vec<MatchInfo>> {
@@ -195,11 +204,11 @@ fn seat_refusal(e: SeatError) -> Response {
     }
 }
 
-fn parse_u32(q: &HashMap<String, String>, key: &str) -> Result<Option<u32>, Response> {
+fn parse_u32(q: &HashMap<String, String>, key: &str) -> Result<Option<u32>, Refusal> {
     match q.get(key).map(|v| v.parse::<u32>()) {
         None => Ok(None),
         Some(Ok(v)) => Ok(Some(v)),
-        Some(Err(_)) => Err(refuse(
+        Some(Err(_)) => Err(Refusal(
             StatusCode::BAD_REQUEST,
             format!("query parameter {key} must be a number"),
         )),
@@ -214,7 +223,7 @@ async fn join(
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
     let version = match parse_u32(&q, "v") {
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
         Ok(None) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
@@ -235,7 +244,7 @@ async fn join(
     }
     let match_id = match parse_u32(&q, "match") {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Ok(upgrade) = upgrade else {
         return refuse(
@@ -276,7 +285,7 @@ async fn join(
     } else if let Some(token) = q.get("token") {
         match claim_token(&state, token, match_id) {
             Ok(kind) => kind,
-            Err(r) => return r,
+            Err(r) => return r.into_response(),
         }
     } else if state.config.open {
         let name = clean_name(q.get("name").map_or("", String::as_str));
@@ -323,27 +332,27 @@ async fn join(
 }
 
 /// Checks a token and claims its seat.
-fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<JoinKind, Response> {
+fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<JoinKind, Refusal> {
     let claims = state.tokens.verify(token, unix_now_s()).map_err(|e| {
-        refuse(
+        Refusal(
             StatusCode::UNAUTHORIZED,
             match e {
-                TokenError::Malformed => "malformed token",
-                TokenError::BadSignature => "forged token: the signature does not match",
-                TokenError::Expired => "expired token: matchmake again",
+                TokenError::Malformed => "malformed token".to_string(),
+                TokenError::BadSignature => "forged token: the signature does not match".to_string(),
+                TokenError::Expired => "expired token: matchmake again".to_string(),
             },
         )
     })?;
     if let Some(m) = match_id
         && m != claims.match_id
     {
-        return Err(refuse(
+        return Err(Refusal(
             StatusCode::FORBIDDEN,
             format!("token is for match {}, not match {m}", claims.match_id),
         ));
     }
     let Some(handle) = state.matches.registry.get(claims.match_id) else {
-        return Err(refuse(
+        return Err(Refusal(
             StatusCode::GONE,
             format!("match {} is over", claims.match_id),
         ));
@@ -352,13 +361,13 @@ fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<J
         .seats()
         .claim(claims.seat, Instant::now())
         .map_err(|e| match e {
-            ClaimError::InUse => refuse(
+            ClaimError::InUse => Refusal(
                 StatusCode::FORBIDDEN,
-                "token already in use by a connected player",
+                "token already in use by a connected player".into(),
             ),
-            ClaimError::Gone => refuse(
+            ClaimError::Gone => Refusal(
                 StatusCode::FORBIDDEN,
-                "seat is no longer reserved: its reservation or reconnect window expired",
+                "seat is no longer reserved: its reservation or reconnect window expired".into(),
             ),
         })?;
     Ok(JoinKind::Player {

@@ -11,7 +11,7 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use skirmish_server::{Config, Server};
 use skirmish_shared::client::{self, Incoming, JoinOptions, Receiver, Sender};
-use skirmish_shared::protocol::{ClientMessage, InputFrame, ServerMessage};
+use skirmish_shared::protocol::{ClientMessage, GameEvent, InputFrame, RankEntry, ServerMessage};
 use skirmish_shared::quant::{MoveVec, QAngle};
 use skirmish_shared::receiver::{Received, SnapshotReceiver};
 use skirmish_shared::rules::Params;
@@ -70,6 +70,10 @@ pub struct Player {
     pub next_seq: u32,
     pub bytes_received: usize,
     pub snapshots: usize,
+    /// Game events received, in arrival order.
+    pub events: Vec<GameEvent>,
+    /// Other messages received while waiting for snapshots (chat refusals, ...).
+    pub other: Vec<ServerMessage>,
 }
 
 pub fn options(server: &Server, name: &str, match_id: Option<u32>) -> JoinOptions {
@@ -108,6 +112,8 @@ pub async fn join_with(opts: JoinOptions) -> Player {
         rx,
         tx,
         id: player_id.expect("a player, not a spectator"),
+        events: Vec::new(),
+        other: Vec::new(),
         match_id,
         params,
         worlds,
@@ -128,10 +134,13 @@ impl Player {
             self.bytes_received += n;
             if let ServerMessage::Snapshot(s) = msg {
                 self.snapshots += 1;
+                self.events.extend(s.events.iter().cloned());
                 match self.worlds.receive(&s) {
                     Received::Applied { .. } => break,
                     other => panic!("snapshot not applied: {other:?}"),
                 }
+            } else {
+                self.other.push(msg);
             }
         }
         self.worlds.latest().expect("a world")
@@ -172,4 +181,44 @@ impl Player {
         .await;
         r.expect("close in time")
     }
+}
+
+impl Player {
+    /// Reads (collecting events) until the match ends: returns the ranking and close code.
+    pub async fn play_to_the_end(&mut self, deadline: Duration) -> (Vec<RankEntry>, u16) {
+        tokio::time::timeout(deadline, async {
+            let mut ranking = None;
+            loop {
+                match self.rx.recv().await.expect("open until the close") {
+                    Incoming::Message(ServerMessage::Snapshot(s), _) => {
+                        self.events.extend(s.events.iter().cloned());
+                        let _ = self.worlds.receive(&s);
+                    }
+                    Incoming::Message(ServerMessage::MatchEnded { ranking: r }, _) => {
+                        ranking = Some(r)
+                    }
+                    Incoming::Message(..) => {}
+                    Incoming::Close { code, .. } => {
+                        let _ = self.tx.close(code, "").await;
+                        return (ranking.expect("MatchEnded before the close"), code);
+                    }
+                }
+            }
+        })
+        .await
+        .expect("match ended in time")
+    }
+}
+
+/// Matchmakes and joins with the token.
+pub async fn matchmake_and_join(
+    server: &Server,
+    name: &str,
+    match_id: Option<u32>,
+) -> (Player, skirmish_shared::api::MatchmakeResponse) {
+    let mm = client::matchmake(&server.base_url(), name, match_id)
+        .await
+        .expect("matchmake");
+    let p = join_with(JoinOptions::with_token(server.base_url(), &mm)).await;
+    (p, mm)
 }
