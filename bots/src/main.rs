@@ -1,8 +1,87 @@
-//! `skirmish-bots`: not built yet. See issue 3 (bot swarm load tester, benchmarks, Colyseus comparison).
+//! `skirmish-bots`: a swarm of real WebSocket clients against a Skirmish server, with a
+//! latency and bandwidth report. Ctrl-C ends the run early and still prints the report.
 
-fn main() {
-    eprintln!(
-        "skirmish-bots is not implemented yet: it is the work of issue 3 (see docs/status.md)"
-    );
-    std::process::exit(2);
+use std::time::Duration;
+
+use clap::Parser;
+use skirmish_bots::behavior::Behavior;
+use skirmish_bots::swarm::{self, SwarmConfig};
+
+/// Load-test a Skirmish server with bots that play like real clients.
+#[derive(Debug, Parser)]
+#[command(name = "skirmish-bots", version, about)]
+struct Args {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7777")]
+    url: String,
+    /// How many bots (each its own WebSocket connection).
+    #[arg(long, default_value_t = 16)]
+    bots: usize,
+    /// Bots per match: the swarm creates ceil(bots / match-size) matches and fills them in
+    /// order (0: let the server's matchmaker place every bot).
+    #[arg(long, default_value_t = 16)]
+    match_size: usize,
+    /// Length of the measurement window (after ramp and warm-up).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Connect the bots evenly over this long.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    ramp: Duration,
+    /// Wait this long after the ramp before measuring.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// How the bots play: wander is the benchmark workload.
+    #[arg(long, value_enum, default_value_t = Behavior::Wander)]
+    behavior: Behavior,
+    /// Worker threads of the bots' tokio runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// The server's tick rate (for delivery and jitter figures).
+    #[arg(long, default_value_t = 30)]
+    tick_hz: u32,
+    /// Also report the server's CPU and RSS, read from this URL (its /api/stats).
+    #[arg(long)]
+    server_metrics: Option<String>,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Seed for the bots' random walks and phases.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads.max(1))
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(async {
+        let cfg = SwarmConfig {
+            base_url: args.url.clone(),
+            bots: args.bots,
+            match_size: args.match_size,
+            duration: args.duration,
+            ramp: args.ramp,
+            warmup: args.warmup,
+            behavior: args.behavior,
+            server_metrics: args.server_metrics.clone(),
+            seed: args.seed,
+            progress: !args.quiet,
+            tick_hz: args.tick_hz,
+        };
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        swarm::run(cfg, ctrl_c).await
+    })?;
+    println!("{}", report.table());
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+    }
+    rt.shutdown_timeout(Duration::from_secs(1));
+    Ok(())
 }

@@ -15,7 +15,6 @@ use fastwebsockets::upgrade::IncomingUpgrade;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use skirmish_shared::api::{MatchmakeRequest, MatchmakeResponse};
@@ -35,7 +34,6 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub matches: MatchContext,
     pub connections: Arc<Semaphore>,
-    pub tasks: TaskTracker,
     pub tokens: TokenSigner,
     next_match_id: Arc<AtomicU32>,
     seed: u64,
@@ -49,7 +47,6 @@ impl AppState {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             config: Arc::new(config),
             matches,
-            tasks: TaskTracker::new(),
             tokens,
             next_match_id: Arc::new(AtomicU32::new(first_id)),
             seed,
@@ -95,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/matches", get(list_matches).post(create_match))
         .route("/api/matches/{id}/results", get(results))
         .route("/api/matchmake", post(matchmake))
+        .route("/api/stats", get(stats))
         .route("/ws", get(join))
         .with_state(state)
 }
@@ -130,6 +128,15 @@ async fn create_match(State(state): State<AppState>) -> Response {
     }
     let m = state.create_match();
     (StatusCode::CREATED, Json(Created { id: m.id })).into_response()
+}
+
+/// `GET /api/stats`: the server's counters and its process CPU time and RSS.
+async fn stats(State(state): State<AppState>) -> Response {
+    Json(serde_json::json!({
+        "counters": &*state.matches.stats,
+        "process": skirmish_shared::process::usage(),
+    }))
+    .into_response()
 }
 
 async fn results(State(state): State<AppState>, Path(id): Path<u32>) -> Response {
@@ -324,7 +331,7 @@ async fn join(
         write_timeout: state.config.write_timeout(),
         reconnect_grace: state.config.reconnect_grace,
     };
-    state.tasks.spawn(async move {
+    state.matches.tasks.spawn(async move {
         connection::run(fut, kind, ctx).await;
         drop(permit);
     });
@@ -338,7 +345,9 @@ fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<J
             StatusCode::UNAUTHORIZED,
             match e {
                 TokenError::Malformed => "malformed token".to_string(),
-                TokenError::BadSignature => "forged token: the signature does not match".to_string(),
+                TokenError::BadSignature => {
+                    "forged token: the signature does not match".to_string()
+                }
                 TokenError::Expired => "expired token: matchmake again".to_string(),
             },
         )

@@ -89,6 +89,7 @@ impl Server {
             stats: stats.clone(),
             results,
             shutdown: CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
         };
         let seed = config.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -134,8 +135,8 @@ impl Server {
     /// 1001, and waits for them (bounded).
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.state.matches.shutdown.cancel();
-        self.state.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.tasks.wait())
+        self.state.matches.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.matches.tasks.wait())
             .await
             .is_err()
         {

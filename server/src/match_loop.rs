@@ -64,6 +64,8 @@ pub struct MatchContext {
     pub stats: Arc<Stats>,
     pub results: Arc<ResultsStore>,
     pub shutdown: CancellationToken,
+    /// Match and connection tasks, so shutdown can wait for them (and for the results).
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 /// The phase timings of a match, in ticks.
@@ -137,7 +139,8 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
         departed: Vec::new(),
         ctx,
     };
-    tokio::spawn(task.run().instrument(info_span!("match", match_id = id)));
+    let tasks = task.ctx.tasks.clone();
+    tasks.spawn(task.run().instrument(info_span!("match", match_id = id)));
     handle
 }
 

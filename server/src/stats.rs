@@ -3,9 +3,17 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use serde::Serialize;
+
 /// One counter or gauge.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
+
+impl Serialize for Counter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.get())
+    }
+}
 
 impl Counter {
     pub fn add(&self, n: u64) {
@@ -24,7 +32,7 @@ impl Counter {
 }
 
 /// Everything the server counts.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct Stats {
     /// Open WebSocket connections (gauge).
     pub connections: Counter,

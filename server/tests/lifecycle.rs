@@ -522,3 +522,30 @@ async fn spectators_watch_without_a_seat_and_cannot_play() {
     assert_eq!(code, close_code::POLICY);
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cuts_a_running_match_short_and_keeps_its_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::ephemeral();
+    config.no_results_file = false;
+    config.results_path = dir.path().join("results.jsonl");
+    let server = start(config.clone()).await;
+    let mut p = join(&server, "stayer", None).await;
+    while p.world().phase != Phase::Running {
+        p.next_world().await;
+    }
+    let shutdown = tokio::spawn(server.shutdown());
+    let (code, _) = p.expect_close().await;
+    assert_eq!(code, close_code::GOING_AWAY);
+    let _ = p.tx.close(code, "").await;
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("clean");
+    let text = std::fs::read_to_string(&config.results_path).expect("results written before exit");
+    let r: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a line")).expect("json");
+    assert_eq!(r["ended_early"], true);
+    assert_eq!(r["players"][0]["name"], "stayer");
+}

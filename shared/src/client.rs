@@ -117,37 +117,53 @@ fn authority(base_url: &str) -> Result<String, ClientError> {
         .ok_or_else(|| ClientError::BadUrl(base_url.to_string()))
 }
 
-/// `POST /api/matchmake`: a seat and a signed join token.
-pub async fn matchmake(
+/// One plain HTTP/1.1 request to `base_url` + `path`; returns status and body (at most 1 MiB).
+pub async fn http_request(
     base_url: &str,
-    name: &str,
-    match_id: Option<u32>,
-) -> Result<MatchmakeResponse, ClientError> {
+    method: &str,
+    path: &str,
+    json_body: Option<Vec<u8>>,
+) -> Result<(u16, Bytes), ClientError> {
     let authority = authority(base_url)?;
     let tcp = open_tcp(&authority, None).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, &authority);
+    if json_body.is_some() {
+        req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    let req = req
+        .body(http_body_util::Full::new(Bytes::from(
+            json_body.unwrap_or_default(),
+        )))
+        .map_err(|_| ClientError::BadUrl(format!("{base_url}{path}")))?;
+    let response = sender.send_request(req).await?;
+    let status = response.status().as_u16();
+    let body = Limited::new(response.into_body(), 1 << 20)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// `POST /api/matchmake`: a seat and a signed join token.
+pub async fn matchmake(
+    base_url: &str,
+    name: &str,
+    match_id: Option<u32>,
+) -> Result<MatchmakeResponse, ClientError> {
     let body = serde_json::to_vec(&MatchmakeRequest {
         name: name.to_string(),
         match_id,
     })
     .map_err(|e| ClientError::BadUrl(e.to_string()))?;
-    let req = Request::builder()
-        .method("POST")
-        .uri("/api/matchmake")
-        .header(HOST, &authority)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(http_body_util::Full::new(Bytes::from(body)))
-        .map_err(|_| ClientError::BadUrl(base_url.to_string()))?;
-    let response = sender.send_request(req).await?;
-    let status = response.status().as_u16();
-    let body = Limited::new(response.into_body(), 64 * 1024)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let (status, body) = http_request(base_url, "POST", "/api/matchmake", Some(body)).await?;
     if status != 200 {
         let reason = String::from_utf8_lossy(&body).into_owned();
         return Err(ClientError::Refused { status, reason });
@@ -156,6 +172,21 @@ pub async fn matchmake(
         status,
         reason: format!("bad matchmaking answer: {e}"),
     })
+}
+
+/// `POST /api/matches`: a new match; returns its id.
+pub async fn create_match(base_url: &str) -> Result<u32, ClientError> {
+    let (status, body) = http_request(base_url, "POST", "/api/matches", None).await?;
+    let id = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["id"].as_u64());
+    match (status, id) {
+        (201, Some(id)) => Ok(id as u32),
+        _ => Err(ClientError::Refused {
+            status,
+            reason: String::from_utf8_lossy(&body).into_owned(),
+        }),
+    }
 }
 
 /// Opens the WebSocket: TCP connect, HTTP upgrade, and on refusal the server's reason.

@@ -14,6 +14,7 @@
 //! - [`api`] — JSON bodies of the HTTP API that clients use (matchmaking).
 //! - [`bits`] — bit-level writer and reader with zig-zag and Exp-Golomb codes.
 //! - [`codec`] — the delta snapshot codec.
+//! - [`process`] — CPU time and RSS of a process, from `/proc`.
 //! - [`protocol`] — the bincode message envelope, input frames, close codes, version.
 //! - [`receiver`] — sans-IO client side of the snapshot stream (baseline tracking, checksum
 //!   verification, desync counting).
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod bits;
 pub mod codec;
+pub mod process;
 pub mod protocol;
 pub mod quant;
 pub mod receiver;

@@ -1,0 +1,157 @@
+//! How a bot steers. `Wander` is the benchmark workload shared with the Colyseus peer: a
+//! bounded random walk of direction, `theta += U(-0.3, 0.3)` per input, move `(cos, sin)`,
+//! aim `theta`, and within 50 units of a wall `theta = atan2(500 - y, 500 - x) + U(-0.5, 0.5)`.
+//! No firing.
+
+use serde::Serialize;
+use skirmish_shared::protocol::InputFrame;
+use skirmish_shared::quant::{MoveVec, QAngle, QVec};
+use skirmish_shared::rng::Rng;
+use skirmish_shared::rules::{ARENA_SIZE, BUTTON_FIRE};
+use skirmish_shared::tick::Seq;
+
+/// Distance from a wall at which a wandering bot turns back to the centre, world units.
+pub const WALL_MARGIN: f32 = 50.0;
+/// Distance under which an aggressive bot fires, world units.
+pub const FIRE_RANGE: f32 = 400.0;
+
+/// A bot's behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Behavior {
+    /// The benchmark workload: random walk, away from walls, no firing.
+    Wander,
+    /// Chase the nearest player and fire when in range.
+    Aggressive,
+    /// Connect and read, send nothing.
+    Idle,
+}
+
+/// A bot's steering state.
+#[derive(Debug, Clone)]
+pub struct Steering {
+    behavior: Behavior,
+    theta: f32,
+    rng: Rng,
+}
+
+impl Steering {
+    #[must_use]
+    pub fn new(behavior: Behavior, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let theta = uniform(&mut rng, 0.0, std::f32::consts::TAU);
+        Self {
+            behavior,
+            theta,
+            rng,
+        }
+    }
+
+    /// The next input. `me` is the bot's own position (world units) if known; `target` the
+    /// nearest other player's. `None` for an idle bot.
+    pub fn next(
+        &mut self,
+        seq: Seq,
+        me: Option<(f32, f32)>,
+        target: Option<(f32, f32)>,
+    ) -> Option<InputFrame> {
+        match self.behavior {
+            Behavior::Idle => None,
+            Behavior::Wander => {
+                self.theta += uniform(&mut self.rng, -0.3, 0.3);
+                if let Some((x, y)) = me {
+                    let m = WALL_MARGIN;
+                    let far = ARENA_SIZE as f32 - m;
+                    if x < m || y < m || x > far || y > far {
+                        let centre = ARENA_SIZE as f32 / 2.0;
+                        self.theta =
+                            (centre - y).atan2(centre - x) + uniform(&mut self.rng, -0.5, 0.5);
+                    }
+                }
+                Some(self.frame(seq, 0))
+            }
+            Behavior::Aggressive => {
+                let mut fire = 0;
+                if let (Some((x, y)), Some((tx, ty))) = (me, target) {
+                    self.theta = (ty - y).atan2(tx - x);
+                    if (tx - x).hypot(ty - y) < FIRE_RANGE {
+                        fire = BUTTON_FIRE;
+                    }
+                } else {
+                    self.theta += uniform(&mut self.rng, -0.3, 0.3);
+                }
+                Some(self.frame(seq, fire))
+            }
+        }
+    }
+
+    fn frame(&self, seq: Seq, buttons: u8) -> InputFrame {
+        InputFrame {
+            seq,
+            mv: MoveVec::from_f32(self.theta.cos(), self.theta.sin()),
+            aim: QAngle::from_radians(self.theta),
+            buttons,
+        }
+    }
+}
+
+fn uniform(rng: &mut Rng, lo: f32, hi: f32) -> f32 {
+    let unit = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+    lo + (hi - lo) * unit
+}
+
+/// World units of a quantized position.
+#[must_use]
+pub fn units(p: QVec) -> (f32, f32) {
+    p.pos_to_units()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wander_turns_away_from_walls_and_never_fires() {
+        let mut s = Steering::new(Behavior::Wander, 1);
+        for i in 0..100 {
+            let f = s.next(Seq(i), Some((10.0, 500.0)), None).expect("input");
+            assert_eq!(f.buttons, 0);
+            assert!(f.mv.x > 0, "near the left wall it heads right: {:?}", f.mv);
+        }
+        let mut s = Steering::new(Behavior::Wander, 2);
+        let mut prev = s
+            .next(Seq(0), Some((500.0, 500.0)), None)
+            .expect("input")
+            .aim;
+        for i in 1..100 {
+            let a = s
+                .next(Seq(i), Some((500.0, 500.0)), None)
+                .expect("input")
+                .aim;
+            assert!(
+                a.diff(prev).abs() <= 50,
+                "steps of at most 0.3 rad (~49 aim steps)"
+            );
+            prev = a;
+        }
+    }
+
+    #[test]
+    fn idle_sends_nothing_and_aggressive_fires_in_range() {
+        assert!(
+            Steering::new(Behavior::Idle, 1)
+                .next(Seq(1), None, None)
+                .is_none()
+        );
+        let mut s = Steering::new(Behavior::Aggressive, 1);
+        let f = s
+            .next(Seq(1), Some((100.0, 100.0)), Some((200.0, 100.0)))
+            .expect("input");
+        assert_eq!(f.buttons, BUTTON_FIRE);
+        assert_eq!(f.aim.steps(), 0, "aims at the target");
+        let f = s
+            .next(Seq(2), Some((100.0, 100.0)), Some((900.0, 900.0)))
+            .expect("input");
+        assert_eq!(f.buttons, 0);
+    }
+}

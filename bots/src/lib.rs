@@ -1,0 +1,16 @@
+//! The Skirmish bot swarm: many real WebSocket clients (the shared client), each predicting
+//! its own player with the shared rules, with a latency and bandwidth report.
+//!
+//! - [`behavior`] — how a bot steers (`wander` is the benchmark workload).
+//! - [`bot`] — one bot: matchmake, connect, send one input per tick, read and check snapshots.
+//! - [`stats`] — what the swarm counts, shared by all bots.
+//! - [`swarm`] — ramp, measurement window, progress, stop.
+//! - [`report`] — the final report (table and JSON).
+//! - [`probe`] — the server's CPU and memory from its `/api/stats`, and our own.
+
+pub mod behavior;
+pub mod bot;
+pub mod probe;
+pub mod report;
+pub mod stats;
+pub mod swarm;

@@ -1,0 +1,179 @@
+//! The swarm's report: a terminal table and the same figures as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::behavior::Behavior;
+
+/// Percentiles of a histogram, milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Percentiles {
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub samples: u64,
+}
+
+impl Percentiles {
+    #[must_use]
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            max_ms: ms(h.max()),
+            samples: h.len(),
+        }
+    }
+}
+
+/// The server, measured over the window (from `--server-metrics`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ServerUsage {
+    /// CPU over the window, % of one core.
+    pub cpu_pct: f64,
+    /// Server CPU time per connected bot per second, microseconds.
+    pub cpu_us_per_client_per_s: f64,
+    pub rss_mib: f64,
+    pub rss_kib_per_client: f64,
+    pub tick_overruns: u64,
+    pub ticks_skipped: u64,
+    pub snapshots_skipped: u64,
+}
+
+/// Everything a run measured, over the measurement window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub url: String,
+    pub behavior: Behavior,
+    pub bots: usize,
+    pub bots_connected: u64,
+    pub bots_failed: u64,
+    /// Why bots failed or were closed, with counts.
+    pub failures: BTreeMap<String, u64>,
+    pub match_size: usize,
+    pub tick_hz: u32,
+    pub window_s: f64,
+    pub snapshots_per_bot_per_s: f64,
+    /// Snapshots received / snapshots the tick rate promises.
+    pub delivery: f64,
+    pub payload_bytes_per_bot_per_s: f64,
+    pub wire_bytes_per_bot_per_s: f64,
+    pub upload_bytes_per_bot_per_s: f64,
+    pub inputs_per_bot_per_s: f64,
+    pub latency: Percentiles,
+    pub jitter: Percentiles,
+    pub predictions_checked: u64,
+    pub desyncs: u64,
+    pub checksum_desyncs: u64,
+    /// This process's CPU over the window, % of one core.
+    pub bots_cpu_pct: f64,
+    pub server: Option<ServerUsage>,
+}
+
+impl Report {
+    /// The terminal table.
+    #[must_use]
+    pub fn table(&self) -> String {
+        let mut t = String::new();
+        let mut row = |k: &str, v: String| {
+            let _ = writeln!(t, "  {k:<34} {v}");
+        };
+        row("server", self.url.clone());
+        row(
+            "behavior / match size / tick",
+            format!(
+                "{:?} / {} / {} Hz",
+                self.behavior, self.match_size, self.tick_hz
+            ),
+        );
+        row(
+            "bots connected / failed / asked",
+            format!(
+                "{} / {} / {}",
+                self.bots_connected, self.bots_failed, self.bots
+            ),
+        );
+        row("window", format!("{:.1} s", self.window_s));
+        row(
+            "snapshots per bot per s",
+            format!(
+                "{:.2} (delivery {:.1} %)",
+                self.snapshots_per_bot_per_s,
+                self.delivery * 100.0
+            ),
+        );
+        row(
+            "received per bot per s",
+            format!(
+                "{:.0} B payload, {:.0} B wire",
+                self.payload_bytes_per_bot_per_s, self.wire_bytes_per_bot_per_s
+            ),
+        );
+        row(
+            "sent per bot per s",
+            format!(
+                "{:.0} B, {:.1} inputs",
+                self.upload_bytes_per_bot_per_s, self.inputs_per_bot_per_s
+            ),
+        );
+        row(
+            "input-to-ack p50/p90/p99/max",
+            format!(
+                "{:.1} / {:.1} / {:.1} / {:.1} ms ({} samples)",
+                self.latency.p50_ms,
+                self.latency.p90_ms,
+                self.latency.p99_ms,
+                self.latency.max_ms,
+                self.latency.samples
+            ),
+        );
+        row(
+            "snapshot jitter p50/p99/max",
+            format!(
+                "{:.2} / {:.2} / {:.2} ms",
+                self.jitter.p50_ms, self.jitter.p99_ms, self.jitter.max_ms
+            ),
+        );
+        row(
+            "desyncs (prediction / checksum)",
+            format!(
+                "{} / {} of {} checked",
+                self.desyncs, self.checksum_desyncs, self.predictions_checked
+            ),
+        );
+        row("bots CPU", format!("{:.1} % of a core", self.bots_cpu_pct));
+        if let Some(s) = &self.server {
+            row(
+                "server CPU",
+                format!(
+                    "{:.1} % of a core, {:.1} us per client per s",
+                    s.cpu_pct, s.cpu_us_per_client_per_s
+                ),
+            );
+            row(
+                "server RSS",
+                format!(
+                    "{:.1} MiB, {:.1} KiB per client",
+                    s.rss_mib, s.rss_kib_per_client
+                ),
+            );
+            row(
+                "server overruns / skipped ticks",
+                format!(
+                    "{} / {} (snapshots skipped for slow clients: {})",
+                    s.tick_overruns, s.ticks_skipped, s.snapshots_skipped
+                ),
+            );
+        }
+        for (why, n) in &self.failures {
+            row("failure", format!("{n} x {why}"));
+        }
+        t
+    }
+}

@@ -1,0 +1,105 @@
+//! What the swarm counts: relaxed atomics for counters, and histograms (input-to-ack latency,
+//! snapshot inter-arrival jitter) that bots fill in small batches.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use hdrhistogram::Histogram;
+
+/// Shared by every bot of a swarm.
+#[derive(Debug)]
+pub struct SwarmStats {
+    pub connected: AtomicU64,
+    pub failed: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub payload_bytes: AtomicU64,
+    pub wire_bytes: AtomicU64,
+    pub upload_bytes: AtomicU64,
+    pub inputs_sent: AtomicU64,
+    /// Own-player transitions the bot re-simulated with the shared rules.
+    pub predictions_checked: AtomicU64,
+    /// Transitions that did not match the bot's re-simulation (must be 0).
+    pub desyncs: AtomicU64,
+    /// Decoded worlds whose checksum did not match (must be 0).
+    pub checksum_desyncs: AtomicU64,
+    /// Whether histograms record (inside the measurement window).
+    pub measuring: AtomicBool,
+    /// Input-to-ack latency, microseconds.
+    pub latency_us: Mutex<Histogram<u64>>,
+    /// |inter-arrival - tick period|, microseconds.
+    pub jitter_us: Mutex<Histogram<u64>>,
+    /// Why bots failed or were closed: "http 409: match 3 is full", "closed 1008: ...".
+    pub failures: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Default for SwarmStats {
+    fn default() -> Self {
+        let hist = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+        Self {
+            connected: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            snapshots: AtomicU64::new(0),
+            payload_bytes: AtomicU64::new(0),
+            wire_bytes: AtomicU64::new(0),
+            upload_bytes: AtomicU64::new(0),
+            inputs_sent: AtomicU64::new(0),
+            predictions_checked: AtomicU64::new(0),
+            desyncs: AtomicU64::new(0),
+            checksum_desyncs: AtomicU64::new(0),
+            measuring: AtomicBool::new(false),
+            latency_us: Mutex::new(hist()),
+            jitter_us: Mutex::new(hist()),
+            failures: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+/// A point-in-time copy of the counters, to subtract window start from window end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    pub snapshots: u64,
+    pub payload_bytes: u64,
+    pub wire_bytes: u64,
+    pub upload_bytes: u64,
+    pub inputs_sent: u64,
+}
+
+impl SwarmStats {
+    #[must_use]
+    pub fn counters(&self) -> Counters {
+        Counters {
+            snapshots: self.snapshots.load(Ordering::Relaxed),
+            payload_bytes: self.payload_bytes.load(Ordering::Relaxed),
+            wire_bytes: self.wire_bytes.load(Ordering::Relaxed),
+            upload_bytes: self.upload_bytes.load(Ordering::Relaxed),
+            inputs_sent: self.inputs_sent.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn fail(&self, reason: String) {
+        *self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(reason)
+            .or_default() += 1;
+    }
+
+    #[must_use]
+    pub fn measuring(&self) -> bool {
+        self.measuring.load(Ordering::Relaxed)
+    }
+
+    /// Adds a batch of samples to a histogram (values are clamped into its range).
+    pub fn record(hist: &Mutex<Histogram<u64>>, samples: &mut Vec<u64>) {
+        if samples.is_empty() {
+            return;
+        }
+        let mut h = hist.lock().unwrap_or_else(PoisonError::into_inner);
+        for &s in samples.iter() {
+            h.saturating_record(s.max(1));
+        }
+        samples.clear();
+    }
+}

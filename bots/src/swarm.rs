@@ -1,0 +1,297 @@
+//! A swarm run: create matches, ramp the bots up, measure a window, stop, report.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use skirmish_shared::client;
+
+use crate::behavior::Behavior;
+use crate::bot::{self, BotConfig};
+use crate::probe::{self, ServerReading};
+use crate::report::{Percentiles, Report, ServerUsage};
+use crate::stats::SwarmStats;
+
+/// A swarm's settings.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    pub base_url: String,
+    pub bots: usize,
+    /// Bots per match (the swarm creates the matches); 0 lets the matchmaker place them.
+    pub match_size: usize,
+    /// Measurement window, after the ramp and the warm-up.
+    pub duration: Duration,
+    pub ramp: Duration,
+    pub warmup: Duration,
+    pub behavior: Behavior,
+    /// The server's `/api/stats` URL, to report its CPU and memory.
+    pub server_metrics: Option<String>,
+    pub seed: u64,
+    /// Show live progress on stderr.
+    pub progress: bool,
+    /// The server's tick rate (for delivery and jitter; read from the first Welcome otherwise).
+    pub tick_hz: u32,
+}
+
+/// Why a swarm could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SwarmError {
+    #[error("cannot create a match on {url}: {source}")]
+    CreateMatch {
+        url: String,
+        source: client::ClientError,
+    },
+}
+
+/// Runs the swarm; `interrupt` ends it early (the report still covers what was measured).
+pub async fn run(
+    cfg: SwarmConfig,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> Result<Report, SwarmError> {
+    let stats = Arc::new(SwarmStats::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mut match_ids = Vec::new();
+    if cfg.match_size > 0 {
+        for _ in 0..cfg.bots.div_ceil(cfg.match_size) {
+            let id = client::create_match(&cfg.base_url)
+                .await
+                .map_err(|source| SwarmError::CreateMatch {
+                    url: cfg.base_url.clone(),
+                    source,
+                })?;
+            match_ids.push(id);
+        }
+    }
+
+    let progress = cfg.progress.then(|| {
+        let pb = ProgressBar::new_spinner();
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"),
+        );
+        pb
+    });
+
+    let start = Instant::now();
+    let window_start = start + cfg.ramp + cfg.warmup;
+    let window_end = window_start + cfg.duration;
+    let mut bots = tokio::task::JoinSet::new();
+    let spawner = {
+        let stats = stats.clone();
+        let stop_rx = stop_rx.clone();
+        let cfg = cfg.clone();
+        async move {
+            for i in 0..cfg.bots {
+                let at = start + cfg.ramp.mul_f64(i as f64 / cfg.bots.max(1) as f64);
+                tokio::time::sleep_until(at).await;
+                if *stop_rx.borrow() {
+                    break;
+                }
+                let bc = BotConfig {
+                    base_url: cfg.base_url.clone(),
+                    name: format!("bot{i}"),
+                    match_id: match_ids.get(i / cfg.match_size.max(1)).copied(),
+                    behavior: cfg.behavior,
+                    seed: cfg
+                        .seed
+                        .wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                };
+                bots.spawn(bot::run(bc, stats.clone(), stop_rx.clone()));
+            }
+            bots
+        }
+    };
+    let spawner = tokio::spawn(spawner);
+
+    // Ticks of live progress until the window opens, through it, or until interrupted.
+    tokio::pin!(interrupt);
+    let mut window: Option<(
+        Instant,
+        crate::stats::Counters,
+        Option<f64>,
+        Option<ServerReading>,
+    )> = None;
+    let mut closed: Option<(
+        Instant,
+        crate::stats::Counters,
+        Option<f64>,
+        Option<ServerReading>,
+    )> = None;
+    let mut last = (Instant::now(), stats.counters());
+    let mut every = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            () = &mut interrupt => break,
+            _ = every.tick() => {}
+        }
+        let now = Instant::now();
+        if window.is_none() && now >= window_start {
+            stats.measuring.store(true, Ordering::Relaxed);
+            window = Some((
+                now,
+                stats.counters(),
+                probe::own_cpu_seconds(),
+                read_server(&cfg).await,
+            ));
+        }
+        if window.is_some() && now >= window_end {
+            closed = Some((
+                now,
+                stats.counters(),
+                probe::own_cpu_seconds(),
+                read_server(&cfg).await,
+            ));
+            break;
+        }
+        if let Some(pb) = &progress
+            && now.duration_since(last.0) >= Duration::from_secs(1)
+        {
+            let c = stats.counters();
+            let dt = now.duration_since(last.0).as_secs_f64();
+            let phase = if window.is_some() {
+                "measuring"
+            } else if now < start + cfg.ramp {
+                "ramping"
+            } else {
+                "warming up"
+            };
+            pb.set_message(format!(
+                "{phase}: connected {} failed {} | {:.0} snapshots/s | {:.2} MB/s in",
+                stats.connected.load(Ordering::Relaxed),
+                stats.failed.load(Ordering::Relaxed),
+                (c.snapshots - last.1.snapshots) as f64 / dt,
+                (c.wire_bytes - last.1.wire_bytes) as f64 / dt / 1e6,
+            ));
+            pb.tick();
+            last = (now, c);
+        }
+    }
+    stats.measuring.store(false, Ordering::Relaxed);
+    if window.is_some() && closed.is_none() {
+        // Interrupted inside the window: report what was measured.
+        closed = Some((
+            Instant::now(),
+            stats.counters(),
+            probe::own_cpu_seconds(),
+            read_server(&cfg).await,
+        ));
+    }
+    let _ = stop_tx.send(true);
+    if let Ok(mut set) = spawner.await {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while set.join_next().await.is_some() {}
+        })
+        .await;
+        set.abort_all();
+    }
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    Ok(report(&cfg, &stats, window, closed))
+}
+
+async fn read_server(cfg: &SwarmConfig) -> Option<ServerReading> {
+    let url = cfg.server_metrics.as_deref()?;
+    match probe::read_server(url).await {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("server metrics: {e}");
+            None
+        }
+    }
+}
+
+type Mark = (
+    Instant,
+    crate::stats::Counters,
+    Option<f64>,
+    Option<ServerReading>,
+);
+
+fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Option<Mark>) -> Report {
+    let connected = stats.connected.load(Ordering::Relaxed);
+    let (window_s, d, bots_cpu, server) = match (start, end) {
+        (Some(a), Some(b)) => {
+            let secs = b.0.duration_since(a.0).as_secs_f64().max(1e-9);
+            let d = crate::stats::Counters {
+                snapshots: b.1.snapshots - a.1.snapshots,
+                payload_bytes: b.1.payload_bytes - a.1.payload_bytes,
+                wire_bytes: b.1.wire_bytes - a.1.wire_bytes,
+                upload_bytes: b.1.upload_bytes - a.1.upload_bytes,
+                inputs_sent: b.1.inputs_sent - a.1.inputs_sent,
+            };
+            let bots_cpu = match (a.2, b.2) {
+                (Some(x), Some(y)) => (y - x) / secs * 100.0,
+                _ => f64::NAN,
+            };
+            let server = match (a.3, b.3) {
+                (Some(x), Some(y)) => match (x.process, y.process) {
+                    (Some(px), Some(py)) => {
+                        let cpu_pct = (py.cpu_seconds - px.cpu_seconds) / secs * 100.0;
+                        let clients = connected.max(1) as f64;
+                        Some(ServerUsage {
+                            cpu_pct,
+                            cpu_us_per_client_per_s: cpu_pct * 1e4 / clients,
+                            rss_mib: py.rss_bytes as f64 / (1 << 20) as f64,
+                            rss_kib_per_client: py.rss_bytes as f64 / 1024.0 / clients,
+                            tick_overruns: y.counters.tick_overruns - x.counters.tick_overruns,
+                            ticks_skipped: y.counters.ticks_skipped - x.counters.ticks_skipped,
+                            snapshots_skipped: y.counters.snapshots_skipped
+                                - x.counters.snapshots_skipped,
+                        })
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            (secs, d, bots_cpu, server)
+        }
+        _ => (0.0, crate::stats::Counters::default(), f64::NAN, None),
+    };
+    let per_bot_s = |x: u64| {
+        if window_s > 0.0 && connected > 0 {
+            x as f64 / connected as f64 / window_s
+        } else {
+            0.0
+        }
+    };
+    let snapshots_per_bot_per_s = per_bot_s(d.snapshots);
+    let lat = stats
+        .latency_us
+        .lock()
+        .map(|h| Percentiles::of(&h))
+        .unwrap_or_default();
+    let jit = stats
+        .jitter_us
+        .lock()
+        .map(|h| Percentiles::of(&h))
+        .unwrap_or_default();
+    Report {
+        url: cfg.base_url.clone(),
+        behavior: cfg.behavior,
+        bots: cfg.bots,
+        bots_connected: connected,
+        bots_failed: stats.failed.load(Ordering::Relaxed),
+        failures: stats.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+        match_size: cfg.match_size,
+        tick_hz: cfg.tick_hz,
+        window_s,
+        snapshots_per_bot_per_s,
+        delivery: snapshots_per_bot_per_s / f64::from(cfg.tick_hz.max(1)),
+        payload_bytes_per_bot_per_s: per_bot_s(d.payload_bytes),
+        wire_bytes_per_bot_per_s: per_bot_s(d.wire_bytes),
+        upload_bytes_per_bot_per_s: per_bot_s(d.upload_bytes),
+        inputs_per_bot_per_s: per_bot_s(d.inputs_sent),
+        latency: lat,
+        jitter: jit,
+        predictions_checked: stats.predictions_checked.load(Ordering::Relaxed),
+        desyncs: stats.desyncs.load(Ordering::Relaxed),
+        checksum_desyncs: stats.checksum_desyncs.load(Ordering::Relaxed),
+        bots_cpu_pct: bots_cpu,
+        server,
+    }
+}
