@@ -196,7 +196,7 @@ async fn read_loop(
         let (msg, n) = match rx.recv().await {
             Ok(Incoming::Message(m, n)) => (m, n),
             Ok(Incoming::Close { code, reason }) => {
-                if code != 1000 || reason != "" {
+                if code != 1000 || !reason.is_empty() {
                     stats.fail(format!("closed {code}: {reason}"));
                 }
                 break;

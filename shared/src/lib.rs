@@ -18,6 +18,7 @@
 //! - [`protocol`] — the bincode message envelope, input frames, close codes, version.
 //! - [`receiver`] — sans-IO client side of the snapshot stream (baseline tracking, checksum
 //!   verification, desync counting).
+//! - [`workload`] — the benchmark workload (wandering players) without a network.
 //! - `client` (feature `client`): a WebSocket client used by the Bevy game, bots and tests.
 
 pub mod api;
@@ -31,6 +32,7 @@ pub mod rng;
 pub mod rules;
 pub mod sim;
 pub mod tick;
+pub mod workload;
 pub mod world;
 
 #[cfg(feature = "client")]

@@ -1,8 +1,5 @@
 use super::*;
-use crate::protocol::InputFrame;
-use crate::quant::MoveVec;
 use crate::rules::ORB_COUNT;
-use crate::sim::Game;
 use proptest::prelude::*;
 
 fn arb_name() -> impl Strategy<Value = Arc<str>> {
@@ -153,38 +150,8 @@ fn baseline_must_precede_the_tick() {
     ));
 }
 
-/// The benchmark workload (wander: a bounded random walk of direction, aim = direction) for
-/// 16 players, as the bots play it; returns consecutive worlds.
-fn wander_worlds(players: usize, ticks: u32) -> Vec<WorldState> {
-    let mut g = Game::new(42, Params::new(30));
-    let ids: Vec<PlayerId> = (0..players)
-        .map(|i| g.add_player(format!("bot{i}").into()))
-        .collect();
-    let mut rng = crate::rng::Rng::new(7);
-    let mut theta: Vec<i32> = ids.iter().map(|_| rng.range_i32(0, 1023)).collect();
-    let mut out = Vec::new();
-    for t in 1..=ticks {
-        let frames: Vec<InputFrame> = theta
-            .iter_mut()
-            .map(|th| {
-                // +-0.3 rad is about +-49 aim steps.
-                *th = (*th + rng.range_i32(-49, 49)).rem_euclid(1024);
-                let a = QAngle::new(*th as u16);
-                InputFrame {
-                    seq: Seq(t),
-                    mv: MoveVec {
-                        x: (crate::quant::cos_q14(a) * 127 / 16384) as i8,
-                        y: (crate::quant::sin_q14(a) * 127 / 16384) as i8,
-                    },
-                    aim: a,
-                    buttons: 0,
-                }
-            })
-            .collect();
-        g.step(|id| frames.get((id.0 - 1) as usize).copied());
-        out.push(g.world.clone());
-    }
-    out
+fn wander_worlds(players: usize, ticks: usize) -> Vec<WorldState> {
+    crate::workload::Wander::new(players, 42, Params::new(30)).worlds(ticks)
 }
 
 #[test]

@@ -1,0 +1,231 @@
+//! The load ladder: for each client count, start the release server pinned to CPU 0 and the
+//! bot swarm pinned to CPU 1 (taskset), measure, stop the server by its PID; stop climbing
+//! when the server falls behind (under 95 % of snapshots delivered, or tick overruns). Writes
+//! a markdown table, the raw rows as JSON lines, and a PNG plot.
+//!
+//! `cargo build --release -p skirmish-server -p skirmish-bots && cargo run --release -p
+//! skirmish-benches --bin ladder`
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use skirmish_benches::ladder::{Step, plot, table};
+
+/// Climb client counts until the server falls behind.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Client counts to try, in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "16,64,256,1024,2048,4096,8192"
+    )]
+    steps: Vec<usize>,
+    /// Measurement window per step.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Where the binaries are.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Where the table, rows and plot go.
+    #[arg(long, default_value = "docs/bench")]
+    out_dir: PathBuf,
+    #[arg(long, default_value_t = 7790)]
+    port: u16,
+    /// Bots' tokio worker threads.
+    #[arg(long, default_value_t = 1)]
+    bot_threads: usize,
+    /// Keep climbing after the server falls behind.
+    #[arg(long)]
+    all: bool,
+    /// A TrueType font for the plot's text.
+    #[arg(
+        long,
+        default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    )]
+    font: PathBuf,
+}
+
+/// Kills the server by PID when dropped.
+struct ServerProcess(Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(args: &Args) -> anyhow::Result<ServerProcess> {
+    let bin = args.bin_dir.join("skirmish-server");
+    let child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(&bin)
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{}", args.port),
+            "--no-results-file",
+            "--max-connections",
+            "19000",
+        ])
+        .args(["--match-duration", "1h", "--empty-match-ttl-s", "600"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with cargo build --release)",
+                bin.display()
+            )
+        })?;
+    let server = ServerProcess(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", args.port)).is_ok() {
+            return Ok(server);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!(
+        "the server did not listen on port {} within 10 s",
+        args.port
+    )
+}
+
+fn idle_rss_mib(port: u16) -> anyhow::Result<f64> {
+    let out = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{port}/api/stats")])
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(v["process"]["rss_bytes"].as_f64().unwrap_or(0.0) / (1 << 20) as f64)
+}
+
+fn run_step(
+    args: &Args,
+    clients: usize,
+    prev_rss: &mut Option<(usize, f64)>,
+) -> anyhow::Result<Step> {
+    let _server = start_server(args)?;
+    let idle = idle_rss_mib(args.port)?;
+    let base = prev_rss.get_or_insert((0, idle));
+    let json = args.out_dir.join(format!("bots-{clients}.json"));
+    let ramp = Duration::from_millis((clients as u64 * 2).max(2000));
+    let status = Command::new("taskset")
+        .args(["-c", "1"])
+        .arg(args.bin_dir.join("skirmish-bots"))
+        .args(["--url", &format!("http://127.0.0.1:{}", args.port)])
+        .args([
+            "--bots",
+            &clients.to_string(),
+            "--match-size",
+            "16",
+            "--quiet",
+        ])
+        .args([
+            "--duration",
+            &humantime::format_duration(args.duration).to_string(),
+        ])
+        .args([
+            "--ramp",
+            &humantime::format_duration(ramp).to_string(),
+            "--warmup",
+            "3s",
+        ])
+        .args(["--threads", &args.bot_threads.to_string()])
+        .args([
+            "--server-metrics",
+            &format!("http://127.0.0.1:{}/api/stats", args.port),
+        ])
+        .arg("--json")
+        .arg(&json)
+        .stdout(Stdio::null())
+        .status()
+        .context("running skirmish-bots")?;
+    if !status.success() {
+        bail!("skirmish-bots failed at {clients} clients");
+    }
+    let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&json)?)?;
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    let s = &r["server"];
+    let sf = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
+    let rss = sf("rss_mib");
+    let added = clients.saturating_sub(base.0).max(1) as f64;
+    let step = Step {
+        clients,
+        connected: r["bots_connected"].as_u64().unwrap_or(0),
+        server_cpu_pct: sf("cpu_pct"),
+        cpu_us_per_client_per_s: sf("cpu_us_per_client_per_s"),
+        rss_mib: rss,
+        rss_kib_per_added_client: (rss - base.1) * 1024.0 / added,
+        bytes_per_client_per_s: f("payload_bytes_per_bot_per_s"),
+        wire_bytes_per_client_per_s: f("wire_bytes_per_bot_per_s"),
+        latency_p50_ms: r["latency"]["p50_ms"].as_f64().unwrap_or(f64::NAN),
+        latency_p99_ms: r["latency"]["p99_ms"].as_f64().unwrap_or(f64::NAN),
+        delivery: f("delivery"),
+        tick_overruns: s["tick_overruns"].as_u64().unwrap_or(0),
+        ticks_skipped: s["ticks_skipped"].as_u64().unwrap_or(0),
+        desyncs: r["desyncs"].as_u64().unwrap_or(0) + r["checksum_desyncs"].as_u64().unwrap_or(0),
+        bots_cpu_pct: f("bots_cpu_pct"),
+    };
+    *prev_rss = Some((clients, rss));
+    Ok(step)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.out_dir)?;
+    let mut steps = Vec::new();
+    let mut prev_rss = None;
+    for &clients in &args.steps {
+        eprintln!("ladder: {clients} clients ...");
+        let step = run_step(&args, clients, &mut prev_rss)?;
+        eprintln!(
+            "ladder: {clients}: server {:.1} % CPU, {:.0} us/client/s, delivery {:.1} %, p50/p99 {:.1}/{:.1} ms, bots {:.0} % CPU",
+            step.server_cpu_pct,
+            step.cpu_us_per_client_per_s,
+            step.delivery * 100.0,
+            step.latency_p50_ms,
+            step.latency_p99_ms,
+            step.bots_cpu_pct
+        );
+        let kept_up = step.kept_up();
+        steps.push(step);
+        if !kept_up && !args.all {
+            eprintln!("ladder: the server fell behind at {clients} clients; stopping");
+            break;
+        }
+    }
+    let md = table(&steps);
+    std::fs::write(args.out_dir.join("ladder.md"), &md)?;
+    let rows: String = steps
+        .iter()
+        .map(|s| serde_json::to_string(s).map(|l| l + "\n"))
+        .collect::<Result<_, _>>()?;
+    std::fs::write(args.out_dir.join("ladder.jsonl"), rows)?;
+    let font: Option<&'static [u8]> = std::fs::read(&args.font)
+        .ok()
+        .map(|b| &*Box::leak(b.into_boxed_slice()));
+    if font.is_none() {
+        eprintln!(
+            "ladder: no font at {}: the plot has no text",
+            args.font.display()
+        );
+    }
+    plot(&steps, &args.out_dir.join("ladder.png"), font)?;
+    println!("{md}");
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! The load ladder's results: one row per client count, the markdown table, and the plot.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// One step of the ladder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    pub clients: usize,
+    pub connected: u64,
+    pub server_cpu_pct: f64,
+    pub cpu_us_per_client_per_s: f64,
+    pub rss_mib: f64,
+    /// RSS added per client since the previous step (or since the idle server), KiB.
+    pub rss_kib_per_added_client: f64,
+    pub bytes_per_client_per_s: f64,
+    pub wire_bytes_per_client_per_s: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub delivery: f64,
+    pub tick_overruns: u64,
+    pub ticks_skipped: u64,
+    pub desyncs: u64,
+    pub bots_cpu_pct: f64,
+}
+
+impl Step {
+    /// The server kept up: at least 95 % of snapshots delivered, no overruns or skipped ticks.
+    #[must_use]
+    pub fn kept_up(&self) -> bool {
+        self.delivery >= 0.95
+            && self.tick_overruns == 0
+            && self.ticks_skipped == 0
+            && self.connected as usize == self.clients
+    }
+}
+
+/// The markdown table.
+#[must_use]
+pub fn table(steps: &[Step]) -> String {
+    let mut t = String::from(
+        "| clients | server CPU % of a core | CPU µs/client/s | RSS MiB | RSS KiB/added client | B/client/s payload | B/client/s wire | input→ack p50 ms | p99 ms | delivery % | overruns/skipped ticks | desyncs | bots CPU % |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for s in steps {
+        t.push_str(&format!(
+            "| {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {}/{} | {} | {:.1}{} |\n",
+            s.clients,
+            s.server_cpu_pct,
+            s.cpu_us_per_client_per_s,
+            s.rss_mib,
+            s.rss_kib_per_added_client,
+            s.bytes_per_client_per_s,
+            s.wire_bytes_per_client_per_s,
+            s.latency_p50_ms,
+            s.latency_p99_ms,
+            s.delivery * 100.0,
+            s.tick_overruns,
+            s.ticks_skipped,
+            s.desyncs,
+            s.bots_cpu_pct,
+            if s.bots_cpu_pct >= 90.0 { " (saturated)" } else { "" },
+        ));
+    }
+    t
+}
+
+/// Plots CPU µs per client per second and bytes per client per second against clients.
+pub fn plot(steps: &[Step], path: &Path, font: Option<&'static [u8]>) -> anyhow::Result<()> {
+    if let Some(font) = font {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+            .map_err(|_| anyhow::anyhow!("font does not load"))?;
+    }
+    let root = BitMapBackend::new(path, (1000, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(500);
+    let max_clients = steps.iter().map(|s| s.clients).max().unwrap_or(16) as f64;
+    let panel = |area: &DrawingArea<BitMapBackend<'_>, _>,
+                 title: &str,
+                 y: &dyn Fn(&Step) -> f64|
+     -> anyhow::Result<()> {
+        let max_y = steps.iter().map(y).fold(1.0_f64, f64::max) * 1.15;
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d((8f64..max_clients * 1.5).log_scale(), 0f64..max_y)?;
+        chart.configure_mesh().x_desc("clients").draw()?;
+        let pts: Vec<(f64, f64)> = steps.iter().map(|s| (s.clients as f64, y(s))).collect();
+        chart.draw_series(LineSeries::new(pts.clone(), &BLUE))?;
+        chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))?;
+        Ok(())
+    };
+    panel(&left, "server CPU µs per client per s", &|s| {
+        s.cpu_us_per_client_per_s
+    })?;
+    panel(&right, "bytes per client per s (wire)", &|s| {
+        s.wire_bytes_per_client_per_s
+    })?;
+    root.present()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(clients: usize, delivery: f64) -> Step {
+        Step {
+            clients,
+            connected: clients as u64,
+            server_cpu_pct: 10.0,
+            cpu_us_per_client_per_s: 100.0,
+            rss_mib: 10.0,
+            rss_kib_per_added_client: 8.0,
+            bytes_per_client_per_s: 1800.0,
+            wire_bytes_per_client_per_s: 1860.0,
+            latency_p50_ms: 17.0,
+            latency_p99_ms: 35.0,
+            delivery,
+            tick_overruns: 0,
+            ticks_skipped: 0,
+            desyncs: 0,
+            bots_cpu_pct: 20.0,
+        }
+    }
+
+    #[test]
+    fn falling_behind_is_detected_and_tabled() {
+        assert!(step(16, 0.99).kept_up());
+        assert!(!step(16, 0.90).kept_up());
+        let t = table(&[step(16, 0.99), step(64, 0.5)]);
+        assert_eq!(t.lines().count(), 4);
+        assert!(t.contains("| 64 |"));
+    }
+}
