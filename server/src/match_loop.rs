@@ -144,12 +144,46 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
     handle
 }
 
+/// A player's input queue: the jitter buffer. One input is consumed per tick. When the queue
+/// never ran dry for a whole second (its smallest depth at tick time stayed at one or more),
+/// the oldest input is dropped, so a buffer that grew during a burst of jitter shrinks back
+/// and the player's input latency returns to at most one tick.
+#[derive(Debug)]
+struct InputQueue {
+    rx: mpsc::Receiver<InputFrame>,
+    min_depth: usize,
+    ticks: u32,
+}
+
+impl InputQueue {
+    fn new(rx: mpsc::Receiver<InputFrame>) -> Self {
+        Self {
+            rx,
+            min_depth: usize::MAX,
+            ticks: 0,
+        }
+    }
+
+    /// Called once per tick before consuming; returns whether an input was dropped.
+    fn trim(&mut self, window_ticks: u32) -> bool {
+        self.min_depth = self.min_depth.min(self.rx.len());
+        self.ticks += 1;
+        if self.ticks < window_ticks {
+            return false;
+        }
+        let surplus = self.min_depth >= 2;
+        self.ticks = 0;
+        self.min_depth = usize::MAX;
+        surplus && self.rx.try_recv().is_ok()
+    }
+}
+
 struct MatchTask {
     handle: Arc<MatchHandle>,
     game: Game,
     commands: mpsc::Receiver<MatchCommand>,
     chat: mpsc::Receiver<(PlayerId, String)>,
-    inputs: HashMap<PlayerId, mpsc::Receiver<InputFrame>>,
+    inputs: HashMap<PlayerId, InputQueue>,
     outputs: watch::Sender<Arc<TickOutput>>,
     /// Events that happened since the last tick (joins, leaves, chat), logged with the next.
     pending: Vec<EventKind>,
@@ -249,7 +283,7 @@ impl MatchTask {
                         p
                     }
                 };
-                self.inputs.insert(player, inputs);
+                self.inputs.insert(player, InputQueue::new(inputs));
                 if reply.send(player).is_err() {
                     // The connection went away while joining.
                     self.leave(player);
@@ -296,9 +330,15 @@ impl MatchTask {
             }
         }
 
+        let hz = self.game.params.tick_hz;
+        let mut trimmed = 0;
+        for q in self.inputs.values_mut() {
+            trimmed += u64::from(q.trim(hz));
+        }
+        self.ctx.stats.inputs_trimmed.add(trimmed);
         let inputs = &mut self.inputs;
         self.game
-            .step(|id| inputs.get_mut(&id).and_then(|q| q.try_recv().ok()));
+            .step(|id| inputs.get_mut(&id).and_then(|q| q.rx.try_recv().ok()));
         for e in &self.game.events {
             self.pending.push(match *e {
                 SimEvent::OrbCollected { player, orb } => EventKind::OrbCollected { player, orb },
@@ -427,5 +467,38 @@ impl MatchTask {
             .store(Phase::Ended.to_bits(), Ordering::Relaxed);
         let prev = self.outputs.borrow().world.clone();
         self.publish(Some(&prev), Some(ranking));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_jitter_buffer_that_stays_deep_is_trimmed_and_a_shallow_one_is_not() {
+        let (tx, rx) = mpsc::channel(8);
+        let mut q = InputQueue::new(rx);
+        let frame = |n| InputFrame {
+            seq: skirmish_shared::tick::Seq(n),
+            ..InputFrame::default()
+        };
+        // Two inputs queued at every tick for a second: one is dropped at the end.
+        tx.try_send(frame(1)).expect("room");
+        let mut next = 2;
+        let mut dropped = 0;
+        for _ in 0..30 {
+            tx.try_send(frame(next)).expect("room");
+            next += 1;
+            dropped += u32::from(q.trim(30));
+            q.rx.try_recv().expect("an input");
+        }
+        assert_eq!(dropped, 1);
+        // One input per tick, consumed at once: never trimmed.
+        for _ in 0..90 {
+            tx.try_send(frame(next)).expect("room");
+            next += 1;
+            assert!(!q.trim(30));
+            q.rx.try_recv().expect("an input");
+        }
     }
 }

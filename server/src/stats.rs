@@ -56,6 +56,8 @@ pub struct Stats {
     pub inputs_received: Counter,
     /// Inputs dropped because the player's queue was full.
     pub inputs_dropped: Counter,
+    /// Inputs dropped to shrink a jitter buffer that stayed deeper than needed for a second.
+    pub inputs_trimmed: Counter,
     /// Connections closed by the server for misbehaviour (1002, 1003, 1007, 1008, 1009).
     pub closes_protocol: Counter,
     pub closes_policy: Counter,
