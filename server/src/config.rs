@@ -1,5 +1,6 @@
-//! Server configuration: CLI flags with `SKIRMISH_*` environment fallbacks (clap), and the
-//! defaults the embedded quick start runs on.
+//! Server configuration: CLI flags with `SKIRMISH_*` environment fallbacks (clap), an
+//! optional `--config file.toml` holding any of them, and the defaults the embedded quick
+//! start runs on. Precedence: command line, then environment, then file, then default.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use skirmish_shared::rules::{DEFAULT_MATCH_SIZE, DEFAULT_TICK_HZ, MAX_PLAYERS, T
 
 /// The Skirmish authoritative match server: HTTP API and WebSocket game stream on one port.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "skirmish-server", version, about)]
+#[command(name = "skirmish-server", version, about, args_override_self = true)]
 pub struct Config {
     /// Address to listen on (HTTP and WebSocket share it).
     #[arg(long, env = "SKIRMISH_ADDR", default_value = "127.0.0.1:7777")]
@@ -103,6 +104,111 @@ pub struct Config {
     /// Spectators per match.
     #[arg(long, env = "SKIRMISH_MAX_SPECTATORS", default_value_t = 32)]
     pub max_spectators: usize,
+
+    /// On SIGTERM/SIGINT, let running matches play on this long before ending them.
+    #[arg(long, env = "SKIRMISH_DRAIN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Log format.
+    #[arg(long, env = "SKIRMISH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+
+    /// A TOML file with any of these settings (keys are the flag names, e.g. `tick-hz = 60`).
+    #[arg(long, env = "SKIRMISH_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Run as an Agones GameServer: Ready, Health, player tracking and Shutdown through the
+    /// SDK sidecar (needs the `agones` cargo feature).
+    #[arg(long, env = "SKIRMISH_AGONES")]
+    pub agones: bool,
+
+    /// Port of the Agones SDK sidecar (gRPC).
+    #[arg(long, env = "AGONES_SDK_GRPC_PORT", default_value_t = 9357)]
+    pub agones_sdk_port: u16,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Invalid(#[from] clap::Error),
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+impl Config {
+    /// Parses the process's arguments, environment and config file.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::args_os().collect())
+    }
+
+    /// Parses `args` (the first is the program name), the environment and the config file
+    /// named by `--config` or `SKIRMISH_CONFIG`.
+    pub fn load_from(args: Vec<std::ffi::OsString>) -> Result<Self, ConfigError> {
+        let first = Self::try_parse_from(&args)?;
+        let Some(path) = first.config.clone() else {
+            return Ok(first);
+        };
+        let file_err = |reason: String| ConfigError::File {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| file_err(e.to_string()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file_err(e.to_string()))?;
+        let command = <Self as clap::CommandFactory>::command();
+        let mut from_file: Vec<std::ffi::OsString> = Vec::new();
+        for (key, value) in table {
+            let flag = key.replace('_', "-");
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
+                .ok_or_else(|| file_err(format!("unknown setting `{key}`")))?;
+            // The environment overrides the file.
+            if arg.get_env().is_some_and(|e| std::env::var_os(e).is_some()) {
+                continue;
+            }
+            let is_switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+            match value {
+                toml::Value::Boolean(b) if is_switch => {
+                    if b {
+                        from_file.push(format!("--{flag}").into());
+                    }
+                }
+                toml::Value::String(s) => from_file.extend([format!("--{flag}").into(), s.into()]),
+                toml::Value::Integer(i) => {
+                    from_file.extend([format!("--{flag}").into(), i.to_string().into()])
+                }
+                toml::Value::Float(f) => {
+                    from_file.extend([format!("--{flag}").into(), f.to_string().into()])
+                }
+                other => {
+                    return Err(file_err(format!(
+                        "setting `{key}` has an unsupported value: {other:?}"
+                    )));
+                }
+            }
+        }
+        // File values first, so the command line (later) wins.
+        let mut all = vec![
+            args.first()
+                .cloned()
+                .unwrap_or_else(|| "skirmish-server".into()),
+        ];
+        all.extend(from_file);
+        all.extend(args.into_iter().skip(1));
+        Self::try_parse_from(all).map_err(|e| file_err(e.to_string()))
+    }
 }
 
 fn parse_match_size(s: &str) -> Result<usize, String> {
@@ -148,6 +254,42 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_file_sets_values_and_the_command_line_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            "tick-hz = 60\nmatch_size = 8\nopen = true\nmatch-duration = \"2m\"\n",
+        )
+        .expect("write");
+        let p = path.to_string_lossy().to_string();
+        let c = Config::load_from(vec![
+            "s".into(),
+            "--config".into(),
+            p.clone().into(),
+            "--tick-hz".into(),
+            "20".into(),
+        ])
+        .expect("loads");
+        assert_eq!(c.tick_hz, 20, "the command line wins");
+        assert_eq!(c.match_size, 8);
+        assert!(c.open);
+        assert_eq!(c.match_duration, Duration::from_secs(120));
+
+        std::fs::write(&path, "tick-hz = 500\n").expect("write");
+        let err = Config::load_from(vec!["s".into(), "--config".into(), p.clone().into()])
+            .expect_err("out of range");
+        assert!(err.to_string().contains("tick-hz"), "{err}");
+        std::fs::write(&path, "tickrate = 5\n").expect("write");
+        let err =
+            Config::load_from(vec!["s".into(), "--config".into(), p.into()]).expect_err("unknown");
+        assert!(
+            err.to_string().contains("unknown setting `tickrate`"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn defaults_and_validation() {

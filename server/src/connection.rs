@@ -289,13 +289,6 @@ impl Reader {
             ReadEnd::Close(..) => {}
         }
         if let ReadEnd::Close(code, reason) = end {
-            match code {
-                close_code::PROTOCOL_ERROR => self.stats.closes_protocol.inc(),
-                close_code::UNSUPPORTED_DATA => self.stats.closes_unsupported.inc(),
-                close_code::POLICY => self.stats.closes_policy.inc(),
-                close_code::TOO_BIG => self.stats.closes_too_big.inc(),
-                _ => {}
-            }
             debug!(code, %reason, "closing");
             let _ = self.control.send(Control::Close { code, reason }).await;
             // Wait (briefly) for the peer's close frame, discarding anything else.
@@ -660,6 +653,7 @@ impl Writer {
                 }
                 Action::Control(Control::CloseReply(code)) => {
                     self.close_sent.store(true, Ordering::Release);
+                    stats.count_close(code);
                     let _ = self.timed(Frame::close(code, b"")).await;
                     return WriterEnd::Done;
                 }
@@ -676,7 +670,7 @@ impl Writer {
                 Ok(()) => {}
                 Err(WriteError::TimedOut) => {
                     // A frame may be half written: no clean close is possible; drop the socket.
-                    stats.closes_policy.inc();
+                    stats.slow_clients_dropped.inc();
                     debug!(
                         "socket not writable for {:?}, dropping the client",
                         self.ctx.write_timeout
@@ -752,6 +746,7 @@ async fn write_close(
 ) -> Result<(), WebSocketError> {
     // A close payload is at most 125 bytes: 2 for the code, 123 for the reason.
     let reason = truncate_utf8(reason, 123);
+    stats.count_close(code);
     stats.messages_out.inc();
     stats.bytes_out.add(wire_len(2 + reason.len()) as u64);
     tokio::time::timeout(

@@ -53,6 +53,12 @@ impl AppState {
         }
     }
 
+    /// True while draining or shutting down.
+    #[must_use]
+    pub fn not_accepting(&self) -> bool {
+        self.matches.draining.is_cancelled() || self.matches.shutdown.is_cancelled()
+    }
+
     /// Starts a new match and returns its handle.
     pub fn create_match(&self) -> Arc<MatchHandle> {
         let id = self.next_match_id.fetch_add(1, Ordering::Relaxed);
@@ -89,6 +95,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/api/matches", get(list_matches).post(create_match))
         .route("/api/matches/{id}/results", get(results))
         .route("/api/matchmake", post(matchmake))
@@ -123,11 +131,41 @@ pub struct Created {
 }
 
 async fn create_match(State(state): State<AppState>) -> Response {
-    if state.matches.shutdown.is_cancelled() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    if state.not_accepting() {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is draining: not accepting players",
+        );
     }
     let m = state.create_match();
     (StatusCode::CREATED, Json(Created { id: m.id })).into_response()
+}
+
+/// `GET /readyz`: 200 while accepting players, 503 while draining or shutting down.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.matches.draining.is_cancelled() || state.matches.shutdown.is_cancelled() {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: not accepting players",
+        );
+    }
+    "ready".into_response()
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let body = state
+        .matches
+        .metrics
+        .render(&state.matches.stats, &state.matches.registry);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /api/stats`: the server's counters and its process CPU time and RSS.
@@ -166,8 +204,11 @@ async fn matchmake(
             );
         }
     };
-    if state.matches.shutdown.is_cancelled() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    if state.not_accepting() {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is draining: not accepting players",
+        );
     }
     let name = clean_name(&req.name);
     let until = Instant::now() + state.config.seat_reservation;
@@ -259,8 +300,11 @@ async fn join(
             "expected a WebSocket upgrade request (Upgrade: websocket, Sec-WebSocket-Version: 13)",
         );
     };
-    if state.matches.shutdown.is_cancelled() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    if state.not_accepting() {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is draining: not accepting players",
+        );
     }
     let Ok(permit) = state.connections.clone().try_acquire_owned() else {
         return refuse(

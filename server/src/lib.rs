@@ -7,7 +7,8 @@
 //! - [`match_loop`] — one task per match, the fixed-timestep loop.
 //! - [`fanout`] — encode once per tick, publish on a `watch` channel.
 //! - [`connection`] — a player's reader and writer, close handshake, abuse handling.
-//! - [`stats`] — counters.
+//! - [`stats`] — counters; [`metrics`] — their Prometheus exposition at `/metrics`.
+//! - `orchestrator` (feature `agones`) — the Agones SDK lifecycle.
 //! - [`token`] — signed join tokens; [`seats`] — reservations and reconnect windows.
 //! - [`events`] — the per-match game-event ring; [`results`] — finished matches on disk.
 
@@ -17,6 +18,9 @@ pub mod events;
 pub mod fanout;
 pub mod http;
 pub mod match_loop;
+pub mod metrics;
+#[cfg(feature = "agones")]
+pub mod orchestrator;
 pub mod registry;
 pub mod results;
 pub mod seats;
@@ -50,6 +54,8 @@ pub enum StartError {
     Results(#[from] ResultsError),
     #[error("cannot generate a token secret: {0}")]
     Secret(String),
+    #[error("--agones: {0}")]
+    Agones(String),
 }
 
 /// How long shutdown waits for connections to finish their close handshakes.
@@ -62,6 +68,8 @@ pub struct Server {
     pub stats: Arc<Stats>,
     pub state: AppState,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    #[cfg(feature = "agones")]
+    orchestrator: Option<orchestrator::Agones>,
 }
 
 impl Server {
@@ -83,6 +91,23 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|e| StartError::Bind(config.addr, e))?;
+        #[cfg(not(feature = "agones"))]
+        if config.agones {
+            return Err(StartError::Agones(
+                "this build has no Agones support: build with --features agones".into(),
+            ));
+        }
+        #[cfg(feature = "agones")]
+        let (lifecycle_tx, lifecycle_rx) = {
+            let (tx, rx) = tokio::sync::mpsc::channel(1024);
+            if config.agones {
+                (Some(tx), Some(rx))
+            } else {
+                (None, None)
+            }
+        };
+        #[cfg(not(feature = "agones"))]
+        let lifecycle_tx = None;
         let stats = Arc::new(Stats::default());
         let matches = MatchContext {
             registry: Arc::new(Registry::default()),
@@ -90,6 +115,9 @@ impl Server {
             results,
             shutdown: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
+            draining: CancellationToken::new(),
+            metrics: Arc::new(metrics::Metrics::default()),
+            lifecycle: lifecycle_tx,
         };
         let seed = config.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
@@ -97,6 +125,12 @@ impl Server {
                 .map_or(0, |d| d.as_nanos() as u64)
         });
         let send_buffer = config.send_buffer;
+        #[cfg(feature = "agones")]
+        let agones_setup = (
+            config.agones,
+            config.agones_sdk_port,
+            config.max_connections,
+        );
         let state = AppState::new(config, matches, tokens, seed);
         let app = http::router(state.clone());
         let shutdown = state.matches.shutdown.clone();
@@ -117,11 +151,22 @@ impl Server {
                 .await
         });
         info!(%local_addr, "listening (HTTP API and WebSocket /ws)");
+        #[cfg(feature = "agones")]
+        let orchestrator = match (agones_setup, lifecycle_rx) {
+            ((true, port, capacity), Some(rx)) => Some(
+                orchestrator::Agones::start(port, capacity, state.matches.clone(), rx)
+                    .await
+                    .map_err(StartError::Agones)?,
+            ),
+            _ => None,
+        };
         Ok(Self {
             local_addr,
             stats,
             state,
             task,
+            #[cfg(feature = "agones")]
+            orchestrator,
         })
     }
 
@@ -131,9 +176,23 @@ impl Server {
         format!("http://{}", self.local_addr)
     }
 
+    /// Graceful shutdown: stop accepting players (`/readyz` answers 503), let running matches
+    /// play on for up to `timeout`, then [`Server::shutdown`].
+    pub async fn drain(self, timeout: Duration) -> std::io::Result<()> {
+        self.state.matches.draining.cancel();
+        let registry = self.state.matches.registry.clone();
+        let deadline = tokio::time::Instant::now() + timeout;
+        info!(matches = registry.len(), "draining for up to {timeout:?}");
+        while !registry.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.shutdown().await
+    }
+
     /// Stops accepting, ends running matches (results kept), closes every connection with
     /// 1001, and waits for them (bounded).
     pub async fn shutdown(self) -> std::io::Result<()> {
+        self.state.matches.draining.cancel();
         self.state.matches.shutdown.cancel();
         self.state.matches.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.state.matches.tasks.wait())
@@ -142,10 +201,15 @@ impl Server {
         {
             warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
-        match tokio::time::timeout(SHUTDOWN_GRACE, self.task).await {
+        let served = match tokio::time::timeout(SHUTDOWN_GRACE, self.task).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(std::io::Error::other(e)),
             Err(_) => Ok(()),
+        };
+        #[cfg(feature = "agones")]
+        if let Some(agones) = self.orchestrator {
+            agones.shutdown().await;
         }
+        served
     }
 }

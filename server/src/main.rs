@@ -1,43 +1,76 @@
-//! `skirmish-server`: parse flags, start logging, serve until Ctrl-C or SIGTERM.
+//! `skirmish-server`: load the configuration, start logging, serve. The first SIGTERM or
+//! Ctrl-C drains (no new players, matches play on up to `--drain-timeout`, then close 1001
+//! with results kept) and exits 0; a second one exits at once.
 
-use clap::Parser;
+use skirmish_server::config::LogFormat;
 use skirmish_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    let config = Config::parse();
-    let (tick_hz, match_size) = (config.tick_hz, config.match_size);
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(skirmish_server::config::ConfigError::Invalid(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match config.log_format {
+        LogFormat::Pretty => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    let (tick_hz, match_size, drain_timeout, open) = (
+        config.tick_hz,
+        config.match_size,
+        config.drain_timeout,
+        config.open,
+    );
     let server = Server::start(config).await?;
     tracing::info!(
-        "Skirmish is up: {}/api/matches lists matches, ws://{}/ws joins one ({tick_hz} Hz, {match_size} players per match)",
-        server.base_url(),
-        server.local_addr
+        "Skirmish is up: POST {base}/api/matchmake for a seat{open}, {base}/api/matches lists matches, {base}/metrics for Prometheus ({tick_hz} Hz, {match_size} players per match)",
+        base = server.base_url(),
+        open = if open {
+            " (or join ws://.../ws?v=2&name=.. without one: --open)"
+        } else {
+            ""
+        },
     );
-    shutdown_signal().await;
-    tracing::info!("shutting down: closing connections with 1001");
-    server.shutdown().await?;
+    signal().await;
+    tracing::info!(
+        "draining: no new players; matches end within {drain_timeout:?}; a second signal exits at once"
+    );
+    tokio::select! {
+        r = server.drain(drain_timeout) => r?,
+        () = signal() => {
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        }
+    }
+    tracing::info!("drained; bye");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// The next SIGTERM or SIGINT.
+async fn signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())
             .expect("installing a SIGTERM handler cannot fail on unix");
+        let mut int = signal(SignalKind::interrupt())
+            .expect("installing a SIGINT handler cannot fail on unix");
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

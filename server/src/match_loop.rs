@@ -66,6 +66,19 @@ pub struct MatchContext {
     pub shutdown: CancellationToken,
     /// Match and connection tasks, so shutdown can wait for them (and for the results).
     pub tasks: tokio_util::task::TaskTracker,
+    /// Set while draining: no new joins, matches play on until the drain timeout.
+    pub draining: CancellationToken,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Players joining and leaving, for an orchestrator's player tracking (Agones).
+    pub lifecycle: Option<mpsc::Sender<LifecycleEvent>>,
+}
+
+/// What an orchestrator wants to hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LifecycleEvent {
+    /// A player took a seat: `"<match>/<player>"`.
+    PlayerJoined(String),
+    PlayerLeft(String),
 }
 
 /// The phase timings of a match, in ticks.
@@ -118,6 +131,7 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
         seats: Mutex::new(SeatTable::new(config.match_size)),
         spectators: Default::default(),
         tick: Default::default(),
+        ticked_at_ms: std::sync::atomic::AtomicU64::new(crate::token::unix_now_ms()),
         phase: Default::default(),
         commands: tx,
         chat: chat_tx,
@@ -298,6 +312,14 @@ impl MatchTask {
         }
     }
 
+    fn lifecycle(&self, event: LifecycleEvent) {
+        if let Some(tx) = &self.ctx.lifecycle
+            && tx.try_send(event).is_err()
+        {
+            warn!("lifecycle queue full: an orchestrator update was dropped");
+        }
+    }
+
     fn leave(&mut self, player: PlayerId) {
         self.inputs.remove(&player);
         if let Some(p) = self.game.world.player(player)
@@ -307,6 +329,10 @@ impl MatchTask {
         }
         if self.game.remove_player(player) {
             self.pending.push(EventKind::Left { player });
+            self.lifecycle(LifecycleEvent::PlayerLeft(format!(
+                "{}/{}",
+                self.handle.id, player.0
+            )));
             debug!(player_id = player.0, "player left");
         }
     }

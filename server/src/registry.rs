@@ -26,6 +26,8 @@ pub struct MatchHandle {
     pub spectators: AtomicUsize,
     /// The match's current tick and phase, updated by its loop.
     pub tick: AtomicU32,
+    /// When the loop last ticked, Unix milliseconds (a stalled loop stops health checks).
+    pub ticked_at_ms: std::sync::atomic::AtomicU64,
     pub phase: AtomicU8,
     pub commands: mpsc::Sender<MatchCommand>,
     /// Chat lines to broadcast (bounded; a full queue refuses the line).

@@ -58,9 +58,37 @@ pub struct Stats {
     pub inputs_dropped: Counter,
     /// Inputs dropped to shrink a jitter buffer that stayed deeper than needed for a second.
     pub inputs_trimmed: Counter,
-    /// Connections closed by the server for misbehaviour (1002, 1003, 1007, 1008, 1009).
+    /// Clients dropped because their socket accepted nothing for the write timeout.
+    pub slow_clients_dropped: Counter,
+    /// Close frames the server sent, by code.
+    pub closes_normal: Counter,
+    pub closes_going_away: Counter,
     pub closes_protocol: Counter,
+    pub closes_unsupported: Counter,
+    pub closes_invalid_payload: Counter,
     pub closes_policy: Counter,
     pub closes_too_big: Counter,
-    pub closes_unsupported: Counter,
+}
+
+impl Stats {
+    /// The close counters by code.
+    #[must_use]
+    pub fn closes(&self) -> [(u16, &Counter); 7] {
+        [
+            (1000, &self.closes_normal),
+            (1001, &self.closes_going_away),
+            (1002, &self.closes_protocol),
+            (1003, &self.closes_unsupported),
+            (1007, &self.closes_invalid_payload),
+            (1008, &self.closes_policy),
+            (1009, &self.closes_too_big),
+        ]
+    }
+
+    /// Counts a close frame the server sent.
+    pub fn count_close(&self, code: u16) {
+        if let Some((_, c)) = self.closes().into_iter().find(|(k, _)| *k == code) {
+            c.inc();
+        }
+    }
 }

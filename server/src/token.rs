@@ -89,6 +89,14 @@ impl TokenSigner {
     }
 }
 
+/// Milliseconds since the Unix epoch.
+#[must_use]
+pub fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Seconds since the Unix epoch.
 #[must_use]
 pub fn unix_now_s() -> u64 {
