@@ -11,6 +11,8 @@ use hdrhistogram::Histogram;
 #[derive(Debug)]
 pub struct SwarmStats {
     pub connected: AtomicU64,
+    /// Bots started and not finished yet.
+    pub active: AtomicU64,
     pub failed: AtomicU64,
     pub snapshots: AtomicU64,
     pub payload_bytes: AtomicU64,
@@ -38,6 +40,7 @@ impl Default for SwarmStats {
         let hist = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
         Self {
             connected: AtomicU64::new(0),
+            active: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
             payload_bytes: AtomicU64::new(0),

@@ -100,7 +100,13 @@ pub async fn run(
                         .seed
                         .wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
                 };
-                bots.spawn(bot::run(bc, stats.clone(), stop_rx.clone()));
+                stats.active.fetch_add(1, Ordering::Relaxed);
+                let s = stats.clone();
+                let stop = stop_rx.clone();
+                bots.spawn(async move {
+                    bot::run(bc, s.clone(), stop).await;
+                    s.active.fetch_sub(1, Ordering::Relaxed);
+                });
             }
             bots
         }
@@ -129,6 +135,9 @@ pub async fn run(
             _ = every.tick() => {}
         }
         let now = Instant::now();
+        if window.is_none() && spawner.is_finished() && stats.active.load(Ordering::Relaxed) == 0 {
+            break; // nobody left before the window even opened
+        }
         if window.is_none() && now >= window_start {
             stats.measuring.store(true, Ordering::Relaxed);
             window = Some((
@@ -138,7 +147,9 @@ pub async fn run(
                 read_server(&cfg).await,
             ));
         }
-        if window.is_some() && now >= window_end {
+        // Every bot already ended (the server closed them all): stop by ourselves.
+        let all_gone = spawner.is_finished() && stats.active.load(Ordering::Relaxed) == 0;
+        if window.is_some() && (now >= window_end || all_gone) {
             closed = Some((
                 now,
                 stats.counters(),

@@ -293,6 +293,10 @@ impl MatchTask {
                             player: p,
                             name: name.to_string(),
                         });
+                        self.lifecycle(LifecycleEvent::PlayerJoined(format!(
+                            "{}/{}",
+                            self.handle.id, p.0
+                        )));
                         debug!(player_id = p.0, "player joined");
                         p
                     }
@@ -377,10 +381,12 @@ impl MatchTask {
             .tick
             .store(self.game.world.tick.0, Ordering::Relaxed);
         self.ctx.stats.ticks.inc();
-        self.ctx
-            .stats
-            .tick_busy_us
-            .add(started.elapsed().as_micros() as u64);
+        let busy = started.elapsed();
+        self.ctx.stats.tick_busy_us.add(busy.as_micros() as u64);
+        self.ctx.metrics.record_tick(busy.as_secs_f64());
+        self.handle
+            .ticked_at_ms
+            .store(crate::token::unix_now_ms(), Ordering::Relaxed);
     }
 
     /// Moves through waiting -> countdown -> running -> ended as conditions are met.
