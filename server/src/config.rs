@@ -122,6 +122,11 @@ pub struct Config {
     #[arg(long, env = "SKIRMISH_AGONES")]
     pub agones: bool,
 
+    /// Also run this many wandering bots in-process, so a match is live at once (watch it at
+    /// `/`).
+    #[arg(long, env = "SKIRMISH_DEMO", default_value_t = 0)]
+    pub demo: usize,
+
     /// Port of the Agones SDK sidecar (gRPC).
     #[arg(long, env = "AGONES_SDK_GRPC_PORT", default_value_t = 9357)]
     pub agones_sdk_port: u16,

@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/matchmake", post(matchmake))
         .route("/api/stats", get(stats))
         .route("/ws", get(join))
+        .merge(crate::web::routes())
         .with_state(state)
 }
 

@@ -9,11 +9,13 @@
 //! - [`connection`] — a player's reader and writer, close handshake, abuse handling.
 //! - [`stats`] — counters; [`metrics`] — their Prometheus exposition at `/metrics`.
 //! - `orchestrator` (feature `agones`) — the Agones SDK lifecycle.
+//! - [`web`] — the embedded web page; [`demo`] — in-process demo bots.
 //! - [`token`] — signed join tokens; [`seats`] — reservations and reconnect windows.
 //! - [`events`] — the per-match game-event ring; [`results`] — finished matches on disk.
 
 pub mod config;
 pub mod connection;
+pub mod demo;
 pub mod events;
 pub mod fanout;
 pub mod http;
@@ -26,6 +28,7 @@ pub mod results;
 pub mod seats;
 pub mod stats;
 pub mod token;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -125,6 +128,7 @@ impl Server {
                 .map_or(0, |d| d.as_nanos() as u64)
         });
         let send_buffer = config.send_buffer;
+        let demo_bots = config.demo;
         #[cfg(feature = "agones")]
         let agones_setup = (
             config.agones,
@@ -151,6 +155,10 @@ impl Server {
                 .await
         });
         info!(%local_addr, "listening (HTTP API and WebSocket /ws)");
+        if demo_bots > 0 {
+            info!(bots = demo_bots, "demo: starting wandering bots in-process");
+            demo::spawn(demo_bots, format!("http://{local_addr}"), state.matches.shutdown.clone(), &state.matches.tasks);
+        }
         #[cfg(feature = "agones")]
         let orchestrator = match (agones_setup, lifecycle_rx) {
             ((true, port, capacity), Some(rx)) => Some(

@@ -1,0 +1,242 @@
+// The server's own page: a live list of matches, a spectator view of one (the same binary
+// snapshots any player gets, decoded by protocol.js), and the server's figures.
+import { decodeServerMessage, SnapshotReceiver, REQUEST_FULL, PROTOCOL_VERSION, units, aimRadians } from "/protocol.js";
+
+const $ = (id) => document.getElementById(id);
+const INTERP_DELAY_MS = 100; // about three snapshots at 30 Hz
+const state = { matches: [], watching: null, socket: null, receiver: null, tickHz: 30, frames: [], names: new Map(), feed: [] };
+window.skirmish = {
+  matches: () => state.matches,
+  watching: () => state.watching,
+  latestWorld: () => (state.receiver ? state.receiver.latest() : null),
+  watch,
+};
+
+// ---- server figures ------------------------------------------------------------------------
+const history = [];
+let prevStats = null;
+async function pollStats() {
+  try {
+    const s = await (await fetch("/api/stats")).json();
+    const c = s.counters;
+    const now = performance.now();
+    if (prevStats) {
+      const dt = (now - prevStats.at) / 1000;
+      const bytes = (c.bytes_out - prevStats.c.bytes_out) / dt;
+      const ticks = c.ticks - prevStats.c.ticks;
+      const tickUs = ticks > 0 ? (c.tick_busy_us - prevStats.c.tick_busy_us) / ticks : 0;
+      $("f-bytes").textContent = `${(bytes / 1024).toFixed(1)} KiB/s`;
+      $("f-tick").textContent = `${tickUs.toFixed(0)} µs`;
+      history.push({ bytes, clients: c.connections });
+      if (history.length > 150) history.shift();
+      drawChart();
+    }
+    $("f-clients").textContent = c.connections;
+    $("f-matches").textContent = c.matches;
+    prevStats = { c, at: now };
+  } catch (e) {
+    $("status").textContent = `server unreachable: ${e}`;
+  }
+}
+
+function drawChart() {
+  const cv = $("chart");
+  const g = cv.getContext("2d");
+  g.clearRect(0, 0, cv.width, cv.height);
+  const line = (key, color) => {
+    const max = Math.max(1, ...history.map((h) => h[key]));
+    g.strokeStyle = color;
+    g.beginPath();
+    history.forEach((h, i) => {
+      const x = (i / 149) * cv.width;
+      const y = cv.height - 2 - (h[key] / max) * (cv.height - 4);
+      i ? g.lineTo(x, y) : g.moveTo(x, y);
+    });
+    g.stroke();
+  };
+  line("bytes", "#2f6fed");
+  line("clients", "#f0b429");
+}
+
+// ---- match list ------------------------------------------------------------------------------
+async function pollMatches() {
+  try {
+    state.matches = await (await fetch("/api/matches")).json();
+  } catch {
+    return;
+  }
+  const tbody = $("matches");
+  tbody.replaceChildren();
+  if (!state.matches.length) {
+    tbody.innerHTML = '<tr><td colspan="6">no matches yet</td></tr>';
+  }
+  for (const m of state.matches) {
+    const tr = document.createElement("tr");
+    tr.className = "match-row";
+    tr.dataset.id = m.id;
+    for (const v of [m.id, `${m.players}/${m.capacity}`, m.phase, m.tick, `${m.tick_hz} Hz`]) {
+      const td = document.createElement("td");
+      td.textContent = v;
+      tr.append(td);
+    }
+    const td = document.createElement("td");
+    const b = document.createElement("button");
+    b.textContent = state.watching === m.id ? "watching" : "watch";
+    b.onclick = () => watch(m.id);
+    td.append(b);
+    tr.append(td);
+    tbody.append(tr);
+  }
+}
+
+// ---- spectating ----------------------------------------------------------------------------
+function watch(id) {
+  if (state.socket) state.socket.close(1000, "watching another match");
+  state.watching = id;
+  state.frames = [];
+  state.names = new Map();
+  state.feed = [];
+  $("view").hidden = false;
+  $("view-title").textContent = `Match ${id}`;
+  const ws = new WebSocket(`ws://${location.host}/ws?v=${PROTOCOL_VERSION}&match=${id}&spectate=1`);
+  ws.binaryType = "arraybuffer";
+  ws.onmessage = (e) => onMessage(ws, new Uint8Array(e.data));
+  ws.onclose = (e) => {
+    if (state.socket === ws) $("phase").textContent = `disconnected (${e.code} ${e.reason})`;
+  };
+  state.socket = ws;
+}
+
+function onMessage(ws, bytes) {
+  const msg = decodeServerMessage(bytes);
+  if (msg.type === "Welcome") {
+    state.tickHz = msg.tick_hz;
+    state.receiver = new SnapshotReceiver(msg.tick_hz);
+  }
+  if (msg.type === "Welcome" || msg.type === "Snapshot") {
+    const world = state.receiver.receive(msg.snapshot);
+    if (!world) {
+      ws.send(REQUEST_FULL);
+      return;
+    }
+    for (const p of world.players) state.names.set(p.id, p.name);
+    for (const e of msg.snapshot.events) addEvent(e);
+    state.frames.push({ at: performance.now(), world });
+    if (state.frames.length > 16) state.frames.shift();
+    updateSide(world);
+  } else if (msg.type === "MatchEnded") {
+    addEvent({ kind: { Ended: msg.ranking } });
+  }
+}
+
+function addEvent(e) {
+  const [kind, f] = Object.entries(e.kind)[0];
+  const n = (id) => state.names.get(id) ?? `#${id}`;
+  const text = {
+    OrbCollected: () => `${n(f.player)} collected an orb`,
+    Tagged: () => `${n(f.shooter)} tagged ${n(f.target)}`,
+    Joined: () => `${f.name} joined`,
+    Left: () => `${n(f.player)} left`,
+    Disconnected: () => `${n(f.player)} lost connection`,
+    Reconnected: () => `${n(f.player)} is back`,
+    PhaseChanged: () => `phase: ${f.phase}`,
+    Chat: () => `${n(f.from)}: ${f.text}`,
+    EventsLost: () => `(${f.missed} events missed)`,
+    Ended: () => `match over: ${f.map((r) => `${r.rank}. ${r.name} ${r.score}`).join(", ")}`,
+  }[kind];
+  if (!text) return;
+  state.feed.unshift(text());
+  state.feed.length = Math.min(state.feed.length, 12);
+  const ul = $("feed");
+  ul.replaceChildren(...state.feed.map((t) => Object.assign(document.createElement("li"), { textContent: t })));
+}
+
+function updateSide(world) {
+  const left = Math.max(0, (world.phase_end - world.tick) / state.tickHz);
+  $("phase").textContent = `${world.phase} · ${left.toFixed(0)} s left · tick ${world.tick}`;
+  const rows = [...world.players].sort((a, b) => b.score - a.score || a.id - b.id);
+  $("scoreboard").replaceChildren(
+    ...rows.map((p) => {
+      const li = document.createElement("li");
+      li.className = "score-row";
+      li.style.color = color(p.id);
+      li.textContent = `${p.name} — ${p.score}`;
+      return li;
+    }),
+  );
+}
+
+const color = (id) => `hsl(${(id * 137) % 360} 70% 60%)`;
+
+// Positions at display time, interpolated between the two snapshots around (now - delay);
+// a short extrapolation when snapshots stop.
+function sample(now) {
+  const f = state.frames;
+  if (!f.length) return null;
+  const t = now - INTERP_DELAY_MS;
+  let i = f.length - 1;
+  while (i > 0 && f[i - 1].at > t) i--;
+  const a = f[Math.max(0, i - 1)];
+  const b = f[i];
+  const span = b.at - a.at;
+  const alpha = span > 0 ? Math.min(1.25, Math.max(0, (t - a.at) / span)) : 1;
+  const prev = new Map(a.world.players.map((p) => [p.id, p]));
+  return {
+    world: b.world,
+    players: b.world.players.map((p) => {
+      const q = prev.get(p.id) ?? p;
+      return { ...p, x: q.pos[0] + (p.pos[0] - q.pos[0]) * alpha, y: q.pos[1] + (p.pos[1] - q.pos[1]) * alpha };
+    }),
+  };
+}
+
+function draw() {
+  requestAnimationFrame(draw);
+  const s = sample(performance.now());
+  if (!s) return;
+  const cv = $("arena");
+  const g = cv.getContext("2d");
+  const k = cv.width / 1000;
+  g.fillStyle = "#0b0e14";
+  g.fillRect(0, 0, cv.width, cv.height);
+  g.strokeStyle = "#2a3345";
+  g.strokeRect(0.5, 0.5, cv.width - 1, cv.height - 1);
+  g.fillStyle = "#f0b429";
+  for (const o of s.world.orbs) {
+    g.beginPath();
+    g.arc(units(o[0]) * k, units(o[1]) * k, 5 * k, 0, 2 * Math.PI);
+    g.fill();
+  }
+  g.fillStyle = "#ffffff";
+  for (const p of s.world.projectiles) {
+    const age = s.world.tick - p.spawn_tick;
+    const x = units(p.origin[0]) + Math.cos(aimRadians(p.aim)) * 600 * (age / state.tickHz);
+    const y = units(p.origin[1]) + Math.sin(aimRadians(p.aim)) * 600 * (age / state.tickHz);
+    g.beginPath();
+    g.arc(x * k, y * k, 4 * k, 0, 2 * Math.PI);
+    g.fill();
+  }
+  g.font = "11px system-ui, sans-serif";
+  g.textAlign = "center";
+  for (const p of s.players) {
+    const x = units(p.x) * k;
+    const y = units(p.y) * k;
+    g.fillStyle = color(p.id);
+    g.beginPath();
+    g.arc(x, y, 15 * k, 0, 2 * Math.PI);
+    g.fill();
+    g.strokeStyle = "#10141c";
+    g.beginPath();
+    g.moveTo(x, y);
+    g.lineTo(x + Math.cos(aimRadians(p.aim)) * 15 * k, y + Math.sin(aimRadians(p.aim)) * 15 * k);
+    g.stroke();
+    g.fillStyle = "#dde3ee";
+    g.fillText(p.name, x, y - 18 * k);
+  }
+}
+
+pollStats();
+pollMatches();
+setInterval(pollStats, 2000);
+setInterval(pollMatches, 1000);
+requestAnimationFrame(draw);

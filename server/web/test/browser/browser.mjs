@@ -1,0 +1,61 @@
+// Drives the server's page in real headless Chromium: the match list shows the demo match,
+// opening it shows the bots on the scoreboard and moving positions, and the screenshot is not
+// blank. Usage: node browser.mjs <base url> <screenshot.png>. Exits non-zero with a reason.
+import { chromium } from "playwright-core";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [base, shot] = process.argv.slice(2);
+const fail = (why) => {
+  console.error(`browser test: ${why}`);
+  process.exit(1);
+};
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+const userDataDir = mkdtempSync(join(tmpdir(), "skirmish-chromium-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath,
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"],
+}).catch((e) => fail(`cannot start Chromium at ${executablePath} (apt-get install chromium): ${e.message}`));
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.setViewportSize({ width: 1100, height: 760 });
+  await page.goto(base, { waitUntil: "load" });
+
+  // The match list shows the demo match.
+  const row = page.locator("tr.match-row").first();
+  await row.waitFor({ timeout: 15000 }).catch(() => fail("no match in the list"));
+  await row.locator("button").click();
+
+  // The scoreboard lists the bots.
+  await page.waitForFunction(() => document.querySelectorAll("#scoreboard li").length >= 8, null, { timeout: 15000 })
+    .catch(() => fail("the scoreboard does not list 8 bots"));
+  const names = await page.locator("#scoreboard li").allTextContents();
+  if (!names.every((n) => n.startsWith("demo"))) fail(`unexpected scoreboard: ${names}`);
+
+  // Positions change between two moments, as the page sees them.
+  const positions = () => page.evaluate(() => window.skirmish.latestWorld().players.map((p) => [p.id, p.pos[0], p.pos[1]]));
+  const a = await positions();
+  await page.waitForTimeout(700);
+  const b = await positions();
+  const moved = b.filter(([id, x, y]) => a.some(([i, x0, y0]) => i === id && (x0 !== x || y0 !== y))).length;
+  if (moved < 4) fail(`only ${moved} players moved between two moments`);
+
+  // The arena is drawn: several colours on the canvas, not a blank or single-colour image.
+  const colours = await page.evaluate(() => {
+    const cv = document.getElementById("arena");
+    const d = cv.getContext("2d").getImageData(0, 0, cv.width, cv.height).data;
+    const seen = new Set();
+    for (let i = 0; i < d.length; i += 4 * 97) seen.add(`${d[i]},${d[i + 1]},${d[i + 2]}`);
+    return seen.size;
+  });
+  if (colours < 4) fail(`the arena canvas has only ${colours} colours`);
+  await page.screenshot({ path: shot });
+  if (errors.length) fail(`page errors: ${errors.join("; ")}`);
+  console.log(`browser test: ok (${names.length} on the scoreboard, ${moved} moved, ${colours} colours)`);
+} finally {
+  await context.close();
+}
