@@ -157,7 +157,12 @@ impl Server {
         info!(%local_addr, "listening (HTTP API and WebSocket /ws)");
         if demo_bots > 0 {
             info!(bots = demo_bots, "demo: starting wandering bots in-process");
-            demo::spawn(demo_bots, format!("http://{local_addr}"), state.matches.shutdown.clone(), &state.matches.tasks);
+            demo::spawn(
+                demo_bots,
+                format!("http://{local_addr}"),
+                state.matches.shutdown.clone(),
+                &state.matches.tasks,
+            );
         }
         #[cfg(feature = "agones")]
         let orchestrator = match (agones_setup, lifecycle_rx) {

@@ -19,8 +19,20 @@ fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
 /// Routes for the page's files.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/", get(|| async { file("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/app.js", get(|| async { file("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/protocol.js", get(|| async { file("text/javascript; charset=utf-8", PROTOCOL_JS) }))
-        .route("/style.css", get(|| async { file("text/css; charset=utf-8", STYLE_CSS) }))
+        .route(
+            "/",
+            get(|| async { file("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { file("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/protocol.js",
+            get(|| async { file("text/javascript; charset=utf-8", PROTOCOL_JS) }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { file("text/css; charset=utf-8", STYLE_CSS) }),
+        )
 }

@@ -7,7 +7,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
 
 use serde_json::{Value, json};
 use skirmish_server::fanout::snapshot_msg;
@@ -46,13 +45,21 @@ struct Stream {
 impl Stream {
     fn frame(&mut self, msg: &ServerMessage, expected: Value) {
         let b = protocol::encode(msg);
-        self.bytes.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(b.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(&b);
         self.expected.push(expected);
     }
 
     /// A snapshot of `w` against the last world sent (`full`: no baseline), with events.
-    fn snapshot(&mut self, w: &WorldState, full: bool, welcome: bool, events: Vec<GameEvent>, params: &Params) {
+    fn snapshot(
+        &mut self,
+        w: &WorldState,
+        full: bool,
+        welcome: bool,
+        events: Vec<GameEvent>,
+        params: &Params,
+    ) {
         let base = if full { None } else { self.last.as_ref() };
         let sum = (full || w.tick.0.is_multiple_of(5)).then(|| w.checksum());
         let snap = snapshot_msg(base, w, sum, params, events.clone());
@@ -64,7 +71,12 @@ impl Stream {
             "world": world_json(w),
         });
         let msg = if welcome {
-            ServerMessage::Welcome { player_id: Some(PlayerId(1)).filter(|_| !w.players.is_empty()), match_id: 7, tick_hz: params.tick_hz, snapshot: snap }
+            ServerMessage::Welcome {
+                player_id: Some(PlayerId(1)).filter(|_| !w.players.is_empty()),
+                match_id: 7,
+                tick_hz: params.tick_hz,
+                snapshot: snap,
+            }
         } else {
             ServerMessage::Snapshot(snap)
         };
@@ -111,7 +123,10 @@ fn cases() -> Vec<(&'static str, Stream)> {
     // Removals, projectiles, phases, events and every other message type.
     let mut s = Stream::default();
     let mut g = Game::new(5, params);
-    let ids: Vec<PlayerId> = ["ann", "bé", "cy", "dee"].iter().map(|n| g.add_player((*n).into())).collect();
+    let ids: Vec<PlayerId> = ["ann", "bé", "cy", "dee"]
+        .iter()
+        .map(|n| g.add_player((*n).into()))
+        .collect();
     g.world.phase = Phase::Running;
     g.world.phase_end = Tick(900);
     s.snapshot(&g.world, true, true, vec![], &params);
@@ -119,7 +134,10 @@ fn cases() -> Vec<(&'static str, Stream)> {
     for t in 1..=40u32 {
         let fire = |id: PlayerId| InputFrame {
             seq: Seq(t),
-            mv: MoveVec { x: if id.0 % 2 == 0 { 90 } else { -60 }, y: 40 },
+            mv: MoveVec {
+                x: if id.0.is_multiple_of(2) { 90 } else { -60 },
+                y: 40,
+            },
             aim: QAngle::new((id.0 * 200 + t * 7) as u16),
             buttons: if t % 3 == 0 { BUTTON_FIRE } else { 0 },
         };
@@ -127,23 +145,74 @@ fn cases() -> Vec<(&'static str, Stream)> {
         let mut events = Vec::new();
         if t == 10 {
             g.remove_player(ids[2]);
-            events.push(ev(next_event, g.world.tick, EventKind::Left { player: ids[2] }));
+            events.push(ev(
+                next_event,
+                g.world.tick,
+                EventKind::Left { player: ids[2] },
+            ));
             next_event += 1;
         }
         if t == 20 {
-            events.push(ev(next_event, g.world.tick, EventKind::Chat { from: ids[0], text: "gg é ✓".into() }));
-            events.push(ev(next_event + 1, g.world.tick, EventKind::OrbCollected { player: ids[1], orb: 47 }));
-            events.push(ev(next_event + 2, g.world.tick, EventKind::Tagged { shooter: ids[0], target: ids[3] }));
-            events.push(ev(next_event + 3, g.world.tick, EventKind::Joined { player: PlayerId(9), name: "new".into() }));
-            events.push(ev(next_event + 4, g.world.tick, EventKind::Disconnected { player: ids[1] }));
-            events.push(ev(next_event + 5, g.world.tick, EventKind::Reconnected { player: ids[1] }));
-            events.push(ev(next_event + 6, g.world.tick, EventKind::EventsLost { missed: 12 }));
+            events.push(ev(
+                next_event,
+                g.world.tick,
+                EventKind::Chat {
+                    from: ids[0],
+                    text: "gg é ✓".into(),
+                },
+            ));
+            events.push(ev(
+                next_event + 1,
+                g.world.tick,
+                EventKind::OrbCollected {
+                    player: ids[1],
+                    orb: 47,
+                },
+            ));
+            events.push(ev(
+                next_event + 2,
+                g.world.tick,
+                EventKind::Tagged {
+                    shooter: ids[0],
+                    target: ids[3],
+                },
+            ));
+            events.push(ev(
+                next_event + 3,
+                g.world.tick,
+                EventKind::Joined {
+                    player: PlayerId(9),
+                    name: "new".into(),
+                },
+            ));
+            events.push(ev(
+                next_event + 4,
+                g.world.tick,
+                EventKind::Disconnected { player: ids[1] },
+            ));
+            events.push(ev(
+                next_event + 5,
+                g.world.tick,
+                EventKind::Reconnected { player: ids[1] },
+            ));
+            events.push(ev(
+                next_event + 6,
+                g.world.tick,
+                EventKind::EventsLost { missed: 12 },
+            ));
             next_event += 7;
         }
         if t == 30 {
             g.world.phase = Phase::Ended;
             g.world.phase_end = g.world.tick;
-            events.push(ev(next_event, g.world.tick, EventKind::PhaseChanged { phase: Phase::Ended, ends_at: g.world.tick }));
+            events.push(ev(
+                next_event,
+                g.world.tick,
+                EventKind::PhaseChanged {
+                    phase: Phase::Ended,
+                    ends_at: g.world.tick,
+                },
+            ));
             next_event += 1;
         }
         s.snapshot(&g.world, false, false, events, &params);
@@ -152,9 +221,26 @@ fn cases() -> Vec<(&'static str, Stream)> {
         &ServerMessage::MatchEnded { ranking: vec![RankEntry { rank: 1, player_id: ids[0], name: "ann".into(), score: 15 }, RankEntry { rank: 2, player_id: ids[1], name: "bé".into(), score: 3 }] },
         json!({ "type": "MatchEnded", "ranking": [{"rank": 1, "player_id": ids[0].0, "name": "ann", "score": 15}, {"rank": 2, "player_id": ids[1].0, "name": "bé", "score": 3}] }),
     );
-    s.frame(&ServerMessage::Pong { client_time_us: 123_456_789_012, server_tick: Tick(70_000) }, json!({ "type": "Pong", "client_time_us": 123_456_789_012u64, "server_tick": 70_000 }));
-    s.frame(&ServerMessage::Error { code: 1008, message: "input flood".into() }, json!({ "type": "Error", "code": 1008, "message": "input flood" }));
-    s.frame(&ServerMessage::ChatRejected { reason: "rate limit".into() }, json!({ "type": "ChatRejected", "reason": "rate limit" }));
+    s.frame(
+        &ServerMessage::Pong {
+            client_time_us: 123_456_789_012,
+            server_tick: Tick(70_000),
+        },
+        json!({ "type": "Pong", "client_time_us": 123_456_789_012u64, "server_tick": 70_000 }),
+    );
+    s.frame(
+        &ServerMessage::Error {
+            code: 1008,
+            message: "input flood".into(),
+        },
+        json!({ "type": "Error", "code": 1008, "message": "input flood" }),
+    );
+    s.frame(
+        &ServerMessage::ChatRejected {
+            reason: "rate limit".into(),
+        },
+        json!({ "type": "ChatRejected", "reason": "rate limit" }),
+    );
     out.push(("removals_events_messages", s));
 
     // Ticks that wrap around u32::MAX, with a projectile in flight across the wrap.
@@ -166,16 +252,24 @@ fn cases() -> Vec<(&'static str, Stream)> {
     g.world.phase_end = Tick(20);
     s.snapshot(&g.world, true, true, vec![], &params);
     for t in 1..=10u32 {
-        g.step(|id| (id == a).then_some(InputFrame { seq: Seq(u32::MAX - 2 + t), mv: MoveVec { x: 127, y: 0 }, aim: QAngle::new(256), buttons: u8::from(t == 2) }));
+        g.step(|id| {
+            (id == a).then_some(InputFrame {
+                seq: Seq((u32::MAX - 2).wrapping_add(t)),
+                mv: MoveVec { x: 127, y: 0 },
+                aim: QAngle::new(256),
+                buttons: u8::from(t == 2),
+            })
+        });
         s.snapshot(&g.world, false, false, vec![], &params);
     }
     out.push(("wrap_ticks", s));
-    let _ = Arc::new(());
     out
 }
 
 fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web").join("vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("web")
+        .join("vectors")
 }
 
 #[test]
@@ -202,7 +296,10 @@ fn golden_vectors_match_the_codec() {
 
 #[test]
 fn the_javascript_decoder_decodes_every_vector() {
-    let test = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web").join("test").join("protocol.test.mjs");
+    let test = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("web")
+        .join("test")
+        .join("protocol.test.mjs");
     let out = Command::new("node")
         .arg("--test")
         .arg(&test)

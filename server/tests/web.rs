@@ -13,7 +13,12 @@ use skirmish_server::Config;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_and_its_scripts_are_served() {
     let server = start_default().await;
-    for (path, needle) in [("/", "<canvas id=\"arena\""), ("/app.js", "spectate=1"), ("/protocol.js", "export function decodeSnapshot"), ("/style.css", "#arena")] {
+    for (path, needle) in [
+        ("/", "<canvas id=\"arena\""),
+        ("/app.js", "spectate=1"),
+        ("/protocol.js", "export function decodeSnapshot"),
+        ("/style.css", "#arena"),
+    ] {
         let (status, body) = http(&server, "GET", path).await;
         assert_eq!(status, 200, "{path}");
         assert!(body.contains(needle), "{path} lacks {needle}");
@@ -35,10 +40,16 @@ async fn headless_chromium_shows_a_live_demo_match() {
     );
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page.png");
     let base = server.base_url();
-    let out = tokio::task::spawn_blocking(move || Command::new("node").arg(dir.join("browser.mjs")).arg(&base).arg(&shot).output())
-        .await
-        .expect("join")
-        .expect("`node` must be installed to run the browser test");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(dir.join("browser.mjs"))
+            .arg(&base)
+            .arg(&shot)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("`node` must be installed to run the browser test");
     assert!(
         out.status.success(),
         "browser test failed:\n{}\n{}",

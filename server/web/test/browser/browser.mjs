@@ -22,7 +22,7 @@ try {
   const page = context.pages()[0] ?? (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
-  await page.setViewportSize({ width: 1100, height: 760 });
+  await page.setViewportSize({ width: 1100, height: 900 });
   await page.goto(base, { waitUntil: "load" });
 
   // The match list shows the demo match.
@@ -53,6 +53,11 @@ try {
     return seen.size;
   });
   if (colours < 4) fail(`the arena canvas has only ${colours} colours`);
+
+  // The server's figures fill in (they need two polls of /api/stats).
+  await page.waitForFunction(() => document.getElementById("f-bytes").textContent.includes("KiB/s"), null, { timeout: 10000 })
+    .catch(() => fail("the server figures never appeared"));
+  await page.waitForTimeout(2500); // a few points on the chart
   await page.screenshot({ path: shot });
   if (errors.length) fail(`page errors: ${errors.join("; ")}`);
   console.log(`browser test: ok (${names.length} on the scoreboard, ${moved} moved, ${colours} colours)`);
