@@ -36,6 +36,9 @@ pub struct AppState {
     pub connections: Arc<Semaphore>,
     pub tokens: TokenSigner,
     next_match_id: Arc<AtomicU32>,
+    /// Serializes "every match is full: start one", so simultaneous joiners fill one new
+    /// match instead of each starting their own.
+    create_lock: Arc<std::sync::Mutex<()>>,
     seed: u64,
 }
 
@@ -49,6 +52,7 @@ impl AppState {
             matches,
             tokens,
             next_match_id: Arc::new(AtomicU32::new(first_id)),
+            create_lock: Arc::default(),
             seed,
         }
     }
@@ -77,6 +81,14 @@ impl AppState {
         if let Some(id) = match_id {
             return registry.reserve_in(id, name.clone(), until);
         }
+        if let Some(found) = registry.reserve_any(name, until) {
+            return Ok(found);
+        }
+        let _creating = self
+            .create_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Someone may have started a match while we waited for the lock.
         if let Some(found) = registry.reserve_any(name, until) {
             return Ok(found);
         }

@@ -141,21 +141,7 @@ async fn collect_orbs(p: &mut Player, score: u32) {
             tokio::time::Instant::now() < deadline,
             "no orbs collected in 20 s"
         );
-        let w = p.world();
-        let me = w.player(p.id).expect("me");
-        let target = w
-            .orbs
-            .iter()
-            .min_by_key(|o| o.dist_sq(me.pos))
-            .copied()
-            .expect("orbs");
-        let (dx, dy) = ((target.x - me.pos.x) as f32, (target.y - me.pos.y) as f32);
-        let len = dx.hypot(dy).max(1.0);
-        p.send_input(
-            MoveVec::from_f32(dx / len, dy / len),
-            QAngle::from_radians(dy.atan2(dx)),
-        )
-        .await;
+        p.steer_to_nearest_orb().await;
         p.next_world().await;
     }
 }
@@ -548,4 +534,35 @@ async fn shutdown_cuts_a_running_match_short_and_keeps_its_results() {
         serde_json::from_str(text.lines().next().expect("a line")).expect("json");
     assert_eq!(r["ended_early"], true);
     assert_eq!(r["players"][0]["name"], "stayer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_joiners_fill_one_new_match() {
+    let server = start(token_config()).await;
+    let base = server.base_url();
+    let calls: Vec<_> = (0..16)
+        .map(|i| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                client::matchmake(&base, &format!("p{i}"), None)
+                    .await
+                    .expect("seat")
+            })
+        })
+        .collect();
+    let mut ids = std::collections::BTreeSet::new();
+    for c in calls {
+        ids.insert(c.await.expect("task").match_id);
+    }
+    assert_eq!(
+        ids.len(),
+        1,
+        "16 joiners, match size 16: one match, got {ids:?}"
+    );
+    let seventeenth = client::matchmake(&base, "p16", None).await.expect("seat");
+    assert!(
+        !ids.contains(&seventeenth.match_id),
+        "the 17th starts a second match"
+    );
+    server.shutdown().await.expect("shutdown");
 }

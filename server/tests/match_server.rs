@@ -117,20 +117,7 @@ async fn moving_into_orbs_raises_the_score_by_one_per_orb() {
         );
         let before = p.world().clone();
         let me = before.player(p.id).expect("me").clone();
-        // Steer at the nearest orb.
-        let target = before
-            .orbs
-            .iter()
-            .min_by_key(|o| o.dist_sq(me.pos))
-            .copied()
-            .expect("orbs");
-        let (dx, dy) = ((target.x - me.pos.x) as f32, (target.y - me.pos.y) as f32);
-        let len = dx.hypot(dy).max(1.0);
-        p.send_input(
-            MoveVec::from_f32(dx / len, dy / len),
-            QAngle::from_radians(dy.atan2(dx)),
-        )
-        .await;
+        p.steer_to_nearest_orb().await;
         let after = p.next_world().await.clone();
         if after.tick.diff(before.tick) != 1 {
             continue;

@@ -124,6 +124,25 @@ pub async fn join_with(opts: JoinOptions) -> Player {
 }
 
 impl Player {
+    /// Sends an input that steers straight at the orb nearest to this player.
+    pub async fn steer_to_nearest_orb(&mut self) {
+        let w = self.world();
+        let me = w.player(self.id).expect("self in the world");
+        let target = w
+            .orbs
+            .iter()
+            .min_by_key(|o| o.dist_sq(me.pos))
+            .copied()
+            .expect("orbs");
+        let (dx, dy) = ((target.x - me.pos.x) as f32, (target.y - me.pos.y) as f32);
+        let len = dx.hypot(dy).max(1.0);
+        self.send_input(
+            MoveVec::from_f32(dx / len, dy / len),
+            QAngle::from_radians(dy.atan2(dx)),
+        )
+        .await;
+    }
+
     /// Reads until the next snapshot is applied; returns the world.
     pub async fn next_world(&mut self) -> &WorldState {
         loop {

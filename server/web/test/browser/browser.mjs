@@ -25,9 +25,10 @@ try {
   await page.setViewportSize({ width: 1100, height: 900 });
   await page.goto(base, { waitUntil: "load" });
 
-  // The match list shows the demo match.
-  const row = page.locator("tr.match-row").first();
-  await row.waitFor({ timeout: 15000 }).catch(() => fail("no match in the list"));
+  // The match list shows the demo match with its eight bots.
+  const row = page.locator("tr.match-row", { hasText: "8/16" }).first();
+  await row.waitFor({ timeout: 15000 }).catch(async () =>
+    fail(`no match with 8 players in the list: ${await page.locator("#matches").innerText()}`));
   await row.locator("button").click();
 
   // The scoreboard lists the bots.
