@@ -1,9 +1,64 @@
-//! `skirmish-client`: not built yet. See issue 4 (the Bevy client with prediction,
-//! reconciliation, interpolation and a HUD).
+//! `skirmish-client`: play Skirmish. WASD moves, the mouse aims, left click or space fires.
+
+use std::time::Duration;
+
+use clap::Parser;
+use skirmish_client::game::{self, AppOptions};
+use skirmish_client::net::{self, NetConfig, SimLink};
+
+/// The Skirmish game client.
+#[derive(Debug, Parser)]
+#[command(name = "skirmish-client", version, about)]
+struct Args {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:7777")]
+    url: String,
+    /// Your name in the match.
+    #[arg(long, default_value = "player")]
+    name: String,
+    /// Join this match (default: join or create one).
+    #[arg(long = "match")]
+    match_id: Option<u32>,
+    /// Join without matchmaking (servers run with --open).
+    #[arg(long)]
+    open: bool,
+    /// Simulated one-way latency added to both directions, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    sim_latency_ms: u64,
+    /// Simulated jitter (extra random delay up to this), milliseconds.
+    #[arg(long, default_value_t = 0)]
+    sim_jitter_ms: u64,
+    /// Simulated snapshot loss, 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    sim_loss: f64,
+    /// Take a screenshot this long after start.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    screenshot_after: Option<Duration>,
+    /// Where to save the screenshot (PNG).
+    #[arg(long)]
+    screenshot: Option<std::path::PathBuf>,
+    /// Quit once the screenshot is saved.
+    #[arg(long)]
+    exit_after_screenshot: bool,
+    /// Quit after this long, printing the frame rate and prediction corrections.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    exit_after: Option<Duration>,
+}
 
 fn main() {
-    eprintln!(
-        "skirmish-client is not implemented yet: it is the work of issue 4 (see docs/status.md)"
-    );
-    std::process::exit(2);
+    let args = Args::parse();
+    let net = net::start(NetConfig {
+        base_url: args.url,
+        name: args.name,
+        match_id: args.match_id,
+        open: args.open,
+        sim: SimLink { latency_ms: args.sim_latency_ms, jitter_ms: args.sim_jitter_ms, loss: args.sim_loss.clamp(0.0, 1.0) },
+    });
+    let options = AppOptions {
+        screenshot_after: args.screenshot_after.or(args.screenshot.as_ref().map(|_| Duration::from_secs(3))),
+        screenshot: args.screenshot,
+        exit_after_screenshot: args.exit_after_screenshot,
+        exit_after: args.exit_after,
+    };
+    let _ = game::run(net, options);
 }

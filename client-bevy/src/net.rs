@@ -1,0 +1,196 @@
+//! The connection, on a background thread with its own tokio runtime: matchmake (or join
+//! openly), connect, hand every server message to the game, send what the game asks, and
+//! reconnect with backoff when the connection drops or is refused. An optional simulated
+//! link (`--sim-latency-ms`, `--sim-jitter-ms`, `--sim-loss`) delays both directions and drops
+//! snapshots, so a developer can feel latency locally.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use skirmish_shared::client::{self, ClientError, Incoming, JoinOptions};
+use skirmish_shared::protocol::{ClientMessage, ServerMessage};
+use skirmish_shared::rng::Rng;
+use tokio::time::Instant;
+
+/// A simulated link.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimLink {
+    pub latency_ms: u64,
+    pub jitter_ms: u64,
+    /// Probability of dropping a snapshot, 0..1.
+    pub loss: f64,
+}
+
+/// Where to play.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub base_url: String,
+    pub name: String,
+    pub match_id: Option<u32>,
+    /// Join without matchmaking (servers started with `--open`).
+    pub open: bool,
+    pub sim: SimLink,
+}
+
+/// What the network tells the game.
+#[derive(Debug)]
+pub enum NetEvent {
+    Connecting { attempt: u32 },
+    /// A message and its size on the wire (payload bytes).
+    Message(ServerMessage, usize),
+    /// The connection ended or could not be made; the next attempt is in `retry_in`.
+    Down { reason: String, retry_in: Duration },
+}
+
+/// The game's side of the connection.
+#[derive(Debug)]
+pub struct NetHandle {
+    pub events: mpsc::Receiver<NetEvent>,
+    pub commands: tokio::sync::mpsc::Sender<ClientMessage>,
+}
+
+/// Starts the network thread.
+#[must_use]
+pub fn start(cfg: NetConfig) -> NetHandle {
+    let (ev_tx, ev_rx) = mpsc::channel();
+    let (cmd_tx, cmd_rx) = tokio::sync::mpsc::channel(64);
+    std::thread::Builder::new()
+        .name("skirmish-net".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+            rt.block_on(run(cfg, ev_tx, cmd_rx));
+        })
+        .expect("spawning the network thread");
+    NetHandle { events: ev_rx, commands: cmd_tx }
+}
+
+async fn run(cfg: NetConfig, events: mpsc::Sender<NetEvent>, mut commands: tokio::sync::mpsc::Receiver<ClientMessage>) {
+    let mut attempt = 0u32;
+    let mut token: Option<JoinOptions> = None;
+    loop {
+        attempt += 1;
+        if events.send(NetEvent::Connecting { attempt }).is_err() {
+            return; // the game is gone
+        }
+        let reason = match session(&cfg, &mut token, &events, &mut commands).await {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        // Refused tokens (expired seat) are not retried: matchmake again.
+        if reason.starts_with("refused (4") {
+            token = None;
+        }
+        let retry_in = Duration::from_millis((500u64 << attempt.min(5)).min(10_000));
+        if events.send(NetEvent::Down { reason, retry_in }).is_err() {
+            return;
+        }
+        tokio::time::sleep(retry_in).await;
+        while commands.try_recv().is_ok() {} // stale inputs
+    }
+}
+
+fn describe(e: &ClientError) -> String {
+    match e {
+        ClientError::Refused { status, reason } => format!("refused ({status}): {reason}"),
+        ClientError::Connect(e) => format!("cannot reach the server: {e}"),
+        ClientError::Closed { code, reason } => format!("closed ({code}): {reason}"),
+        other => other.to_string(),
+    }
+}
+
+/// One connection, until it ends. `Ok` only when the game went away.
+async fn session(
+    cfg: &NetConfig,
+    token: &mut Option<JoinOptions>,
+    events: &mpsc::Sender<NetEvent>,
+    commands: &mut tokio::sync::mpsc::Receiver<ClientMessage>,
+) -> Result<(), String> {
+    let opts = match (token.clone(), cfg.open) {
+        (Some(o), _) => o,
+        (None, true) => {
+            let mut o = JoinOptions::new(cfg.base_url.clone(), cfg.name.clone());
+            o.match_id = cfg.match_id;
+            o
+        }
+        (None, false) => {
+            let mm = client::matchmake(&cfg.base_url, &cfg.name, cfg.match_id).await.map_err(|e| describe(&e))?;
+            let o = JoinOptions::with_token(cfg.base_url.clone(), &mm);
+            // Keep the token: reconnecting with it resumes the same seat and score.
+            *token = Some(o.clone());
+            o
+        }
+    };
+    let (mut rx, mut tx) = client::connect(&opts).await.map_err(|e| describe(&e))?.split();
+    let sim = cfg.sim;
+    let mut rng = Rng::new(u64::from(std::process::id()));
+    let mut jitter = move |now: Instant| {
+        let j = if sim.jitter_ms > 0 { rng.range_i32(0, sim.jitter_ms as i32) as u64 } else { 0 };
+        now + Duration::from_millis(sim.latency_ms + j)
+    };
+    let mut drop_rng = Rng::new(u64::from(std::process::id()) ^ 0xD0D0);
+    // Messages in flight on the simulated link, in order.
+    let (down_tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, ServerMessage, usize)>();
+    let (up_tx, mut up_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, ClientMessage)>();
+    let reader = async move {
+        let mut last = Instant::now();
+        loop {
+            match rx.recv().await {
+                Ok(Incoming::Message(msg, n)) => {
+                    let lost = matches!(msg, ServerMessage::Snapshot(_)) && sim.loss > 0.0 && ((drop_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < sim.loss;
+                    if lost {
+                        continue;
+                    }
+                    last = jitter(Instant::now()).max(last);
+                    if down_tx.send((last, msg, n)).is_err() {
+                        return "the game went away".to_string();
+                    }
+                }
+                Ok(Incoming::Close { code, reason }) => return format!("closed ({code}): {reason}"),
+                Err(e) => return describe(&e),
+            }
+        }
+    };
+    tokio::pin!(reader);
+    // The simulated link's two directions run on their own, so a delayed snapshot never holds
+    // up an input (and the other way round).
+    let deliver_events = events.clone();
+    let deliver = tokio::spawn(async move {
+        while let Some((at, msg, n)) = down_rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if deliver_events.send(NetEvent::Message(msg, n)).is_err() {
+                break;
+            }
+        }
+    });
+    let writer = tokio::spawn(async move {
+        while let Some((at, msg)) = up_rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if let Err(e) = tx.send(&msg).await {
+                return Err(describe(&e));
+            }
+        }
+        let _ = tx.close(1000, "bye").await;
+        Ok(())
+    });
+    let mut up_last = Instant::now();
+    let mut rng_up = Rng::new(7);
+    let result = loop {
+        tokio::select! {
+            why = &mut reader => break Err(why),
+            cmd = commands.recv() => match cmd {
+                None => break Ok(()),
+                Some(msg) => {
+                    let j = if sim.jitter_ms > 0 { rng_up.range_i32(0, sim.jitter_ms as i32) as u64 } else { 0 };
+                    up_last = (Instant::now() + Duration::from_millis(sim.latency_ms + j)).max(up_last);
+                    if up_tx.send((up_last, msg)).is_err() {
+                        break Err("the connection is gone".to_string());
+                    }
+                }
+            },
+        }
+    };
+    drop(up_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), deliver).await;
+    result
+}

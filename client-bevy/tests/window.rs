@@ -1,0 +1,86 @@
+//! A real window under Xvfb (Mesa's software Vulkan): the client joins a server on
+//! 127.0.0.1:0, takes a screenshot after 3 s and quits; the server saw the player, and the PNG
+//! shows the arena and the player's colour. `.ci/run` installs xvfb and the Mesa packages.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bevy::color::ColorToPacked;
+use skirmish_client::game::player_color;
+use skirmish_server::{Config, Server};
+use skirmish_shared::world::PlayerId;
+
+fn pixels(path: &std::path::Path) -> (u32, u32, Vec<[u8; 3]>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("the screenshot exists")));
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    let channels = info.color_type.samples();
+    let px = buf[..info.buffer_size()].chunks(channels).map(|c| [c[0], c[1], c[2]]).collect();
+    (info.width, info.height, px)
+}
+
+fn has_colour(px: &[[u8; 3]], want: [u8; 3], tolerance: i16) -> usize {
+    px.iter().filter(|p| (0..3).all(|i| (i16::from(p[i]) - i16::from(want[i])).abs() <= tolerance)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_joins_and_draws_the_arena_under_xvfb() {
+    let mut config = Config::ephemeral();
+    config.open = false; // the client matchmakes like a player would
+    let server = Server::start(config).await.expect("server");
+    let dir = tempfile_dir();
+    let shot = dir.join("client.png");
+    let _ = std::fs::remove_file(&shot);
+    let mut child = Command::new("xvfb-run")
+        .args(["-a", "--server-args=-screen 0 1280x900x24"])
+        .arg(env!("CARGO_BIN_EXE_skirmish-client"))
+        .args(["--url", &server.base_url(), "--name", "tester", "--screenshot-after", "4s", "--exit-after-screenshot"])
+        .arg("--screenshot")
+        .arg(&shot)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xvfb-run must be installed (apt-get install xvfb xauth mesa-vulkan-drivers libvulkan1)");
+
+    let started = Instant::now();
+    let mut saw_player = false;
+    let status = loop {
+        let matches = server.state.matches.registry.list();
+        saw_player |= matches.iter().any(|m| m.players >= 1);
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(180), "the client did not finish within 180 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(status.success(), "the client failed: {status}\n{stderr}");
+    assert!(saw_player, "the server never saw the player join");
+
+    // The PNG shows the arena and the player, not a blank or single-colour image.
+    let (w, h, px) = pixels(&shot);
+    assert!(w >= 800 && h >= 600, "{w}x{h}");
+    let mut distinct: Vec<[u8; 3]> = px.iter().step_by(37).copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() >= 5, "only {} colours: blank?\n{stderr}", distinct.len());
+    let floor = has_colour(&px, [10, 13, 20], 6);
+    assert!(floor > (w * h / 10) as usize, "the arena floor covers {floor} pixels");
+    let me = player_color(PlayerId(1)).to_srgba().to_u8_array();
+    let mine = has_colour(&px, [me[0], me[1], me[2]], 12);
+    assert!(mine > 100, "the player's colour {me:?} covers {mine} pixels");
+    let _ = std::fs::copy(&shot, std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-window.png"));
+    server.shutdown().await.expect("shutdown");
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("client-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
