@@ -13,7 +13,9 @@ use bevy::window::{PrimaryWindow, WindowResolution};
 use skirmish_shared::protocol::{ClientMessage, InputFrame, ServerMessage};
 use skirmish_shared::quant::{MoveVec, QAngle, TRIG_ONE, cos_q14, sin_q14};
 use skirmish_shared::receiver::{Received, SnapshotReceiver};
-use skirmish_shared::rules::{ARENA_SIZE, BUTTON_FIRE, ORB_RADIUS, PLAYER_RADIUS, PROJECTILE_RADIUS, PROJECTILE_SPEED, Params};
+use skirmish_shared::rules::{
+    ARENA_SIZE, BUTTON_FIRE, ORB_RADIUS, PLAYER_RADIUS, PROJECTILE_RADIUS, PROJECTILE_SPEED, Params,
+};
 use skirmish_shared::tick::Seq;
 use skirmish_shared::world::{PlayerId, WorldState};
 
@@ -104,7 +106,18 @@ pub fn run(net: NetHandle, options: AppOptions) -> AppExit {
         .insert_resource(Options(options))
         .init_resource::<ClientState>()
         .add_systems(Startup, setup)
-        .add_systems(Update, (pump_network, send_inputs, draw_world, update_hud, screenshot, exit_after).chain())
+        .add_systems(
+            Update,
+            (
+                pump_network,
+                send_inputs,
+                draw_world,
+                update_hud,
+                screenshot,
+                exit_after,
+            )
+                .chain(),
+        )
         .run()
 }
 
@@ -118,11 +131,26 @@ fn to_screen(x: f32, y: f32) -> Vec3 {
     Vec3::new(x - HALF, y - HALF, 0.0)
 }
 
-fn setup(mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>, mut materials: ResMut<Assets<ColorMaterial>>) {
-    commands.spawn((Camera2d, Transform::from_xyz(120.0, 0.0, 0.0)));
+fn setup(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+) {
+    // Fit the arena (1000 units) with room for the HUD on the right.
+    commands.spawn((
+        Camera2d,
+        Projection::Orthographic(OrthographicProjection {
+            scale: 1.35,
+            ..OrthographicProjection::default_2d()
+        }),
+        Transform::from_xyz(200.0, 0.0, 0.0),
+    ));
     // The arena: a border and a floor.
     commands.spawn((
-        Mesh2d(meshes.add(Rectangle::new(ARENA_SIZE as f32 + 8.0, ARENA_SIZE as f32 + 8.0))),
+        Mesh2d(meshes.add(Rectangle::new(
+            ARENA_SIZE as f32 + 8.0,
+            ARENA_SIZE as f32 + 8.0,
+        ))),
         MeshMaterial2d(materials.add(Color::srgb(0.25, 0.32, 0.45))),
         Transform::from_xyz(0.0, 0.0, -2.0),
     ));
@@ -133,7 +161,10 @@ fn setup(mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>, mut materials
     ));
     commands.insert_resource(Shapes {
         player: meshes.add(Circle::new(PLAYER_RADIUS as f32)),
-        ring: meshes.add(Annulus::new(PLAYER_RADIUS as f32 + 3.0, PLAYER_RADIUS as f32 + 6.0)),
+        ring: meshes.add(Annulus::new(
+            PLAYER_RADIUS as f32 + 3.0,
+            PLAYER_RADIUS as f32 + 6.0,
+        )),
         orb: meshes.add(Circle::new(ORB_RADIUS as f32)),
         projectile: meshes.add(Circle::new(PROJECTILE_RADIUS as f32)),
         orb_color: materials.add(Color::srgb(0.94, 0.71, 0.16)),
@@ -141,18 +172,31 @@ fn setup(mut commands: Commands, mut meshes: ResMut<Assets<Mesh>>, mut materials
         ring_color: materials.add(Color::WHITE),
         players: HashMap::new(),
     });
-    let text = |size: f32| TextFont { font_size: FontSize::Px(size), ..default() };
+    let text = |size: f32| TextFont {
+        font_size: FontSize::Px(size),
+        ..default()
+    };
     commands.spawn((
         Text::new(""),
         text(15.0),
-        Node { position_type: PositionType::Absolute, top: Val::Px(10.0), right: Val::Px(12.0), ..default() },
+        Node {
+            position_type: PositionType::Absolute,
+            top: Val::Px(10.0),
+            right: Val::Px(12.0),
+            ..default()
+        },
         Hud,
     ));
     commands.spawn((
         Text::new("connecting…"),
         text(22.0),
         TextColor(Color::srgb(1.0, 0.8, 0.4)),
-        Node { position_type: PositionType::Absolute, bottom: Val::Px(12.0), left: Val::Px(12.0), ..default() },
+        Node {
+            position_type: PositionType::Absolute,
+            bottom: Val::Px(12.0),
+            left: Val::Px(12.0),
+            ..default()
+        },
         StatusText,
     ));
 }
@@ -163,7 +207,11 @@ fn pump_network(net: Res<Net>, mut st: ResMut<ClientState>, time: Res<Time<Real>
     while let Ok(ev) = net.events.try_recv() {
         match ev {
             NetEvent::Connecting { attempt } => {
-                st.status = if attempt == 1 { "connecting…".into() } else { format!("reconnecting (attempt {attempt})…") };
+                st.status = if attempt == 1 {
+                    "connecting…".into()
+                } else {
+                    format!("reconnecting (attempt {attempt})…")
+                };
             }
             NetEvent::Down { reason, retry_in } => {
                 st.status = format!("{reason} — retrying in {:.0} s", retry_in.as_secs_f64());
@@ -172,7 +220,12 @@ fn pump_network(net: Res<Net>, mut st: ResMut<ClientState>, time: Res<Time<Real>
             NetEvent::Message(msg, n) => {
                 st.bytes_in += n as u64;
                 match msg {
-                    ServerMessage::Welcome { player_id, tick_hz, snapshot, .. } => {
+                    ServerMessage::Welcome {
+                        player_id,
+                        tick_hz,
+                        snapshot,
+                        ..
+                    } => {
                         let params = Params::new(tick_hz);
                         st.tick_hz = tick_hz;
                         st.me = player_id;
@@ -189,7 +242,11 @@ fn pump_network(net: Res<Net>, mut st: ResMut<ClientState>, time: Res<Time<Real>
                     }
                     ServerMessage::Error { message, .. } => st.status = message,
                     ServerMessage::MatchEnded { ranking } => {
-                        let top: Vec<String> = ranking.iter().take(3).map(|r| format!("{}. {} {}", r.rank, r.name, r.score)).collect();
+                        let top: Vec<String> = ranking
+                            .iter()
+                            .take(3)
+                            .map(|r| format!("{}. {} {}", r.rank, r.name, r.score))
+                            .collect();
                         st.status = format!("match over: {}", top.join(", "));
                     }
                     ServerMessage::ChatRejected { reason } => st.status = reason,
@@ -199,12 +256,21 @@ fn pump_network(net: Res<Net>, mut st: ResMut<ClientState>, time: Res<Time<Real>
     }
 }
 
-fn apply_snapshot(st: &mut ClientState, s: &skirmish_shared::protocol::SnapshotMsg, now: f64, net: &NetHandle) {
+fn apply_snapshot(
+    st: &mut ClientState,
+    s: &skirmish_shared::protocol::SnapshotMsg,
+    now: f64,
+    net: &NetHandle,
+) {
     st.snapshots += 1;
-    let Some(receiver) = st.receiver.as_mut() else { return };
+    let Some(receiver) = st.receiver.as_mut() else {
+        return;
+    };
     match receiver.receive(s) {
         Received::Applied { .. } => {
-            let Some(world) = receiver.latest().cloned() else { return };
+            let Some(world) = receiver.latest().cloned() else {
+                return;
+            };
             if let Some(p) = st.prediction.as_mut() {
                 p.on_world(&world);
             }
@@ -212,7 +278,9 @@ fn apply_snapshot(st: &mut ClientState, s: &skirmish_shared::protocol::SnapshotM
                 i.push(world, now);
             }
         }
-        Received::NeedFull { request_full: true, .. } => {
+        Received::NeedFull {
+            request_full: true, ..
+        } => {
             let _ = net.commands.try_send(ClientMessage::RequestFull);
         }
         _ => {}
@@ -236,7 +304,9 @@ fn send_inputs(
     }
     if now - st.ping_clock >= 1.0 {
         st.ping_clock = now;
-        let _ = net.commands.try_send(ClientMessage::Ping { client_time_us: (now * 1e6) as u64 });
+        let _ = net.commands.try_send(ClientMessage::Ping {
+            client_time_us: (now * 1e6) as u64,
+        });
     }
     let period = 1.0 / f64::from(st.tick_hz);
     if st.input_clock == 0.0 {
@@ -248,28 +318,50 @@ fn send_inputs(
     }
     while now - st.input_clock >= period {
         st.input_clock += period;
-        let axis = |neg: KeyCode, pos: KeyCode| f32::from(u8::from(keys.pressed(pos))) - f32::from(u8::from(keys.pressed(neg)));
-        let (dx, dy) = (axis(KeyCode::KeyA, KeyCode::KeyD), axis(KeyCode::KeyS, KeyCode::KeyW));
-        let me = st.prediction.as_ref().and_then(|p| p.predicted()).map(|p| p.pos.pos_to_units());
+        let axis = |neg: KeyCode, pos: KeyCode| {
+            f32::from(u8::from(keys.pressed(pos))) - f32::from(u8::from(keys.pressed(neg)))
+        };
+        let (dx, dy) = (
+            axis(KeyCode::KeyA, KeyCode::KeyD),
+            axis(KeyCode::KeyS, KeyCode::KeyW),
+        );
+        let me = st
+            .prediction
+            .as_ref()
+            .and_then(|p| p.predicted())
+            .map(|p| p.pos.pos_to_units());
         let aim = match (me, window.cursor_position()) {
             (Some((x, y)), Some(cursor)) => {
                 let (cam, cam_t) = *camera;
-                cam.viewport_to_world_2d(cam_t, cursor).ok().map(|w| QAngle::from_radians((w.y + HALF - y).atan2(w.x + HALF - x)))
+                cam.viewport_to_world_2d(cam_t, cursor)
+                    .ok()
+                    .map(|w| QAngle::from_radians((w.y + HALF - y).atan2(w.x + HALF - x)))
             }
             _ => None,
         };
-        let last_aim = st.prediction.as_ref().and_then(|p| p.predicted()).map(|p| p.aim).unwrap_or_default();
+        let last_aim = st
+            .prediction
+            .as_ref()
+            .and_then(|p| p.predicted())
+            .map(|p| p.aim)
+            .unwrap_or_default();
         st.next_seq += 1;
         let frame = InputFrame {
             seq: Seq(st.next_seq),
             mv: MoveVec::from_f32(dx, dy),
             aim: aim.unwrap_or(last_aim),
-            buttons: if mouse.pressed(MouseButton::Left) || keys.pressed(KeyCode::Space) { BUTTON_FIRE } else { 0 },
+            buttons: if mouse.pressed(MouseButton::Left) || keys.pressed(KeyCode::Space) {
+                BUTTON_FIRE
+            } else {
+                0
+            },
         };
         if let Some(p) = st.prediction.as_mut() {
             p.apply_local(frame);
         }
-        let msg = ClientMessage::Input { frames: vec![frame] };
+        let msg = ClientMessage::Input {
+            frames: vec![frame],
+        };
         st.bytes_out += skirmish_shared::protocol::encode(&msg).len() as u64;
         let _ = net.commands.try_send(msg);
     }
@@ -282,7 +374,10 @@ fn draw_world(
     time: Res<Time<Real>>,
     mut shapes: ResMut<Shapes>,
     mut materials: ResMut<Assets<ColorMaterial>>,
-    mut players: Query<(Entity, &PlayerMarker, &mut Transform), (Without<OrbMarker>, Without<OwnRing>)>,
+    mut players: Query<
+        (Entity, &PlayerMarker, &mut Transform),
+        (Without<OrbMarker>, Without<OwnRing>),
+    >,
     mut orbs: Query<(&OrbMarker, &mut Transform), (Without<PlayerMarker>, Without<OwnRing>)>,
     projectiles: Query<Entity, With<ProjectileMarker>>,
     mut ring: Query<&mut Transform, (With<OwnRing>, Without<PlayerMarker>, Without<OrbMarker>)>,
@@ -291,9 +386,17 @@ fn draw_world(
     let dt = time.delta_secs();
     let me = st.me;
     let own = st.prediction.as_mut().and_then(|p| p.display(dt));
-    let Some(interp) = st.interp.as_ref() else { return };
-    let Some(latest) = interp.latest().cloned() else { return };
-    let mut drawn: HashMap<PlayerId, (f32, f32)> = interp.sample(now).into_iter().map(|d| (d.id, (d.x, d.y))).collect();
+    let Some(interp) = st.interp.as_ref() else {
+        return;
+    };
+    let Some(latest) = interp.latest().cloned() else {
+        return;
+    };
+    let mut drawn: HashMap<PlayerId, (f32, f32)> = interp
+        .sample(now)
+        .into_iter()
+        .map(|d| (d.id, (d.x, d.y)))
+        .collect();
     if let (Some(me), Some(pos)) = (me, own) {
         drawn.insert(me, pos);
     }
@@ -305,15 +408,38 @@ fn draw_world(
         }
     }
     for (id, (x, y)) in drawn {
-        let name = latest.player(id).map_or_else(String::new, |p| p.name.to_string());
-        let color = shapes.players.entry(id).or_insert_with(|| materials.add(player_color(id))).clone();
+        let name = latest
+            .player(id)
+            .map_or_else(String::new, |p| p.name.to_string());
+        let color = shapes
+            .players
+            .entry(id)
+            .or_insert_with(|| materials.add(player_color(id)))
+            .clone();
         commands
-            .spawn((PlayerMarker(id), Mesh2d(shapes.player.clone()), MeshMaterial2d(color), Transform::from_translation(to_screen(x, y).with_z(1.0))))
+            .spawn((
+                PlayerMarker(id),
+                Mesh2d(shapes.player.clone()),
+                MeshMaterial2d(color),
+                Transform::from_translation(to_screen(x, y).with_z(1.0)),
+            ))
             .with_children(|c| {
-                c.spawn((Text2d::new(name), TextFont { font_size: FontSize::Px(13.0), ..default() }, Transform::from_xyz(0.0, 26.0, 0.5)));
+                c.spawn((
+                    Text2d::new(name),
+                    TextFont {
+                        font_size: FontSize::Px(13.0),
+                        ..default()
+                    },
+                    Transform::from_xyz(0.0, 26.0, 0.5),
+                ));
             });
         if Some(id) == me && ring.is_empty() {
-            commands.spawn((OwnRing, Mesh2d(shapes.ring.clone()), MeshMaterial2d(shapes.ring_color.clone()), Transform::from_translation(to_screen(x, y).with_z(0.9))));
+            commands.spawn((
+                OwnRing,
+                Mesh2d(shapes.ring.clone()),
+                MeshMaterial2d(shapes.ring_color.clone()),
+                Transform::from_translation(to_screen(x, y).with_z(0.9)),
+            ));
         }
     }
     if let (Some((x, y)), Ok(mut t)) = (own, ring.single_mut()) {
@@ -331,7 +457,12 @@ fn draw_world(
     for (i, o) in latest.orbs.iter().enumerate() {
         if !seen[i] {
             let (x, y) = o.pos_to_units();
-            commands.spawn((OrbMarker(i), Mesh2d(shapes.orb.clone()), MeshMaterial2d(shapes.orb_color.clone()), Transform::from_translation(to_screen(x, y).with_z(0.5))));
+            commands.spawn((
+                OrbMarker(i),
+                Mesh2d(shapes.orb.clone()),
+                MeshMaterial2d(shapes.orb_color.clone()),
+                Transform::from_translation(to_screen(x, y).with_z(0.5)),
+            ));
         }
     }
     // Projectiles: redrawn from the latest world (their path is known exactly).
@@ -342,42 +473,87 @@ fn draw_world(
     for p in &latest.projectiles {
         let age = latest.tick.diff(p.spawn_tick).max(0) as f32 / hz;
         let (ox, oy) = p.origin.pos_to_units();
-        let (c, s) = (cos_q14(p.aim) as f32 / TRIG_ONE as f32, sin_q14(p.aim) as f32 / TRIG_ONE as f32);
-        let (x, y) = (ox + c * PROJECTILE_SPEED as f32 * age, oy + s * PROJECTILE_SPEED as f32 * age);
-        commands.spawn((ProjectileMarker, Mesh2d(shapes.projectile.clone()), MeshMaterial2d(shapes.projectile_color.clone()), Transform::from_translation(to_screen(x, y).with_z(1.5))));
+        let (c, s) = (
+            cos_q14(p.aim) as f32 / TRIG_ONE as f32,
+            sin_q14(p.aim) as f32 / TRIG_ONE as f32,
+        );
+        let (x, y) = (
+            ox + c * PROJECTILE_SPEED as f32 * age,
+            oy + s * PROJECTILE_SPEED as f32 * age,
+        );
+        commands.spawn((
+            ProjectileMarker,
+            Mesh2d(shapes.projectile.clone()),
+            MeshMaterial2d(shapes.projectile_color.clone()),
+            Transform::from_translation(to_screen(x, y).with_z(1.5)),
+        ));
     }
 }
 
-fn update_hud(mut st: ResMut<ClientState>, time: Res<Time<Real>>, mut hud: Query<&mut Text, (With<Hud>, Without<StatusText>)>, mut status: Query<&mut Text, (With<StatusText>, Without<Hud>)>) {
+fn update_hud(
+    mut st: ResMut<ClientState>,
+    time: Res<Time<Real>>,
+    mut hud: Query<&mut Text, (With<Hud>, Without<StatusText>)>,
+    mut status: Query<&mut Text, (With<StatusText>, Without<Hud>)>,
+) {
     let now = time.elapsed_secs_f64();
     if now - st.rate_clock >= 1.0 {
         let dt = now - st.rate_clock;
         let (bi, bo, sn) = st.rate_base;
-        st.rates = ((st.bytes_in - bi) as f64 / dt, (st.bytes_out - bo) as f64 / dt, (st.snapshots - sn) as f64 / dt);
+        st.rates = (
+            (st.bytes_in - bi) as f64 / dt,
+            (st.bytes_out - bo) as f64 / dt,
+            (st.snapshots - sn) as f64 / dt,
+        );
         st.rate_base = (st.bytes_in, st.bytes_out, st.snapshots);
         st.rate_clock = now;
     }
     if let Ok(mut s) = status.single_mut() {
         **s = st.status.clone();
     }
-    let Ok(mut text) = hud.single_mut() else { return };
+    let Ok(mut text) = hud.single_mut() else {
+        return;
+    };
     let Some(world) = st.interp.as_ref().and_then(|i| i.latest()) else {
         **text = String::new();
         return;
     };
-    **text = hud_text(world, st.me, st.tick_hz, st.ping_ms, st.rates, st.prediction.as_ref().map_or(0, |p| p.corrections));
+    **text = hud_text(
+        world,
+        st.me,
+        st.tick_hz,
+        st.ping_ms,
+        st.rates,
+        st.prediction.as_ref().map_or(0, |p| p.corrections),
+    );
 }
 
 /// The HUD's text: phase, scoreboard (own row marked), tick, ping, bandwidth, snapshot rate,
 /// prediction corrections.
 #[must_use]
-pub fn hud_text(world: &WorldState, me: Option<PlayerId>, tick_hz: u32, ping_ms: Option<f64>, rates: (f64, f64, f64), corrections: u64) -> String {
+pub fn hud_text(
+    world: &WorldState,
+    me: Option<PlayerId>,
+    tick_hz: u32,
+    ping_ms: Option<f64>,
+    rates: (f64, f64, f64),
+    corrections: u64,
+) -> String {
     let mut rows: Vec<_> = world.players.iter().collect();
     rows.sort_by(|a, b| b.score.cmp(&a.score).then(a.id.cmp(&b.id)));
-    let mut s = format!("{:?} · {:.0} s left\n\n", world.phase, world.seconds_left(tick_hz));
+    let mut s = format!(
+        "{:?} - {:.0} s left\n\n",
+        world.phase,
+        world.seconds_left(tick_hz)
+    );
     for (i, p) in rows.iter().enumerate() {
-        let mark = if Some(p.id) == me { "▶" } else { " " };
-        s.push_str(&format!("{mark} {:>2}. {:<16} {:>4}\n", i + 1, p.name, p.score));
+        let mark = if Some(p.id) == me { ">" } else { " " };
+        s.push_str(&format!(
+            "{mark} {:>2}. {:<16} {:>4}\n",
+            i + 1,
+            p.name,
+            p.score
+        ));
     }
     s.push_str(&format!(
         "\ntick {}\nping {}\nin {:.1} KB/s  out {:.1} KB/s\nsnapshots {:.0}/s\ncorrections {}",
@@ -391,12 +567,22 @@ pub fn hud_text(world: &WorldState, me: Option<PlayerId>, tick_hz: u32, ping_ms:
     s
 }
 
-fn screenshot(mut commands: Commands, opts: Res<Options>, mut st: ResMut<ClientState>, time: Res<Time<Real>>, mut exit: MessageWriter<AppExit>) {
-    let (Some(after), Some(path)) = (opts.0.screenshot_after, opts.0.screenshot.clone()) else { return };
+fn screenshot(
+    mut commands: Commands,
+    opts: Res<Options>,
+    mut st: ResMut<ClientState>,
+    time: Res<Time<Real>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let (Some(after), Some(path)) = (opts.0.screenshot_after, opts.0.screenshot.clone()) else {
+        return;
+    };
     let now = time.elapsed_secs_f64();
     match st.shot_taken_at {
         None if now >= after.as_secs_f64() => {
-            commands.spawn(Screenshot::primary_window()).observe(save_to_disk(path));
+            commands
+                .spawn(Screenshot::primary_window())
+                .observe(save_to_disk(path));
             st.shot_taken_at = Some(now);
         }
         Some(at) if opts.0.exit_after_screenshot && now - at > 1.5 && path.exists() => {
@@ -407,9 +593,16 @@ fn screenshot(mut commands: Commands, opts: Res<Options>, mut st: ResMut<ClientS
 }
 
 /// `--exit-after`: quit on time and say how it went (frame rate, corrections, snapshots).
-fn exit_after(opts: Res<Options>, mut st: ResMut<ClientState>, time: Res<Time<Real>>, mut exit: MessageWriter<AppExit>) {
+fn exit_after(
+    opts: Res<Options>,
+    mut st: ResMut<ClientState>,
+    time: Res<Time<Real>>,
+    mut exit: MessageWriter<AppExit>,
+) {
     st.frames += 1;
-    let Some(after) = opts.0.exit_after else { return };
+    let Some(after) = opts.0.exit_after else {
+        return;
+    };
     let now = time.elapsed_secs_f64();
     if now >= after.as_secs_f64() {
         let corrections = st.prediction.as_ref().map_or(0, |p| p.corrections);

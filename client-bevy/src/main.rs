@@ -52,10 +52,16 @@ fn main() {
         name: args.name,
         match_id: args.match_id,
         open: args.open,
-        sim: SimLink { latency_ms: args.sim_latency_ms, jitter_ms: args.sim_jitter_ms, loss: args.sim_loss.clamp(0.0, 1.0) },
+        sim: SimLink {
+            latency_ms: args.sim_latency_ms,
+            jitter_ms: args.sim_jitter_ms,
+            loss: args.sim_loss.clamp(0.0, 1.0),
+        },
     });
     let options = AppOptions {
-        screenshot_after: args.screenshot_after.or(args.screenshot.as_ref().map(|_| Duration::from_secs(3))),
+        screenshot_after: args
+            .screenshot_after
+            .or(args.screenshot.as_ref().map(|_| Duration::from_secs(3))),
         screenshot: args.screenshot,
         exit_after_screenshot: args.exit_after_screenshot,
         exit_after: args.exit_after,

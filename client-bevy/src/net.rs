@@ -35,11 +35,16 @@ pub struct NetConfig {
 /// What the network tells the game.
 #[derive(Debug)]
 pub enum NetEvent {
-    Connecting { attempt: u32 },
+    Connecting {
+        attempt: u32,
+    },
     /// A message and its size on the wire (payload bytes).
     Message(ServerMessage, usize),
     /// The connection ended or could not be made; the next attempt is in `retry_in`.
-    Down { reason: String, retry_in: Duration },
+    Down {
+        reason: String,
+        retry_in: Duration,
+    },
 }
 
 /// The game's side of the connection.
@@ -57,14 +62,24 @@ pub fn start(cfg: NetConfig) -> NetHandle {
     std::thread::Builder::new()
         .name("skirmish-net".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime");
             rt.block_on(run(cfg, ev_tx, cmd_rx));
         })
         .expect("spawning the network thread");
-    NetHandle { events: ev_rx, commands: cmd_tx }
+    NetHandle {
+        events: ev_rx,
+        commands: cmd_tx,
+    }
 }
 
-async fn run(cfg: NetConfig, events: mpsc::Sender<NetEvent>, mut commands: tokio::sync::mpsc::Receiver<ClientMessage>) {
+async fn run(
+    cfg: NetConfig,
+    events: mpsc::Sender<NetEvent>,
+    mut commands: tokio::sync::mpsc::Receiver<ClientMessage>,
+) {
     let mut attempt = 0u32;
     let mut token: Option<JoinOptions> = None;
     loop {
@@ -113,30 +128,42 @@ async fn session(
             o
         }
         (None, false) => {
-            let mm = client::matchmake(&cfg.base_url, &cfg.name, cfg.match_id).await.map_err(|e| describe(&e))?;
+            let mm = client::matchmake(&cfg.base_url, &cfg.name, cfg.match_id)
+                .await
+                .map_err(|e| describe(&e))?;
             let o = JoinOptions::with_token(cfg.base_url.clone(), &mm);
             // Keep the token: reconnecting with it resumes the same seat and score.
             *token = Some(o.clone());
             o
         }
     };
-    let (mut rx, mut tx) = client::connect(&opts).await.map_err(|e| describe(&e))?.split();
+    let (mut rx, mut tx) = client::connect(&opts)
+        .await
+        .map_err(|e| describe(&e))?
+        .split();
     let sim = cfg.sim;
     let mut rng = Rng::new(u64::from(std::process::id()));
     let mut jitter = move |now: Instant| {
-        let j = if sim.jitter_ms > 0 { rng.range_i32(0, sim.jitter_ms as i32) as u64 } else { 0 };
+        let j = if sim.jitter_ms > 0 {
+            rng.range_i32(0, sim.jitter_ms as i32) as u64
+        } else {
+            0
+        };
         now + Duration::from_millis(sim.latency_ms + j)
     };
     let mut drop_rng = Rng::new(u64::from(std::process::id()) ^ 0xD0D0);
     // Messages in flight on the simulated link, in order.
-    let (down_tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, ServerMessage, usize)>();
+    let (down_tx, mut down_rx) =
+        tokio::sync::mpsc::unbounded_channel::<(Instant, ServerMessage, usize)>();
     let (up_tx, mut up_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, ClientMessage)>();
     let reader = async move {
         let mut last = Instant::now();
         loop {
             match rx.recv().await {
                 Ok(Incoming::Message(msg, n)) => {
-                    let lost = matches!(msg, ServerMessage::Snapshot(_)) && sim.loss > 0.0 && ((drop_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < sim.loss;
+                    let lost = matches!(msg, ServerMessage::Snapshot(_))
+                        && sim.loss > 0.0
+                        && ((drop_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < sim.loss;
                     if lost {
                         continue;
                     }
@@ -145,7 +172,9 @@ async fn session(
                         return "the game went away".to_string();
                     }
                 }
-                Ok(Incoming::Close { code, reason }) => return format!("closed ({code}): {reason}"),
+                Ok(Incoming::Close { code, reason }) => {
+                    return format!("closed ({code}): {reason}");
+                }
                 Err(e) => return describe(&e),
             }
         }

@@ -41,7 +41,14 @@ pub struct Prediction {
 impl Prediction {
     #[must_use]
     pub fn new(params: Params, me: PlayerId) -> Self {
-        Self { params, me, pending: VecDeque::new(), predicted: None, offset: (0.0, 0.0), corrections: 0 }
+        Self {
+            params,
+            me,
+            pending: VecDeque::new(),
+            predicted: None,
+            offset: (0.0, 0.0),
+            corrections: 0,
+        }
     }
 
     /// The predicted present state of the own player.
@@ -57,7 +64,9 @@ impl Prediction {
 
     /// Applies a new local input at once (call once per tick, when it is sent).
     pub fn apply_local(&mut self, input: InputFrame) {
-        let Some(mut s) = self.predicted.clone() else { return };
+        let Some(mut s) = self.predicted.clone() else {
+            return;
+        };
         apply_input(&mut s, &input, &self.params);
         if self.pending.len() == MAX_PENDING {
             self.pending.pop_front();
@@ -69,8 +78,14 @@ impl Prediction {
     /// Reconciles with an authoritative world: drop what it acknowledges, replay the rest on
     /// top of it. Returns true when this corrected the prediction.
     pub fn on_world(&mut self, world: &WorldState) -> bool {
-        let Some(auth) = world.player(self.me) else { return false };
-        while self.pending.front().is_some_and(|(f, _)| !f.seq.is_after(auth.last_seq)) {
+        let Some(auth) = world.player(self.me) else {
+            return false;
+        };
+        while self
+            .pending
+            .front()
+            .is_some_and(|(f, _)| !f.seq.is_after(auth.last_seq))
+        {
             self.pending.pop_front();
         }
         let mut s = auth.clone();
@@ -128,7 +143,13 @@ impl Interpolator {
     /// `delay_s`: how far in the past to draw (about 3 snapshot intervals by default).
     #[must_use]
     pub fn new(tick_hz: u32, delay_s: f64) -> Self {
-        Self { tick_hz: f64::from(tick_hz), delay_s, max_extrapolation_s: 0.25, worlds: VecDeque::new(), offset_s: None }
+        Self {
+            tick_hz: f64::from(tick_hz),
+            delay_s,
+            max_extrapolation_s: 0.25,
+            worlds: VecDeque::new(),
+            offset_s: None,
+        }
     }
 
     fn server_time(&self, t: Tick) -> f64 {
@@ -145,7 +166,11 @@ impl Interpolator {
             Some(o) if sample < o => sample,
             Some(o) => o + (sample - o) * 0.01,
         });
-        if self.worlds.back().is_some_and(|w| !world.tick.is_after(w.tick)) {
+        if self
+            .worlds
+            .back()
+            .is_some_and(|w| !world.tick.is_after(w.tick))
+        {
             return;
         }
         self.worlds.push_back(world);
@@ -163,10 +188,15 @@ impl Interpolator {
     /// Player positions (world units) to draw at local time `now_s`.
     #[must_use]
     pub fn sample(&self, now_s: f64) -> Vec<Drawn> {
-        let (Some(offset), Some(last)) = (self.offset_s, self.worlds.back()) else { return Vec::new() };
+        let (Some(offset), Some(last)) = (self.offset_s, self.worlds.back()) else {
+            return Vec::new();
+        };
         let t = now_s - offset - self.delay_s;
         // The two worlds around t (or the last one, to extrapolate from).
-        let after = self.worlds.iter().position(|w| self.server_time(w.tick) > t);
+        let after = self
+            .worlds
+            .iter()
+            .position(|w| self.server_time(w.tick) > t);
         let (a, b) = match after {
             Some(0) => (&self.worlds[0], &self.worlds[0]),
             Some(i) => (&self.worlds[i - 1], &self.worlds[i]),
@@ -180,12 +210,23 @@ impl Interpolator {
                 let Some(pa) = a.player(pb.id).filter(|_| tb > ta) else {
                     // Only one world: extrapolate along the velocity, bounded.
                     let ahead = (t - tb).clamp(0.0, self.max_extrapolation_s) as f32;
-                    let (vx, vy) = (pb.vel.x as f32 / VEL_SCALE as f32, pb.vel.y as f32 / VEL_SCALE as f32);
-                    return Drawn { id: pb.id, x: xb + vx * ahead, y: yb + vy * ahead };
+                    let (vx, vy) = (
+                        pb.vel.x as f32 / VEL_SCALE as f32,
+                        pb.vel.y as f32 / VEL_SCALE as f32,
+                    );
+                    return Drawn {
+                        id: pb.id,
+                        x: xb + vx * ahead,
+                        y: yb + vy * ahead,
+                    };
                 };
                 let (xa, ya) = pa.pos.pos_to_units();
                 let alpha = ((t - ta) / (tb - ta)).clamp(0.0, 1.0) as f32;
-                Drawn { id: pb.id, x: xa + (xb - xa) * alpha, y: ya + (yb - ya) * alpha }
+                Drawn {
+                    id: pb.id,
+                    x: xa + (xb - xa) * alpha,
+                    y: ya + (yb - ya) * alpha,
+                }
             })
             .collect()
     }

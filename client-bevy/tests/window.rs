@@ -11,17 +11,24 @@ use skirmish_server::{Config, Server};
 use skirmish_shared::world::PlayerId;
 
 fn pixels(path: &std::path::Path) -> (u32, u32, Vec<[u8; 3]>) {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).expect("the screenshot exists")));
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(path).expect("the screenshot exists"),
+    ));
     let mut reader = decoder.read_info().expect("a PNG");
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).expect("a frame");
     let channels = info.color_type.samples();
-    let px = buf[..info.buffer_size()].chunks(channels).map(|c| [c[0], c[1], c[2]]).collect();
+    let px = buf[..info.buffer_size()]
+        .chunks(channels)
+        .map(|c| [c[0], c[1], c[2]])
+        .collect();
     (info.width, info.height, px)
 }
 
 fn has_colour(px: &[[u8; 3]], want: [u8; 3], tolerance: i16) -> usize {
-    px.iter().filter(|p| (0..3).all(|i| (i16::from(p[i]) - i16::from(want[i])).abs() <= tolerance)).count()
+    px.iter()
+        .filter(|p| (0..3).all(|i| (i16::from(p[i]) - i16::from(want[i])).abs() <= tolerance))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +59,10 @@ async fn the_client_joins_and_draws_the_arena_under_xvfb() {
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        assert!(started.elapsed() < Duration::from_secs(180), "the client did not finish within 180 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the client did not finish within 180 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let mut stderr = String::new();
@@ -69,18 +79,32 @@ async fn the_client_joins_and_draws_the_arena_under_xvfb() {
     let mut distinct: Vec<[u8; 3]> = px.iter().step_by(37).copied().collect();
     distinct.sort_unstable();
     distinct.dedup();
-    assert!(distinct.len() >= 5, "only {} colours: blank?\n{stderr}", distinct.len());
+    assert!(
+        distinct.len() >= 5,
+        "only {} colours: blank?\n{stderr}",
+        distinct.len()
+    );
     let floor = has_colour(&px, [10, 13, 20], 6);
-    assert!(floor > (w * h / 10) as usize, "the arena floor covers {floor} pixels");
+    assert!(
+        floor > (w * h / 10) as usize,
+        "the arena floor covers {floor} pixels"
+    );
     let me = player_color(PlayerId(1)).to_srgba().to_u8_array();
     let mine = has_colour(&px, [me[0], me[1], me[2]], 12);
-    assert!(mine > 100, "the player's colour {me:?} covers {mine} pixels");
-    let _ = std::fs::copy(&shot, std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-window.png"));
+    assert!(
+        mine > 100,
+        "the player's colour {me:?} covers {mine} pixels"
+    );
+    let _ = std::fs::copy(
+        &shot,
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-window.png"),
+    );
     server.shutdown().await.expect("shutdown");
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
-    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("client-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("client-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }

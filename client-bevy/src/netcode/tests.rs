@@ -20,7 +20,13 @@ fn play(ticks: u32, up: u32, down: u32, jitter: u32, seed: u64) -> (Prediction, 
     prediction.on_world(&game.world);
 
     let mut rng = Rng::new(seed);
-    let mut delay = |base: u32| base + if jitter > 0 { rng.range_i32(0, jitter as i32) as u32 } else { 0 };
+    let mut delay = |base: u32| {
+        base + if jitter > 0 {
+            rng.range_i32(0, jitter as i32) as u32
+        } else {
+            0
+        }
+    };
     let mut to_server: VecDeque<(u32, InputFrame)> = VecDeque::new();
     let mut to_client: VecDeque<(u32, WorldState)> = VecDeque::new();
     let mut queue: VecDeque<InputFrame> = VecDeque::new();
@@ -36,7 +42,14 @@ fn play(ticks: u32, up: u32, down: u32, jitter: u32, seed: u64) -> (Prediction, 
             let playing = now <= ticks;
             let frame = InputFrame {
                 seq: Seq(now),
-                mv: if playing { MoveVec { x: input_rng.range_i32(-127, 127) as i8, y: input_rng.range_i32(-127, 127) as i8 } } else { MoveVec::default() },
+                mv: if playing {
+                    MoveVec {
+                        x: input_rng.range_i32(-127, 127) as i8,
+                        y: input_rng.range_i32(-127, 127) as i8,
+                    }
+                } else {
+                    MoveVec::default()
+                },
                 aim: a,
                 buttons: u8::from(playing && input_rng.range_i32(0, 20) == 0),
             };
@@ -77,7 +90,11 @@ fn with_latency_and_jitter_reconciliation_ends_bit_identical_to_the_server() {
     for seed in 1..=5 {
         let (p, server) = play(300, 5, 5, 4, seed);
         let predicted = p.predicted().expect("predicted");
-        assert_eq!(predicted, &server, "seed {seed}: {} corrections on the way", p.corrections);
+        assert_eq!(
+            predicted, &server,
+            "seed {seed}: {} corrections on the way",
+            p.corrections
+        );
         assert_eq!(p.unacknowledged().count(), 0);
     }
 }
@@ -91,18 +108,30 @@ fn a_correction_is_shown_smoothly() {
     p.on_world(&game.world);
     let before = p.display(0.0).expect("shown");
     // The server moved us 40 units (a respawn-like jump) without our input.
-    game.world.players[0].pos = QVec::new(game.world.players[0].pos.x + 40 * 16, game.world.players[0].pos.y);
+    game.world.players[0].pos = QVec::new(
+        game.world.players[0].pos.x + 40 * 16,
+        game.world.players[0].pos.y,
+    );
     game.world.tick = Tick(5);
     assert!(p.on_world(&game.world));
     assert_eq!(p.corrections, 1);
     let first = p.display(1.0 / 60.0).expect("shown");
-    assert!((first.0 - before.0).abs() < 40.0 * 0.9, "no snap: moved {}", first.0 - before.0);
+    assert!(
+        (first.0 - before.0).abs() < 40.0 * 0.9,
+        "no snap: moved {}",
+        first.0 - before.0
+    );
     let mut last = first;
     for _ in 0..60 {
         last = p.display(1.0 / 60.0).expect("shown");
     }
     let target = game.world.players[0].pos.pos_to_units();
-    assert!((last.0 - target.0).abs() < 0.1, "converged: {} vs {}", last.0, target.0);
+    assert!(
+        (last.0 - target.0).abs() < 0.1,
+        "converged: {} vs {}",
+        last.0,
+        target.0
+    );
 }
 
 /// A world with one player at `x` units, at `tick`.
@@ -120,12 +149,18 @@ fn interpolation_sits_between_the_two_snapshots_around_the_render_time() {
     let mut it = Interpolator::new(30, 0.1);
     // Ticks 30..=40 arrive on time: server time t/30 s, local = server time.
     for t in 30..=40 {
-        it.push(world_at(t, 100.0 + 5.0 * (t - 30) as f32), f64::from(t) / 30.0);
+        it.push(
+            world_at(t, 100.0 + 5.0 * (t - 30) as f32),
+            f64::from(t) / 30.0,
+        );
     }
     // At local 40/30 + 0.015 s we draw 0.1 s earlier: between ticks 37 and 38.
     let d = it.sample(40.0 / 30.0 + 0.015);
     let x = d[0].x;
-    assert!(x > 135.0 && x < 140.0, "x {x} between 135 (tick 37) and 140 (tick 38)");
+    assert!(
+        x > 135.0 && x < 140.0,
+        "x {x} between 135 (tick 37) and 140 (tick 38)"
+    );
 }
 
 #[test]
@@ -135,7 +170,10 @@ fn a_lost_snapshot_does_not_make_a_jump() {
     let mut largest_step: f32 = 0.0;
     for t in 30..=60u32 {
         if t != 45 {
-            it.push(world_at(t, 100.0 + 5.0 * (t - 30) as f32), f64::from(t) / 30.0);
+            it.push(
+                world_at(t, 100.0 + 5.0 * (t - 30) as f32),
+                f64::from(t) / 30.0,
+            );
         }
         // Draw at 120 frames per second between ticks.
         for f in 0..4 {
@@ -149,14 +187,20 @@ fn a_lost_snapshot_does_not_make_a_jump() {
         }
     }
     // 5 units per tick is 1.25 units per 1/120 s frame.
-    assert!(largest_step <= 1.3, "largest step between frames {largest_step}");
+    assert!(
+        largest_step <= 1.3,
+        "largest step between frames {largest_step}"
+    );
 }
 
 #[test]
 fn when_snapshots_stop_motion_is_extrapolated_briefly_then_held() {
     let mut it = Interpolator::new(30, 0.1);
     for t in 30..=40u32 {
-        it.push(world_at(t, 100.0 + 5.0 * (t - 30) as f32), f64::from(t) / 30.0);
+        it.push(
+            world_at(t, 100.0 + 5.0 * (t - 30) as f32),
+            f64::from(t) / 30.0,
+        );
     }
     let at = |s: f64| it.sample(s)[0].x;
     let last = 150.0; // tick 40
