@@ -6,11 +6,14 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use bevy::input::keyboard::{Key, KeyboardInput};
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, save_to_disk};
 use bevy::window::{PrimaryWindow, WindowResolution};
 
-use skirmish_shared::protocol::{ClientMessage, InputFrame, ServerMessage};
+use skirmish_shared::protocol::{
+    ClientMessage, EventKind, GameEvent, InputFrame, MAX_CHAT_CHARS, ServerMessage,
+};
 use skirmish_shared::quant::{MoveVec, QAngle, TRIG_ONE, cos_q14, sin_q14};
 use skirmish_shared::receiver::{Received, SnapshotReceiver};
 use skirmish_shared::rules::{
@@ -63,7 +66,14 @@ struct ClientState {
     rate_base: (u64, u64, u64),
     shot_taken_at: Option<f64>,
     frames: u64,
+    /// Recent game events and chat, newest last.
+    feed: std::collections::VecDeque<String>,
+    /// The chat line being typed (Enter opens and sends, Esc cancels).
+    typing: Option<String>,
 }
+
+/// Most lines kept in the event feed.
+const FEED_LINES: usize = 8;
 
 #[derive(Component)]
 struct PlayerMarker(PlayerId);
@@ -77,6 +87,8 @@ struct Hud;
 struct StatusText;
 #[derive(Component)]
 struct OwnRing;
+#[derive(Component)]
+struct FeedText;
 
 #[derive(Resource)]
 struct Shapes {
@@ -110,6 +122,7 @@ pub fn run(net: NetHandle, options: AppOptions) -> AppExit {
             Update,
             (
                 pump_network,
+                chat_box,
                 send_inputs,
                 draw_world,
                 update_hud,
@@ -188,6 +201,18 @@ fn setup(
         Hud,
     ));
     commands.spawn((
+        Text::new(""),
+        text(14.0),
+        TextColor(Color::srgb(0.75, 0.8, 0.9)),
+        Node {
+            position_type: PositionType::Absolute,
+            bottom: Val::Px(48.0),
+            right: Val::Px(12.0),
+            ..default()
+        },
+        FeedText,
+    ));
+    commands.spawn((
         Text::new("connecting…"),
         text(22.0),
         TextColor(Color::srgb(1.0, 0.8, 0.4)),
@@ -249,10 +274,42 @@ fn pump_network(net: Res<Net>, mut st: ResMut<ClientState>, time: Res<Time<Real>
                             .collect();
                         st.status = format!("match over: {}", top.join(", "));
                     }
-                    ServerMessage::ChatRejected { reason } => st.status = reason,
+                    ServerMessage::ChatRejected { reason } => {
+                        push_feed(&mut st, format!("(chat not sent: {reason})"))
+                    }
                 }
             }
         }
+    }
+}
+
+fn push_feed(st: &mut ClientState, line: String) {
+    st.feed.push_back(line);
+    while st.feed.len() > FEED_LINES {
+        st.feed.pop_front();
+    }
+}
+
+/// A feed line for a game event, with names from the latest world.
+#[must_use]
+pub fn describe_event(e: &GameEvent, world: Option<&WorldState>) -> String {
+    let name = |id: PlayerId| {
+        world
+            .and_then(|w| w.player(id))
+            .map_or_else(|| format!("#{}", id.0), |p| p.name.to_string())
+    };
+    match &e.kind {
+        EventKind::OrbCollected { player, .. } => format!("{} collected an orb", name(*player)),
+        EventKind::Tagged { shooter, target } => {
+            format!("{} tagged {}", name(*shooter), name(*target))
+        }
+        EventKind::Joined { name: n, .. } => format!("{n} joined"),
+        EventKind::Left { player } => format!("{} left", name(*player)),
+        EventKind::Disconnected { player } => format!("{} lost connection", name(*player)),
+        EventKind::Reconnected { player } => format!("{} is back", name(*player)),
+        EventKind::PhaseChanged { phase, .. } => format!("phase: {phase:?}"),
+        EventKind::Chat { from, text } => format!("{}: {text}", name(*from)),
+        EventKind::EventsLost { missed } => format!("({missed} events missed)"),
     }
 }
 
@@ -263,6 +320,10 @@ fn apply_snapshot(
     net: &NetHandle,
 ) {
     st.snapshots += 1;
+    let latest = st.interp.as_ref().and_then(|i| i.latest()).cloned();
+    for e in &s.events {
+        push_feed(st, describe_event(e, latest.as_ref()));
+    }
     let Some(receiver) = st.receiver.as_mut() else {
         return;
     };
@@ -284,6 +345,37 @@ fn apply_snapshot(
             let _ = net.commands.try_send(ClientMessage::RequestFull);
         }
         _ => {}
+    }
+}
+
+/// The chat box: Enter starts a line, Enter sends it, Esc cancels; while typing, keys do not
+/// steer.
+fn chat_box(net: Res<Net>, mut st: ResMut<ClientState>, mut keys: MessageReader<KeyboardInput>) {
+    for k in keys.read() {
+        if !k.state.is_pressed() {
+            continue;
+        }
+        match (&mut st.typing, &k.logical_key) {
+            (None, Key::Enter) => st.typing = Some(String::new()),
+            (Some(line), Key::Enter) => {
+                let text = std::mem::take(line);
+                st.typing = None;
+                if !text.trim().is_empty()
+                    && let Ok(net) = net.0.lock()
+                {
+                    let _ = net.commands.try_send(ClientMessage::Chat { text });
+                }
+            }
+            (Some(_), Key::Escape) => st.typing = None,
+            (Some(line), Key::Backspace) => {
+                line.pop();
+            }
+            (Some(line), Key::Character(c)) if line.chars().count() < MAX_CHAT_CHARS => {
+                line.push_str(c)
+            }
+            (Some(line), Key::Space) if line.chars().count() < MAX_CHAT_CHARS => line.push(' '),
+            _ => {}
+        }
     }
 }
 
@@ -493,8 +585,9 @@ fn draw_world(
 fn update_hud(
     mut st: ResMut<ClientState>,
     time: Res<Time<Real>>,
-    mut hud: Query<&mut Text, (With<Hud>, Without<StatusText>)>,
-    mut status: Query<&mut Text, (With<StatusText>, Without<Hud>)>,
+    mut hud: Query<&mut Text, (With<Hud>, Without<StatusText>, Without<FeedText>)>,
+    mut status: Query<&mut Text, (With<StatusText>, Without<Hud>, Without<FeedText>)>,
+    mut feed: Query<&mut Text, (With<FeedText>, Without<Hud>, Without<StatusText>)>,
 ) {
     let now = time.elapsed_secs_f64();
     if now - st.rate_clock >= 1.0 {
@@ -509,7 +602,13 @@ fn update_hud(
         st.rate_clock = now;
     }
     if let Ok(mut s) = status.single_mut() {
-        **s = st.status.clone();
+        **s = match &st.typing {
+            Some(line) => format!("say: {line}_   (Enter to send, Esc to cancel)"),
+            None => st.status.clone(),
+        };
+    }
+    if let Ok(mut f) = feed.single_mut() {
+        **f = st.feed.iter().cloned().collect::<Vec<_>>().join("\n");
     }
     let Ok(mut text) = hud.single_mut() else {
         return;
