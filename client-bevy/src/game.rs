@@ -1,6 +1,10 @@
 //! The Bevy app: the arena, players (own avatar ringed), orbs and projectiles, the HUD, and
 //! the systems that feed inputs to the netcode at the tick rate and draw at the display's.
 
+// Bevy systems name their queries' filters inline (`Query<&mut Text, (With<A>, Without<B>)>`):
+// that is the idiom, and type aliases for each would only hide which entities a system touches.
+#![allow(clippy::type_complexity)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
