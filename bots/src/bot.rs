@@ -164,17 +164,11 @@ fn fail(stats: &SwarmStats, e: &ClientError) {
 }
 
 fn count_bytes(stats: &SwarmStats, payload: usize) {
-    let header = match payload {
-        0..=125 => 2,
-        126..=65535 => 4,
-        _ => 10,
-    };
+    let wire = skirmish_shared::protocol::ws_frame_len(payload);
     stats
         .payload_bytes
         .fetch_add(payload as u64, Ordering::Relaxed);
-    stats
-        .wire_bytes
-        .fetch_add((payload + header) as u64, Ordering::Relaxed);
+    stats.wire_bytes.fetch_add(wire as u64, Ordering::Relaxed);
 }
 
 /// Reads until the connection ends: decode, check, measure.

@@ -701,7 +701,9 @@ impl Writer {
     async fn send(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
         let stats = &self.ctx.matches.stats;
         stats.messages_out.inc();
-        stats.bytes_out.add(wire_len(bytes.len()) as u64);
+        stats
+            .bytes_out
+            .add(protocol::ws_frame_len(bytes.len()) as u64);
         self.timed(Frame::binary(Payload::Borrowed(bytes))).await
     }
 
@@ -727,17 +729,6 @@ impl Writer {
     }
 }
 
-/// Payload plus WebSocket header length of a server (unmasked) frame.
-#[must_use]
-pub fn wire_len(payload: usize) -> usize {
-    payload
-        + match payload {
-            0..=125 => 2,
-            126..=65535 => 4,
-            _ => 10,
-        }
-}
-
 async fn write_close(
     write: &mut WebSocketWrite<WriteHalf<Stream>>,
     code: u16,
@@ -748,7 +739,9 @@ async fn write_close(
     let reason = truncate_utf8(reason, 123);
     stats.count_close(code);
     stats.messages_out.inc();
-    stats.bytes_out.add(wire_len(2 + reason.len()) as u64);
+    stats
+        .bytes_out
+        .add(protocol::ws_frame_len(2 + reason.len()) as u64);
     tokio::time::timeout(
         CLOSE_GRACE,
         write.write_frame(Frame::close(code, reason.as_bytes())),
@@ -812,7 +805,7 @@ mod tests {
 
     #[test]
     fn wire_len_counts_the_header() {
-        assert_eq!(wire_len(60), 62);
-        assert_eq!(wire_len(500), 504);
+        assert_eq!(protocol::ws_frame_len(60), 62);
+        assert_eq!(protocol::ws_frame_len(500), 504);
     }
 }

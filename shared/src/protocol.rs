@@ -204,6 +204,18 @@ pub enum EnvelopeError {
     TooManyInputs(usize),
 }
 
+/// Bytes on the wire of a server (unmasked) WebSocket frame with `payload` bytes: the payload
+/// plus a 2, 4 or 10 byte header.
+#[must_use]
+pub fn ws_frame_len(payload: usize) -> usize {
+    payload
+        + match payload {
+            0..=125 => 2,
+            126..=65535 => 4,
+            _ => 10,
+        }
+}
+
 /// Percent-encodes a URL query value (RFC 3986 unreserved characters pass through).
 #[must_use]
 pub fn percent_encode(s: &str) -> String {
