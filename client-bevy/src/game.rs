@@ -217,7 +217,7 @@ fn setup(
         FeedText,
     ));
     commands.spawn((
-        Text::new("connecting…"),
+        Text::new("connecting..."),
         text(22.0),
         TextColor(Color::srgb(1.0, 0.8, 0.4)),
         Node {
@@ -237,13 +237,13 @@ fn pump_network(net: Res<Net>, mut st: ResMut<ClientState>, time: Res<Time<Real>
         match ev {
             NetEvent::Connecting { attempt } => {
                 st.status = if attempt == 1 {
-                    "connecting…".into()
+                    "connecting...".into()
                 } else {
-                    format!("reconnecting (attempt {attempt})…")
+                    format!("reconnecting (attempt {attempt})")
                 };
             }
             NetEvent::Down { reason, retry_in } => {
-                st.status = format!("{reason} — retrying in {:.0} s", retry_in.as_secs_f64());
+                st.status = format!("{reason} - retrying in {:.0} s", retry_in.as_secs_f64());
                 st.receiver = None;
             }
             NetEvent::Message(msg, n) => {
