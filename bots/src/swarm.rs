@@ -115,18 +115,8 @@ pub async fn run(
 
     // Ticks of live progress until the window opens, through it, or until interrupted.
     tokio::pin!(interrupt);
-    let mut window: Option<(
-        Instant,
-        crate::stats::Counters,
-        Option<f64>,
-        Option<ServerReading>,
-    )> = None;
-    let mut closed: Option<(
-        Instant,
-        crate::stats::Counters,
-        Option<f64>,
-        Option<ServerReading>,
-    )> = None;
+    let mut window: Option<Mark> = None;
+    let mut closed: Option<Mark> = None;
     let mut last = (Instant::now(), stats.counters());
     let mut every = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -140,22 +130,12 @@ pub async fn run(
         }
         if window.is_none() && now >= window_start {
             stats.measuring.store(true, Ordering::Relaxed);
-            window = Some((
-                now,
-                stats.counters(),
-                probe::own_cpu_seconds(),
-                read_server(&cfg).await,
-            ));
+            window = Some(mark(&stats, &cfg).await);
         }
         // Every bot already ended (the server closed them all): stop by ourselves.
         let all_gone = spawner.is_finished() && stats.active.load(Ordering::Relaxed) == 0;
         if window.is_some() && (now >= window_end || all_gone) {
-            closed = Some((
-                now,
-                stats.counters(),
-                probe::own_cpu_seconds(),
-                read_server(&cfg).await,
-            ));
+            closed = Some(mark(&stats, &cfg).await);
             break;
         }
         if let Some(pb) = &progress
@@ -184,12 +164,7 @@ pub async fn run(
     stats.measuring.store(false, Ordering::Relaxed);
     if window.is_some() && closed.is_none() {
         // Interrupted inside the window: report what was measured.
-        closed = Some((
-            Instant::now(),
-            stats.counters(),
-            probe::own_cpu_seconds(),
-            read_server(&cfg).await,
-        ));
+        closed = Some(mark(&stats, &cfg).await);
     }
     let _ = stop_tx.send(true);
     if let Ok(mut set) = spawner.await {
@@ -216,12 +191,23 @@ async fn read_server(cfg: &SwarmConfig) -> Option<ServerReading> {
     }
 }
 
+/// A reading at one edge of the measurement window: when, our counters, our CPU seconds, and
+/// the server's figures.
 type Mark = (
     Instant,
     crate::stats::Counters,
     Option<f64>,
     Option<ServerReading>,
 );
+
+async fn mark(stats: &SwarmStats, cfg: &SwarmConfig) -> Mark {
+    (
+        Instant::now(),
+        stats.counters(),
+        probe::own_cpu_seconds(),
+        read_server(cfg).await,
+    )
+}
 
 fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Option<Mark>) -> Report {
     let connected = stats.connected.load(Ordering::Relaxed);

@@ -802,10 +802,4 @@ mod tests {
         assert!(!c.allow(t0 + Duration::from_secs(4)));
         assert!(c.allow(t0 + Duration::from_secs(5)), "the window slides");
     }
-
-    #[test]
-    fn wire_len_counts_the_header() {
-        assert_eq!(protocol::ws_frame_len(60), 62);
-        assert_eq!(protocol::ws_frame_len(500), 504);
-    }
 }

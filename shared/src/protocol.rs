@@ -332,6 +332,13 @@ mod tests {
     }
 
     #[test]
+    fn frame_length_counts_the_websocket_header() {
+        assert_eq!(ws_frame_len(60), 62);
+        assert_eq!(ws_frame_len(500), 504);
+        assert_eq!(ws_frame_len(70_000), 70_010);
+    }
+
+    #[test]
     fn trailing_bytes_are_refused() {
         let mut bytes = encode(&ClientMessage::RequestFull);
         bytes.push(0);
