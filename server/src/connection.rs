@@ -1,22 +1,24 @@
 //! One player's (or spectator's) WebSocket: a reader (inputs and chat in, protocol
-//! enforcement) and a writer (snapshots and events out from the match's `watch` channel),
-//! with the close handshake honoured both ways.
+//! enforcement) and a writer (welcome, control replies, catching up, closing), with the close
+//! handshake honoured both ways. In the steady state the writer sleeps and the match loop
+//! writes each tick's snapshot into the socket itself (see `outlet`).
 //!
 //! Misbehaviour ends in a close frame with an RFC 6455 code and a reason, never a panic:
 //! text frame 1003, undecodable bytes 1002, frame over the size limit 1009, sustained input
 //! flood 1008, invalid close frame 1002. A socket that accepts no bytes for
-//! `--write-timeout-ms` is dropped; until then, a slow reader just skips snapshots (the watch
-//! channel holds only the latest), so nothing queues up for it.
+//! `--write-timeout-ms` is dropped; until then, a slow reader just skips snapshots (the writer
+//! catches up with the latest tick only), so nothing queues up for it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketRead, WebSocketWrite};
+use fastwebsockets::{OpCode, Role, WebSocketError, WebSocketRead};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
-use tokio::io::{ReadHalf, WriteHalf};
+use std::io;
+use tokio::io::{AsyncWriteExt, ReadHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
@@ -25,14 +27,15 @@ use skirmish_shared::protocol::{
     self, CHAT_BURST, CHAT_WINDOW_S, ClientMessage, EnvelopeError, InputFrame, MAX_CHAT_CHARS,
     MAX_CLIENT_MESSAGE_BYTES, ServerMessage, close_code,
 };
-use skirmish_shared::rules::truncate_utf8;
 use skirmish_shared::tick::Seq;
-use skirmish_shared::world::{PlayerId, WorldState};
+use skirmish_shared::world::PlayerId;
 
-use crate::fanout::{TickOutput, snapshot_msg};
+use crate::fanout::{Cursor, TickOutput, snapshot_msg};
 use crate::match_loop::{MatchCommand, MatchContext};
 use crate::registry::{MatchHandle, SpectatorSlot};
+use crate::outlet::{Lent, Outlet, Sink};
 use crate::stats::Stats;
+use crate::wire;
 
 type Stream = TokioIo<Upgraded>;
 
@@ -124,9 +127,9 @@ pub async fn run(
                 Err(_) => None,
             };
             let Some(player) = player else {
-                let (_, mut write) = split(ws);
+                let (_, mut sink) = split(ws);
                 let _ =
-                    write_close(&mut write, close_code::GOING_AWAY, "match closed", &stats).await;
+                    write_close(&mut sink, close_code::GOING_AWAY, "match closed", &stats).await;
                 end_seat(&handle, seat, None, false, &ctx).await;
                 return;
             };
@@ -182,18 +185,17 @@ async fn end_seat(
     }
 }
 
-fn split(
-    ws: fastwebsockets::WebSocket<Stream>,
-) -> (
-    WebSocketRead<ReadHalf<Stream>>,
-    WebSocketWrite<WriteHalf<Stream>>,
-) {
-    let mut ws = ws;
-    ws.set_auto_close(false);
-    ws.set_auto_pong(false);
+/// The client-to-server half goes to fastwebsockets' frame parser; our frames are written
+/// as plain bytes (`wire`), so its write half gets a sink that is never used.
+fn split(ws: fastwebsockets::WebSocket<Stream>) -> (WebSocketRead<ReadHalf<Stream>>, Sink) {
+    let (read, write) = tokio::io::split(ws.into_inner());
+    let (mut read, _) =
+        fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
+    read.set_auto_close(false);
+    read.set_auto_pong(false);
     // fastwebsockets refuses frames whose length is >= the limit.
-    ws.set_max_message_size(MAX_CLIENT_MESSAGE_BYTES + 1);
-    ws.split(tokio::io::split)
+    read.set_max_message_size(MAX_CLIENT_MESSAGE_BYTES + 1);
+    (read, Box::pin(write))
 }
 
 /// How a connection ended.
@@ -213,13 +215,15 @@ async fn serve(
     ctx: &ConnectionContext,
 ) -> End {
     let stats = ctx.matches.stats.clone();
-    let (read, write) = split(ws);
+    let (read, sink) = split(ws);
     stats.connections.inc();
     debug!("connected");
     let close_sent = Arc::new(AtomicBool::new(false));
     let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
+    let outlet = Outlet::new();
+    let _registered = handle.register_outlet(outlet.clone());
     let writer = Writer {
-        write,
+        outlet,
         outputs: handle.outputs.clone(),
         handle: handle.clone(),
         control: ctrl_rx,
@@ -229,7 +233,7 @@ async fn serve(
         ctx: ctx.clone(),
         close_sent: close_sent.clone(),
     };
-    let mut writer = tokio::spawn(writer.run().in_current_span());
+    let mut writer = tokio::spawn(writer.run(sink).in_current_span());
     let reader = Reader {
         read,
         player,
@@ -540,7 +544,7 @@ impl ChatLimit {
 }
 
 struct Writer {
-    write: WebSocketWrite<WriteHalf<Stream>>,
+    outlet: Arc<Outlet>,
     outputs: watch::Receiver<Arc<TickOutput>>,
     handle: Arc<MatchHandle>,
     control: mpsc::Receiver<Control>,
@@ -554,6 +558,8 @@ struct Writer {
 
 enum Action {
     Publish,
+    /// The reader ended (its control channel closed).
+    ReaderGone,
     Control(Control),
     Close(u16, &'static str),
 }
@@ -575,114 +581,139 @@ enum WriteError {
 }
 
 impl Writer {
-    async fn run(mut self) -> WriterEnd {
+    /// Catches up with the match, lends the socket to the match loop while nothing else
+    /// needs writing (see `outlet`), and handles what wakes it.
+    async fn run(mut self, sink: Sink) -> WriterEnd {
         let stats = self.ctx.matches.stats.clone();
-        let mut last: Option<Arc<WorldState>> = None;
-        let mut next_event = 0u64;
+        let mut io = Lent {
+            sink,
+            cursor: Cursor::default(),
+        };
         let mut welcomed = false;
-        // A world published before our join is ready; handle it like any other.
-        self.outputs.mark_changed();
         loop {
-            let action = tokio::select! {
-                biased;
-                c = self.control.recv() => match c {
-                    Some(c) => Action::Control(c),
-                    None => return WriterEnd::Done,
-                },
-                () = self.ctx.matches.shutdown.cancelled() => Action::Close(close_code::GOING_AWAY, "server shutting down"),
-                r = self.outputs.changed() => match r {
-                    Ok(()) => Action::Publish,
-                    Err(_) => Action::Close(close_code::GOING_AWAY, "match closed"),
-                },
-            };
-            let result = match action {
-                Action::Publish => {
-                    let out = self.outputs.borrow_and_update().clone();
-                    if let Some(ranking) = &out.ended {
-                        let msg = protocol::encode(&ServerMessage::MatchEnded {
-                            ranking: ranking.clone(),
-                        });
-                        if self.send(&msg).await.is_ok() {
-                            self.close(close_code::NORMAL, "match ended").await;
-                        }
-                        return WriterEnd::Done;
-                    }
-                    if !welcomed {
-                        if self.player.is_some_and(|p| out.world.player(p).is_none()) {
-                            continue;
-                        }
-                        welcomed = true;
-                        last = Some(out.world.clone());
-                        next_event = out.events_to;
-                        self.send_welcome(&out).await
-                    } else {
-                        if let Some(l) = &last {
-                            let gap = out.tick().diff(l.tick);
-                            if gap <= 0 {
-                                continue;
-                            }
-                            stats.snapshots_skipped.add(gap as u64 - 1);
-                        }
-                        let frame = out.frame_for(last.as_deref(), next_event, &self.handle.events);
-                        if frame.own {
-                            stats.snapshots_encoded_per_client.inc();
-                        }
-                        last = Some(out.world.clone());
-                        next_event = frame.next_event;
-                        self.send(&frame.bytes).await
-                    }
+            // Catch up with the latest publication: we hold the socket.
+            let out = self.outputs.borrow_and_update().clone();
+            let result = if let Some(ranking) = &out.ended {
+                let msg = protocol::encode(&ServerMessage::MatchEnded {
+                    ranking: ranking.clone(),
+                });
+                if self.send(&mut io.sink, &wire::binary(&msg)).await.is_ok() {
+                    self.close(&mut io.sink, close_code::NORMAL, "match ended")
+                        .await;
                 }
+                return WriterEnd::Done;
+            } else if !welcomed {
+                if self.player.is_some_and(|p| out.world.player(p).is_none()) {
+                    Ok(()) // our join is not in the world yet
+                } else {
+                    welcomed = true;
+                    io.cursor = Cursor::at(&out);
+                    self.send_welcome(&mut io.sink, &out).await
+                }
+            } else if let Some(frame) = io.cursor.advance(&out, &self.handle.events, &stats) {
+                self.send(&mut io.sink, &frame).await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = result {
+                return self.stalled(&e);
+            }
+            let action = if welcomed {
+                if self.outputs.has_changed().is_err() {
+                    Action::Close(close_code::GOING_AWAY, "match closed")
+                } else {
+                    // Lend the socket to the match loop until something needs us.
+                    if let Err(back) = self.outlet.lend(io, &self.outputs) {
+                        io = back; // a newer tick came out meanwhile
+                        continue;
+                    }
+                    let action = tokio::select! {
+                        biased;
+                        c = self.control.recv() => c.map_or(Action::ReaderGone, Action::Control),
+                        () = self.ctx.matches.shutdown.cancelled() => Action::Close(close_code::GOING_AWAY, "server shutting down"),
+                        () = self.outlet.woken() => Action::Publish,
+                    };
+                    let Some(back) = self.outlet.take_back() else {
+                        return WriterEnd::Stalled; // cannot happen: only we take it back
+                    };
+                    io = back.lent;
+                    if back.failed {
+                        return WriterEnd::Stalled;
+                    }
+                    if let Some(rest) = back.unsent {
+                        // The match already counted this frame.
+                        if let Err(e) = self.timed(&mut io.sink, &rest).await {
+                            return self.stalled(&e);
+                        }
+                    }
+                    action
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    c = self.control.recv() => c.map_or(Action::ReaderGone, Action::Control),
+                    () = self.ctx.matches.shutdown.cancelled() => Action::Close(close_code::GOING_AWAY, "server shutting down"),
+                    r = self.outputs.changed() => match r {
+                        Ok(()) => Action::Publish,
+                        Err(_) => Action::Close(close_code::GOING_AWAY, "match closed"),
+                    },
+                }
+            };
+            let sink = &mut io.sink;
+            let result = match action {
+                Action::Publish => Ok(()),
                 Action::Control(Control::Pong { client_time_us }) => {
                     let tick = self.outputs.borrow().tick();
                     let msg = protocol::encode(&ServerMessage::Pong {
                         client_time_us,
                         server_tick: tick,
                     });
-                    self.send(&msg).await
+                    self.send(sink, &wire::binary(&msg)).await
                 }
                 Action::Control(Control::ChatRejected(reason)) => {
-                    self.send(&protocol::encode(&ServerMessage::ChatRejected { reason }))
-                        .await
+                    let msg = protocol::encode(&ServerMessage::ChatRejected { reason });
+                    self.send(sink, &wire::binary(&msg)).await
                 }
                 Action::Control(Control::RequestFull) => {
-                    last = None;
+                    io.cursor.last = None;
                     Ok(())
                 }
-                Action::Control(Control::PingFrame(p)) => {
-                    self.timed(Frame::pong(Payload::Owned(p))).await
-                }
+                Action::Control(Control::PingFrame(p)) => self.timed(sink, &wire::pong(&p)).await,
                 Action::Control(Control::CloseReply(code)) => {
                     self.close_sent.store(true, Ordering::Release);
                     stats.count_close(code);
-                    let _ = self.timed(Frame::close(code, b"")).await;
+                    let _ = self.timed(sink, &wire::close(code, "")).await;
                     return WriterEnd::Done;
                 }
                 Action::Control(Control::Close { code, reason }) => {
-                    self.close(code, &reason).await;
+                    self.close(sink, code, &reason).await;
                     return WriterEnd::Done;
                 }
+                Action::ReaderGone => return WriterEnd::Done,
                 Action::Close(code, reason) => {
-                    self.close(code, reason).await;
+                    self.close(sink, code, reason).await;
                     return WriterEnd::Done;
                 }
             };
-            match result {
-                Ok(()) => {}
-                Err(WriteError::TimedOut) => {
-                    // A frame may be half written: no clean close is possible; drop the socket.
-                    stats.slow_clients_dropped.inc();
-                    debug!(
-                        "socket not writable for {:?}, dropping the client",
-                        self.ctx.write_timeout
-                    );
-                    return WriterEnd::Stalled;
-                }
-                Err(WriteError::Socket) => return WriterEnd::Stalled,
+            if let Err(e) = result {
+                return self.stalled(&e);
             }
         }
     }
 
-    async fn send_welcome(&mut self, out: &TickOutput) -> Result<(), WriteError> {
+    fn stalled(&self, e: &WriteError) -> WriterEnd {
+        if let WriteError::TimedOut = e {
+            // A frame may be half written: no clean close is possible; drop the socket.
+            self.ctx.matches.stats.slow_clients_dropped.inc();
+            debug!(
+                "socket not writable for {:?}, dropping the client",
+                self.ctx.write_timeout
+            );
+        }
+        WriterEnd::Stalled
+    }
+
+    async fn send_welcome(&self, sink: &mut Sink, out: &TickOutput) -> Result<(), WriteError> {
         let msg = ServerMessage::Welcome {
             player_id: self.player,
             match_id: self.match_id,
@@ -695,20 +726,20 @@ impl Writer {
                 Vec::new(),
             ),
         };
-        self.send(&protocol::encode(&msg)).await
+        self.send(sink, &wire::binary(&protocol::encode(&msg)))
+            .await
     }
 
-    async fn send(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
+    /// Writes a whole frame (built by `wire`) and counts it.
+    async fn send(&self, sink: &mut Sink, frame: &[u8]) -> Result<(), WriteError> {
         let stats = &self.ctx.matches.stats;
         stats.messages_out.inc();
-        stats
-            .bytes_out
-            .add(protocol::ws_frame_len(bytes.len()) as u64);
-        self.timed(Frame::binary(Payload::Borrowed(bytes))).await
+        stats.bytes_out.add(frame.len() as u64);
+        self.timed(sink, frame).await
     }
 
-    async fn timed(&mut self, frame: Frame<'_>) -> Result<(), WriteError> {
-        match tokio::time::timeout(self.ctx.write_timeout, self.write.write_frame(frame)).await {
+    async fn timed(&self, sink: &mut Sink, bytes: &[u8]) -> Result<(), WriteError> {
+        match tokio::time::timeout(self.ctx.write_timeout, sink.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(WriteError::Socket),
             Err(_) => Err(WriteError::TimedOut),
@@ -716,38 +747,27 @@ impl Writer {
     }
 
     /// Sends an `Error` message with the reason, then the close frame.
-    async fn close(&mut self, code: u16, reason: &str) {
+    async fn close(&self, sink: &mut Sink, code: u16, reason: &str) {
         let err = protocol::encode(&ServerMessage::Error {
             code,
             message: reason.to_string(),
         });
-        if self.send(&err).await.is_ok() {
-            let stats = self.ctx.matches.stats.clone();
+        if self.send(sink, &wire::binary(&err)).await.is_ok() {
             self.close_sent.store(true, Ordering::Release);
-            let _ = write_close(&mut self.write, code, reason, &stats).await;
+            let _ = write_close(sink, code, reason, &self.ctx.matches.stats).await;
         }
     }
 }
 
-async fn write_close(
-    write: &mut WebSocketWrite<WriteHalf<Stream>>,
-    code: u16,
-    reason: &str,
-    stats: &Stats,
-) -> Result<(), WebSocketError> {
-    // A close payload is at most 125 bytes: 2 for the code, 123 for the reason.
-    let reason = truncate_utf8(reason, 123);
+/// Writes a close frame (and counts it), waiting at most `CLOSE_GRACE`.
+async fn write_close(sink: &mut Sink, code: u16, reason: &str, stats: &Stats) -> io::Result<()> {
+    let frame = wire::close(code, reason);
     stats.count_close(code);
     stats.messages_out.inc();
-    stats
-        .bytes_out
-        .add(protocol::ws_frame_len(2 + reason.len()) as u64);
-    tokio::time::timeout(
-        CLOSE_GRACE,
-        write.write_frame(Frame::close(code, reason.as_bytes())),
-    )
-    .await
-    .unwrap_or(Err(WebSocketError::ConnectionClosed))
+    stats.bytes_out.add(frame.len() as u64);
+    tokio::time::timeout(CLOSE_GRACE, sink.write_all(&frame))
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 #[cfg(test)]

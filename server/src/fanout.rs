@@ -5,6 +5,7 @@
 //! the shared pre-encoded delta frame as is; when it is further behind (it skipped ticks, or
 //! asked for a resync) it encodes against its own last written world, or sends the shared
 //! full frame. Over TCP the last *written* snapshot is a valid baseline: no acks needed.
+//! Frames are WebSocket frames ready for the socket (header included, see `wire`).
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -16,6 +17,8 @@ use skirmish_shared::tick::Tick;
 use skirmish_shared::world::WorldState;
 
 use crate::events::EventLog;
+use crate::stats::Stats;
+use crate::wire;
 
 /// Baselines older than this many ticks are not used; the client gets a full snapshot.
 pub const MAX_BASELINE_AGE: u32 = 64;
@@ -150,7 +153,50 @@ impl TickOutput {
     }
 }
 
-/// Encodes a `ServerMessage::Snapshot` envelope.
+/// Where one connection is in its match's stream: the world it was last sent (its baseline)
+/// and the id of the next event it is owed.
+#[derive(Debug, Clone, Default)]
+pub struct Cursor {
+    pub last: Option<Arc<WorldState>>,
+    pub next_event: u64,
+}
+
+impl Cursor {
+    /// Starts at `out` (its world was sent in a welcome).
+    #[must_use]
+    pub fn at(out: &TickOutput) -> Self {
+        Self {
+            last: Some(out.world.clone()),
+            next_event: out.events_to,
+        }
+    }
+
+    /// The frame that brings this connection from where it is to `out`, moving the cursor
+    /// there; `None` when it has `out` already. Counts skipped ticks and own encodings.
+    pub fn advance(
+        &mut self,
+        out: &TickOutput,
+        log: &Mutex<EventLog>,
+        stats: &Stats,
+    ) -> Option<Bytes> {
+        if let Some(l) = &self.last {
+            let gap = out.tick().diff(l.tick);
+            if gap <= 0 {
+                return None;
+            }
+            stats.snapshots_skipped.add(gap as u64 - 1);
+        }
+        let frame = out.frame_for(self.last.as_deref(), self.next_event, log);
+        if frame.own {
+            stats.snapshots_encoded_per_client.inc();
+        }
+        self.last = Some(out.world.clone());
+        self.next_event = frame.next_event;
+        Some(frame.bytes)
+    }
+}
+
+/// A `ServerMessage::Snapshot` envelope in a WebSocket frame.
 #[must_use]
 pub fn snapshot_frame(
     base: Option<&WorldState>,
@@ -159,7 +205,7 @@ pub fn snapshot_frame(
     params: &Params,
     events: Vec<GameEvent>,
 ) -> Bytes {
-    Bytes::from(protocol::encode(&ServerMessage::Snapshot(snapshot_msg(
+    wire::binary(&protocol::encode(&ServerMessage::Snapshot(snapshot_msg(
         base, world, checksum, params, events,
     ))))
 }
@@ -190,7 +236,8 @@ mod tests {
     use skirmish_shared::world::PlayerId;
 
     fn decode_frame(f: &Bytes) -> SnapshotMsg {
-        match protocol::decode_server(f).expect("decodes") {
+        let payload = wire::payload(f).expect("one whole frame");
+        match protocol::decode_server(payload).expect("decodes") {
             ServerMessage::Snapshot(s) => s,
             other => panic!("not a snapshot: {other:?}"),
         }

@@ -23,12 +23,14 @@ pub mod match_loop;
 pub mod metrics;
 #[cfg(feature = "agones")]
 pub mod orchestrator;
+pub mod outlet;
 pub mod registry;
 pub mod results;
 pub mod seats;
 pub mod stats;
 pub mod token;
 pub mod web;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -137,6 +137,7 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
         chat: chat_tx,
         outputs: out_rx,
         events: Mutex::new(EventLog::default()),
+        outlets: Mutex::default(),
     });
     ctx.registry.insert(handle.clone());
     ctx.stats.matches.inc();
@@ -152,6 +153,7 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
         started_at: None,
         departed: Vec::new(),
         ctx,
+        _wake_on_exit: WakeOutletsOnDrop(handle.clone()),
     };
     let tasks = task.ctx.tasks.clone();
     tasks.spawn(task.run().instrument(info_span!("match", match_id = id)));
@@ -207,6 +209,17 @@ struct MatchTask {
     /// Players who left while the match ran: (id, name, score, disconnects), for the results.
     departed: Vec<(PlayerId, String, u32, u32)>,
     ctx: MatchContext,
+    /// Last field: dropped after `outputs`, so woken writers find the channel closed.
+    _wake_on_exit: WakeOutletsOnDrop,
+}
+
+/// Wakes every connection's writer when the match task ends (returns or panics).
+struct WakeOutletsOnDrop(Arc<MatchHandle>);
+
+impl Drop for WakeOutletsOnDrop {
+    fn drop(&mut self) {
+        self.0.wake_outlets();
+    }
 }
 
 impl MatchTask {
@@ -447,7 +460,12 @@ impl MatchTask {
         };
         let mut out = TickOutput::new(world, prev, checksum, self.game.params, events, from);
         out.ended = ended;
-        self.outputs.send_replace(Arc::new(out));
+        let out = Arc::new(out);
+        // Publish first, then offer: a writer that lends its socket after this sees `out`.
+        self.outputs.send_replace(out.clone());
+        for outlet in self.handle.outlets().iter() {
+            outlet.offer(&out, &self.handle.events, &self.ctx.stats);
+        }
     }
 
     /// The match is over (or cut short): rank, persist the results, tell everyone.

@@ -13,6 +13,7 @@ use skirmish_shared::world::{Phase, PlayerId};
 use crate::events::EventLog;
 use crate::fanout::TickOutput;
 use crate::match_loop::MatchCommand;
+use crate::outlet::Outlet;
 use crate::seats::SeatTable;
 
 /// A live match, as the rest of the server sees it.
@@ -35,6 +36,23 @@ pub struct MatchHandle {
     /// The latest publication (writers subscribe by cloning).
     pub outputs: watch::Receiver<Arc<TickOutput>>,
     pub events: Mutex<EventLog>,
+    /// Every connection's write side: the match loop writes each tick into them.
+    pub outlets: Mutex<Vec<Arc<Outlet>>>,
+}
+
+/// Keeps an outlet in its match's list; removes it when dropped.
+#[derive(Debug)]
+pub struct OutletRegistration {
+    handle: Arc<MatchHandle>,
+    outlet: Arc<Outlet>,
+}
+
+impl Drop for OutletRegistration {
+    fn drop(&mut self) {
+        self.handle
+            .outlets()
+            .retain(|o| !Arc::ptr_eq(o, &self.outlet));
+    }
 }
 
 /// One row of `GET /api/matches`.
@@ -51,6 +69,28 @@ pub struct MatchInfo {
 }
 
 impl MatchHandle {
+    pub fn outlets(&self) -> MutexGuard<'_, Vec<Arc<Outlet>>> {
+        self.outlets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a connection's outlet to the ones the match loop writes to, for as long as the
+    /// returned registration lives.
+    #[must_use]
+    pub fn register_outlet(self: &Arc<Self>, outlet: Arc<Outlet>) -> OutletRegistration {
+        self.outlets().push(outlet.clone());
+        OutletRegistration {
+            handle: self.clone(),
+            outlet,
+        }
+    }
+
+    /// Wakes every connection's writer (the match is over or gone).
+    pub fn wake_outlets(&self) {
+        for o in self.outlets().iter() {
+            o.wake();
+        }
+    }
+
     pub fn seats(&self) -> MutexGuard<'_, SeatTable> {
         // Each seat operation is a single map update, so a poisoned lock is still consistent.
         self.seats.lock().unwrap_or_else(PoisonError::into_inner)
