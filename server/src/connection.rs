@@ -32,7 +32,8 @@ use skirmish_shared::world::PlayerId;
 
 use crate::fanout::{Cursor, TickOutput, snapshot_msg};
 use crate::match_loop::{MatchCommand, MatchContext};
-use crate::registry::{MatchHandle, SpectatorSlot};
+use crate::registry::{Link, MatchHandle, SpectatorSlot};
+use crate::inlet::Inlet;
 use crate::outlet::{Lent, Outlet, Sink};
 use crate::stats::Stats;
 use crate::wire;
@@ -200,7 +201,7 @@ fn split(ws: fastwebsockets::WebSocket<Stream>) -> (WebSocketRead<ReadHalf<Strea
 
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub enum End {
     /// A close handshake (either side started it).
     Closed,
     /// The peer vanished, or stopped accepting writes.
@@ -220,41 +221,55 @@ async fn serve(
     debug!("connected");
     let close_sent = Arc::new(AtomicBool::new(false));
     let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
-    let outlet = Outlet::new();
-    let _registered = handle.register_outlet(outlet.clone());
-    let writer = Writer {
-        outlet,
-        outputs: handle.outputs.clone(),
-        handle: handle.clone(),
-        control: ctrl_rx,
-        player: player.as_ref().map(|p| p.0),
-        match_id: handle.id,
-        tick_hz: handle.tick_hz,
-        ctx: ctx.clone(),
-        close_sent: close_sent.clone(),
-    };
-    let mut writer = tokio::spawn(writer.run(sink).in_current_span());
+    let player_id = player.as_ref().map(|p| p.0);
     let reader = Reader {
         read,
         player,
         chat: handle.chat.clone(),
         control: ctrl_tx,
         stats: stats.clone(),
-        close_sent,
+        close_sent: close_sent.clone(),
         tick_hz: handle.tick_hz,
     };
-    let reader = reader.run();
-    tokio::pin!(reader);
+    let link = Arc::new(Link {
+        inlet: Inlet::new(Box::pin(reader.run().in_current_span())),
+        outlet: Outlet::default(),
+    });
+    let _attached = handle.attach(link.clone());
+    let writer = Writer {
+        link: link.clone(),
+        outputs: handle.outputs.clone(),
+        handle: handle.clone(),
+        control: ctrl_rx,
+        player: player_id,
+        match_id: handle.id,
+        tick_hz: handle.tick_hz,
+        ctx: ctx.clone(),
+        close_sent,
+    };
+    let mut writer = tokio::spawn(writer.run(sink).in_current_span());
     let end = tokio::select! {
-        end = &mut reader => {
-            // The reader asked the writer for any close it owes; let it finish that.
+        () = link.inlet.finished() => {
+            // The reader ended under the match's polling; if it owes a close, the writer is
+            // sending it: let it finish.
+            let end = match link.inlet.take_back() {
+                Some(Err(end)) => end,
+                _ => End::Abrupt,
+            };
             let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
             end
         }
         w = &mut writer => {
-            // The writer closed (shutdown, match over) or gave up on the socket: wait for the
-            // peer's close.
-            let r = tokio::time::timeout(CLOSE_GRACE, &mut reader).await.unwrap_or(End::Abrupt);
+            // The writer closed (shutdown, match over) or gave up on the socket: the match
+            // may no longer poll the reader, so drive it here while waiting for the peer's
+            // close.
+            let r = match link.inlet.take_back() {
+                Some(Ok(reader)) => tokio::time::timeout(CLOSE_GRACE, reader)
+                    .await
+                    .unwrap_or(End::Abrupt),
+                Some(Err(end)) => end,
+                None => End::Abrupt,
+            };
             if matches!(w, Ok(WriterEnd::Stalled)) { End::Abrupt } else { r }
         }
     };
@@ -544,7 +559,7 @@ impl ChatLimit {
 }
 
 struct Writer {
-    outlet: Arc<Outlet>,
+    link: Arc<Link>,
     outputs: watch::Receiver<Arc<TickOutput>>,
     handle: Arc<MatchHandle>,
     control: mpsc::Receiver<Control>,
@@ -623,7 +638,7 @@ impl Writer {
                     Action::Close(close_code::GOING_AWAY, "match closed")
                 } else {
                     // Lend the socket to the match loop until something needs us.
-                    if let Err(back) = self.outlet.lend(io, &self.outputs) {
+                    if let Err(back) = self.link.outlet.lend(io, &self.outputs) {
                         io = back; // a newer tick came out meanwhile
                         continue;
                     }
@@ -631,9 +646,9 @@ impl Writer {
                         biased;
                         c = self.control.recv() => c.map_or(Action::ReaderGone, Action::Control),
                         () = self.ctx.matches.shutdown.cancelled() => Action::Close(close_code::GOING_AWAY, "server shutting down"),
-                        () = self.outlet.woken() => Action::Publish,
+                        () = self.link.outlet.woken() => Action::Publish,
                     };
-                    let Some(back) = self.outlet.take_back() else {
+                    let Some(back) = self.link.outlet.take_back() else {
                         return WriterEnd::Stalled; // cannot happen: only we take it back
                     };
                     io = back.lent;

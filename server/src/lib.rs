@@ -19,6 +19,7 @@ pub mod demo;
 pub mod events;
 pub mod fanout;
 pub mod http;
+pub mod inlet;
 pub mod match_loop;
 pub mod metrics;
 #[cfg(feature = "agones")]

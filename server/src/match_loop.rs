@@ -137,7 +137,7 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
         chat: chat_tx,
         outputs: out_rx,
         events: Mutex::new(EventLog::default()),
-        outlets: Mutex::default(),
+        links: Mutex::default(),
     });
     ctx.registry.insert(handle.clone());
     ctx.stats.matches.inc();
@@ -218,7 +218,7 @@ struct WakeOutletsOnDrop(Arc<MatchHandle>);
 
 impl Drop for WakeOutletsOnDrop {
     fn drop(&mut self) {
-        self.0.wake_outlets();
+        self.0.wake_writers();
     }
 }
 
@@ -358,6 +358,11 @@ impl MatchTask {
         let started = std::time::Instant::now();
         let prev = self.outputs.borrow().world.clone();
 
+        // Read what every connection sent since the last tick (see `inlet`).
+        for link in self.handle.links().iter() {
+            link.inlet.poll_reader();
+        }
+
         // Seats whose reservation or reconnect window ran out.
         let freed = self.handle.seats().sweep(Instant::now());
         for f in freed {
@@ -463,8 +468,8 @@ impl MatchTask {
         let out = Arc::new(out);
         // Publish first, then offer: a writer that lends its socket after this sees `out`.
         self.outputs.send_replace(out.clone());
-        for outlet in self.handle.outlets().iter() {
-            outlet.offer(&out, &self.handle.events, &self.ctx.stats);
+        for link in self.handle.links().iter() {
+            link.outlet.offer(&out, &self.handle.events, &self.ctx.stats);
         }
     }
 

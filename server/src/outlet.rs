@@ -71,11 +71,6 @@ struct Slot {
 }
 
 impl Outlet {
-    #[must_use]
-    pub fn new() -> Arc<Self> {
-        Arc::default()
-    }
-
     fn slot(&self) -> MutexGuard<'_, Slot> {
         self.slot.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -195,7 +190,7 @@ mod tests {
         let second = outs[2].delta_frame.clone().expect("delta");
         // A pipe with room for the first delta and half the second: the reader never reads.
         let (client, server) = tokio::io::duplex(first.len() + second.len() / 2);
-        let outlet = Outlet::new();
+        let outlet = Outlet::default();
         let lent = Lent {
             sink: Box::pin(server),
             cursor: Cursor::at(&outs[0]),
@@ -223,7 +218,7 @@ mod tests {
     async fn lending_behind_the_latest_tick_is_refused() {
         let outs = outputs(&worlds(3));
         let (_tx, rx) = watch::channel(outs[2].clone());
-        let outlet = Outlet::new();
+        let outlet = Outlet::default();
         let (_client, server) = tokio::io::duplex(1024);
         let lent = Lent {
             sink: Box::pin(server),

@@ -13,6 +13,8 @@ use skirmish_shared::world::{Phase, PlayerId};
 use crate::events::EventLog;
 use crate::fanout::TickOutput;
 use crate::match_loop::MatchCommand;
+use crate::connection::End;
+use crate::inlet::Inlet;
 use crate::outlet::Outlet;
 use crate::seats::SeatTable;
 
@@ -36,22 +38,28 @@ pub struct MatchHandle {
     /// The latest publication (writers subscribe by cloning).
     pub outputs: watch::Receiver<Arc<TickOutput>>,
     pub events: Mutex<EventLog>,
-    /// Every connection's write side: the match loop writes each tick into them.
-    pub outlets: Mutex<Vec<Arc<Outlet>>>,
+    /// Every connection's socket halves, lent to the match loop: it reads each connection's
+    /// inputs at the start of a tick and writes the tick's snapshot into it at the end.
+    pub links: Mutex<Vec<Arc<Link>>>,
 }
 
-/// Keeps an outlet in its match's list; removes it when dropped.
+/// A connection's read and write side, as its match loop drives them.
 #[derive(Debug)]
-pub struct OutletRegistration {
-    handle: Arc<MatchHandle>,
-    outlet: Arc<Outlet>,
+pub struct Link {
+    pub inlet: Inlet<End>,
+    pub outlet: Outlet,
 }
 
-impl Drop for OutletRegistration {
+/// Keeps a link in its match's list; removes it when dropped.
+#[derive(Debug)]
+pub struct Attachment {
+    handle: Arc<MatchHandle>,
+    link: Arc<Link>,
+}
+
+impl Drop for Attachment {
     fn drop(&mut self) {
-        self.handle
-            .outlets()
-            .retain(|o| !Arc::ptr_eq(o, &self.outlet));
+        self.handle.links().retain(|l| !Arc::ptr_eq(l, &self.link));
     }
 }
 
@@ -69,25 +77,25 @@ pub struct MatchInfo {
 }
 
 impl MatchHandle {
-    pub fn outlets(&self) -> MutexGuard<'_, Vec<Arc<Outlet>>> {
-        self.outlets.lock().unwrap_or_else(PoisonError::into_inner)
+    pub fn links(&self) -> MutexGuard<'_, Vec<Arc<Link>>> {
+        self.links.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a connection's outlet to the ones the match loop writes to, for as long as the
-    /// returned registration lives.
+    /// Hands a connection's link to the match loop, for as long as the returned attachment
+    /// lives.
     #[must_use]
-    pub fn register_outlet(self: &Arc<Self>, outlet: Arc<Outlet>) -> OutletRegistration {
-        self.outlets().push(outlet.clone());
-        OutletRegistration {
+    pub fn attach(self: &Arc<Self>, link: Arc<Link>) -> Attachment {
+        self.links().push(link.clone());
+        Attachment {
             handle: self.clone(),
-            outlet,
+            link,
         }
     }
 
     /// Wakes every connection's writer (the match is over or gone).
-    pub fn wake_outlets(&self) {
-        for o in self.outlets().iter() {
-            o.wake();
+    pub fn wake_writers(&self) {
+        for l in self.links().iter() {
+            l.outlet.wake();
         }
     }
 
