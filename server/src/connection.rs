@@ -13,12 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fastwebsockets::{OpCode, Role, WebSocketError, WebSocketRead};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
-use std::io;
-use tokio::io::{AsyncWriteExt, ReadHalf};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
@@ -34,11 +29,11 @@ use crate::fanout::{Cursor, TickOutput, snapshot_msg};
 use crate::match_loop::{MatchCommand, MatchContext};
 use crate::registry::{Link, MatchHandle, SpectatorSlot};
 use crate::inlet::Inlet;
-use crate::outlet::{Lent, Outlet, Sink};
+use crate::client_frame::{self, FrameError, OpCode};
+use crate::outlet::{Lent, Outlet};
+use crate::socket::{self, Socket, WriteError};
 use crate::stats::Stats;
 use crate::wire;
-
-type Stream = TokioIo<Upgraded>;
 
 /// How long we wait for the peer's close frame after sending ours.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -90,14 +85,22 @@ enum Control {
 }
 
 /// Runs one connection from the upgraded socket to the end.
+/// `dup` is the connection's socket, duplicated at accept (see `socket`).
 pub async fn run(
     upgraded: fastwebsockets::upgrade::UpgradeFut,
+    dup: socket2::Socket,
     join: JoinKind,
     ctx: ConnectionContext,
 ) {
     let stats = ctx.matches.stats.clone();
     let ws = match upgraded.await {
-        Ok(ws) => Some(ws),
+        Ok(ws) => match socket::detach(ws.into_inner(), dup) {
+            Ok(detached) => Some(detached),
+            Err(e) => {
+                debug!("taking over the upgraded socket failed: {e}");
+                None
+            }
+        },
         Err(e) => {
             debug!("upgrade failed: {e}");
             None
@@ -128,9 +131,7 @@ pub async fn run(
                 Err(_) => None,
             };
             let Some(player) = player else {
-                let (_, mut sink) = split(ws);
-                let _ =
-                    write_close(&mut sink, close_code::GOING_AWAY, "match closed", &stats).await;
+                let _ = write_close(&ws.0, close_code::GOING_AWAY, "match closed", &stats).await;
                 end_seat(&handle, seat, None, false, &ctx).await;
                 return;
             };
@@ -186,19 +187,6 @@ async fn end_seat(
     }
 }
 
-/// The client-to-server half goes to fastwebsockets' frame parser; our frames are written
-/// as plain bytes (`wire`), so its write half gets a sink that is never used.
-fn split(ws: fastwebsockets::WebSocket<Stream>) -> (WebSocketRead<ReadHalf<Stream>>, Sink) {
-    let (read, write) = tokio::io::split(ws.into_inner());
-    let (mut read, _) =
-        fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
-    read.set_auto_close(false);
-    read.set_auto_pong(false);
-    // fastwebsockets refuses frames whose length is >= the limit.
-    read.set_max_message_size(MAX_CLIENT_MESSAGE_BYTES + 1);
-    (read, Box::pin(write))
-}
-
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -210,20 +198,20 @@ pub enum End {
 
 /// Runs the reader and writer of one connection until it ends.
 async fn serve(
-    ws: fastwebsockets::WebSocket<Stream>,
+    (socket, prefix): (Socket, Vec<u8>),
     player: Option<(PlayerId, mpsc::Sender<InputFrame>)>,
     handle: &Arc<MatchHandle>,
     ctx: &ConnectionContext,
 ) -> End {
     let stats = ctx.matches.stats.clone();
-    let (read, sink) = split(ws);
     stats.connections.inc();
     debug!("connected");
     let close_sent = Arc::new(AtomicBool::new(false));
     let (ctrl_tx, ctrl_rx) = mpsc::channel(CONTROL_QUEUE);
     let player_id = player.as_ref().map(|p| p.0);
     let reader = Reader {
-        read,
+        socket: socket.clone(),
+        buf: prefix,
         player,
         chat: handle.chat.clone(),
         control: ctrl_tx,
@@ -247,7 +235,7 @@ async fn serve(
         ctx: ctx.clone(),
         close_sent,
     };
-    let mut writer = tokio::spawn(writer.run(sink).in_current_span());
+    let mut writer = tokio::spawn(writer.run(socket).in_current_span());
     let end = tokio::select! {
         () = link.inlet.finished() => {
             // The reader ended under the match's polling; if it owes a close, the writer is
@@ -264,7 +252,7 @@ async fn serve(
             // may no longer poll the reader, so drive it here while waiting for the peer's
             // close.
             let r = match link.inlet.take_back() {
-                Some(Ok(reader)) => tokio::time::timeout(CLOSE_GRACE, reader)
+                Some(Ok(reader)) => tokio::time::timeout(CLOSE_GRACE, socket::drive(reader))
                     .await
                     .unwrap_or(End::Abrupt),
                 Some(Err(end)) => end,
@@ -280,7 +268,9 @@ async fn serve(
 }
 
 struct Reader {
-    read: WebSocketRead<ReadHalf<Stream>>,
+    socket: Socket,
+    /// Bytes received and not yet parsed into frames.
+    buf: Vec<u8>,
     /// `None` for a spectator.
     player: Option<(PlayerId, mpsc::Sender<InputFrame>)>,
     chat: mpsc::Sender<(PlayerId, String)>,
@@ -288,6 +278,13 @@ struct Reader {
     stats: Arc<Stats>,
     close_sent: Arc<AtomicBool>,
     tick_hz: u32,
+}
+
+/// Why no frame could be read.
+enum ReadError {
+    Frame(FrameError),
+    /// End of stream, or a socket error.
+    Gone,
 }
 
 /// Why the reader stopped, as a close to send (if any).
@@ -313,7 +310,7 @@ impl Reader {
             // Wait (briefly) for the peer's close frame, discarding anything else.
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
                 while let Ok(f) = self.next_frame().await {
-                    if f.0 == OpCode::Close {
+                    if f.opcode == OpCode::Close {
                         break;
                     }
                 }
@@ -323,15 +320,22 @@ impl Reader {
         End::Closed
     }
 
-    async fn next_frame(&mut self) -> Result<(OpCode, bool, Vec<u8>), WebSocketError> {
-        // Auto-close and auto-pong are off, so there are no obligated sends.
-        let f = self
-            .read
-            .read_frame::<std::future::Ready<Result<(), WebSocketError>>, WebSocketError>(
-                &mut |_| std::future::ready(Ok(())),
-            )
-            .await?;
-        Ok((f.opcode, f.fin, f.payload.to_vec()))
+    /// The next whole frame; reads (polls) the socket while there is none in the buffer.
+    async fn next_frame(&mut self) -> Result<client_frame::Frame, ReadError> {
+        loop {
+            // fastwebsockets' convention, kept: frames of the limit's length are refused too.
+            let parsed = client_frame::parse(&self.buf, MAX_CLIENT_MESSAGE_BYTES + 1)
+                .map_err(ReadError::Frame)?;
+            if let Some((frame, used)) = parsed {
+                self.buf.drain(..used);
+                return Ok(frame);
+            }
+            let read = std::future::poll_fn(|_| socket::poll_read(&self.socket, &mut self.buf));
+            match read.await {
+                Ok(0) | Err(_) => return Err(ReadError::Gone),
+                Ok(_) => {}
+            }
+        }
     }
 
     async fn read_loop(&mut self) -> ReadEnd {
@@ -340,23 +344,23 @@ impl Reader {
         let mut chat_limit = ChatLimit::default();
         let mut partial: Option<Vec<u8>> = None;
         loop {
-            let (opcode, fin, payload) = match self.next_frame().await {
+            let client_frame::Frame {
+                opcode,
+                fin,
+                payload,
+            } = match self.next_frame().await {
                 Ok(f) => f,
-                Err(WebSocketError::FrameTooLarge) => {
+                Err(ReadError::Frame(FrameError::TooLarge(_))) => {
                     return ReadEnd::Close(
                         close_code::TOO_BIG,
                         format!("frame larger than {MAX_CLIENT_MESSAGE_BYTES} bytes"),
                     );
                 }
-                Err(
-                    WebSocketError::UnexpectedEOF
-                    | WebSocketError::IoError(_)
-                    | WebSocketError::ConnectionClosed,
-                ) => {
+                Err(ReadError::Gone) => {
                     debug!("connection dropped without a close frame");
                     return ReadEnd::Vanished;
                 }
-                Err(e) => {
+                Err(ReadError::Frame(e)) => {
                     return ReadEnd::Close(close_code::PROTOCOL_ERROR, format!("bad frame: {e}"));
                 }
             };
@@ -588,17 +592,10 @@ enum WriterEnd {
     Stalled,
 }
 
-/// Why writing stopped.
-#[derive(Debug)]
-enum WriteError {
-    TimedOut,
-    Socket,
-}
-
 impl Writer {
     /// Catches up with the match, lends the socket to the match loop while nothing else
     /// needs writing (see `outlet`), and handles what wakes it.
-    async fn run(mut self, sink: Sink) -> WriterEnd {
+    async fn run(mut self, sink: Socket) -> WriterEnd {
         let stats = self.ctx.matches.stats.clone();
         let mut io = Lent {
             sink,
@@ -612,8 +609,8 @@ impl Writer {
                 let msg = protocol::encode(&ServerMessage::MatchEnded {
                     ranking: ranking.clone(),
                 });
-                if self.send(&mut io.sink, &wire::binary(&msg)).await.is_ok() {
-                    self.close(&mut io.sink, close_code::NORMAL, "match ended")
+                if self.send(&io.sink, &wire::binary(&msg)).await.is_ok() {
+                    self.close(&io.sink, close_code::NORMAL, "match ended")
                         .await;
                 }
                 return WriterEnd::Done;
@@ -623,10 +620,10 @@ impl Writer {
                 } else {
                     welcomed = true;
                     io.cursor = Cursor::at(&out);
-                    self.send_welcome(&mut io.sink, &out).await
+                    self.send_welcome(&io.sink, &out).await
                 }
             } else if let Some(frame) = io.cursor.advance(&out, &self.handle.events, &stats) {
-                self.send(&mut io.sink, &frame).await
+                self.send(&io.sink, &frame).await
             } else {
                 Ok(())
             };
@@ -657,7 +654,7 @@ impl Writer {
                     }
                     if let Some(rest) = back.unsent {
                         // The match already counted this frame.
-                        if let Err(e) = self.timed(&mut io.sink, &rest).await {
+                        if let Err(e) = self.timed(&io.sink, &rest).await {
                             return self.stalled(&e);
                         }
                     }
@@ -674,7 +671,7 @@ impl Writer {
                     },
                 }
             };
-            let sink = &mut io.sink;
+            let sink = &io.sink;
             let result = match action {
                 Action::Publish => Ok(()),
                 Action::Control(Control::Pong { client_time_us }) => {
@@ -717,7 +714,7 @@ impl Writer {
     }
 
     fn stalled(&self, e: &WriteError) -> WriterEnd {
-        if let WriteError::TimedOut = e {
+        if let WriteError::TimedOut(_) = e {
             // A frame may be half written: no clean close is possible; drop the socket.
             self.ctx.matches.stats.slow_clients_dropped.inc();
             debug!(
@@ -728,7 +725,7 @@ impl Writer {
         WriterEnd::Stalled
     }
 
-    async fn send_welcome(&self, sink: &mut Sink, out: &TickOutput) -> Result<(), WriteError> {
+    async fn send_welcome(&self, sink: &Socket, out: &TickOutput) -> Result<(), WriteError> {
         let msg = ServerMessage::Welcome {
             player_id: self.player,
             match_id: self.match_id,
@@ -746,23 +743,19 @@ impl Writer {
     }
 
     /// Writes a whole frame (built by `wire`) and counts it.
-    async fn send(&self, sink: &mut Sink, frame: &[u8]) -> Result<(), WriteError> {
+    async fn send(&self, sink: &Socket, frame: &[u8]) -> Result<(), WriteError> {
         let stats = &self.ctx.matches.stats;
         stats.messages_out.inc();
         stats.bytes_out.add(frame.len() as u64);
         self.timed(sink, frame).await
     }
 
-    async fn timed(&self, sink: &mut Sink, bytes: &[u8]) -> Result<(), WriteError> {
-        match tokio::time::timeout(self.ctx.write_timeout, sink.write_all(bytes)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(WriteError::Socket),
-            Err(_) => Err(WriteError::TimedOut),
-        }
+    async fn timed(&self, sink: &Socket, bytes: &[u8]) -> Result<(), WriteError> {
+        socket::write_all(sink, bytes, self.ctx.write_timeout).await
     }
 
     /// Sends an `Error` message with the reason, then the close frame.
-    async fn close(&self, sink: &mut Sink, code: u16, reason: &str) {
+    async fn close(&self, sink: &Socket, code: u16, reason: &str) {
         let err = protocol::encode(&ServerMessage::Error {
             code,
             message: reason.to_string(),
@@ -775,14 +768,17 @@ impl Writer {
 }
 
 /// Writes a close frame (and counts it), waiting at most `CLOSE_GRACE`.
-async fn write_close(sink: &mut Sink, code: u16, reason: &str, stats: &Stats) -> io::Result<()> {
+async fn write_close(
+    sink: &Socket,
+    code: u16,
+    reason: &str,
+    stats: &Stats,
+) -> Result<(), WriteError> {
     let frame = wire::close(code, reason);
     stats.count_close(code);
     stats.messages_out.inc();
     stats.bytes_out.add(frame.len() as u64);
-    tokio::time::timeout(CLOSE_GRACE, sink.write_all(&frame))
-        .await
-        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    socket::write_all(sink, &frame, CLOSE_GRACE).await
 }
 
 #[cfg(test)]

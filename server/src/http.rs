@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use axum::extract::ConnectInfo;
 use fastwebsockets::upgrade::IncomingUpgrade;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -26,6 +27,7 @@ use crate::connection::{self, ConnectionContext, JoinKind};
 use crate::match_loop::{MatchContext, spawn_match};
 use crate::registry::{MatchHandle, MatchInfo, SeatError};
 use crate::seats::ClaimError;
+use crate::socket::PeerSocket;
 use crate::token::{Claims, TokenError, TokenSigner, unix_now_s};
 
 /// Shared state of the HTTP handlers.
@@ -280,6 +282,7 @@ fn parse_u32(q: &HashMap<String, String>, key: &str) -> Result<Option<u32>, Refu
 /// `?v=..&name=<name>[&match=<id>]`.
 async fn join(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<PeerSocket>,
     Query(q): Query<HashMap<String, String>>,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
@@ -324,6 +327,15 @@ async fn join(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("server full: {} connections", state.config.max_connections),
         );
+    };
+    let dup = match peer.dup() {
+        Ok(dup) => dup,
+        Err(e) => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot take over this connection's socket: {e}"),
+            );
+        }
     };
 
     let kind = if q.get("spectate").is_some_and(|v| v == "1" || v == "true") {
@@ -389,7 +401,7 @@ async fn join(
         reconnect_grace: state.config.reconnect_grace,
     };
     state.matches.tasks.spawn(async move {
-        connection::run(fut, kind, ctx).await;
+        connection::run(fut, dup, kind, ctx).await;
         drop(permit);
     });
     response.into_response()

@@ -13,6 +13,7 @@
 //! - [`token`] — signed join tokens; [`seats`] — reservations and reconnect windows.
 //! - [`events`] — the per-match game-event ring; [`results`] — finished matches on disk.
 
+pub mod client_frame;
 pub mod config;
 pub mod connection;
 pub mod demo;
@@ -28,6 +29,7 @@ pub mod outlet;
 pub mod registry;
 pub mod results;
 pub mod seats;
+pub mod socket;
 pub mod stats;
 pub mod token;
 pub mod web;
@@ -37,7 +39,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -141,19 +142,15 @@ impl Server {
         let state = AppState::new(config, matches, tokens, seed);
         let app = http::router(state.clone());
         let shutdown = state.matches.shutdown.clone();
-        let listener = listener.tap_io(move |tcp| {
-            // Latency over throughput: snapshots go out as soon as they are written.
-            if let Err(e) = tcp.set_nodelay(true) {
-                warn!("TCP_NODELAY: {e}");
-            }
-            if let Some(size) = send_buffer
-                && let Err(e) = socket2::SockRef::from(&*tcp).set_send_buffer_size(size as usize)
-            {
-                warn!("SO_SNDBUF: {e}");
-            }
-        });
+        let listener = socket::GameListener {
+            inner: listener,
+            send_buffer,
+        };
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<socket::PeerSocket>(),
+            )
                 .with_graceful_shutdown(shutdown.cancelled_owned())
                 .await
         });

@@ -10,25 +10,19 @@
 //! Lending is checked against the match's latest publication under the outlet's lock, and
 //! the match publishes before it offers, so no tick falls between the two.
 
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use tokio::io::AsyncWrite;
 use tokio::sync::{Notify, watch};
 
 use crate::events::EventLog;
 use crate::fanout::{Cursor, TickOutput};
+use crate::socket::{self, Socket};
 use crate::stats::Stats;
-
-/// The socket's write half.
-pub type Sink = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// What the writer task lends to the match while it sleeps.
 pub struct Lent {
-    pub sink: Sink,
+    pub sink: Socket,
     pub cursor: Cursor,
 }
 
@@ -129,24 +123,13 @@ impl Outlet {
         };
         stats.messages_out.inc();
         stats.bytes_out.add(frame.len() as u64);
-        match try_write(&mut lent.sink, &frame) {
+        match socket::try_write(&lent.sink, &frame) {
             Ok(n) if n == frame.len() => return,
             Ok(n) => slot.unsent = Some(frame.slice(n..)),
             Err(_) => slot.failed = true,
         }
         drop(slot);
         self.wake();
-    }
-}
-
-/// One non-blocking write attempt: the bytes written, 0 if the socket would block.
-fn try_write(sink: &mut Sink, bytes: &[u8]) -> io::Result<usize> {
-    // A no-op waker: if the socket is full, the writer task polls again with its own.
-    let mut cx = Context::from_waker(Waker::noop());
-    match sink.as_mut().poll_write(&mut cx, bytes) {
-        Poll::Ready(Ok(0)) if !bytes.is_empty() => Err(io::ErrorKind::WriteZero.into()),
-        Poll::Ready(r) => r,
-        Poll::Pending => Ok(0),
     }
 }
 
@@ -180,19 +163,25 @@ mod tests {
             .collect()
     }
 
+    fn pair() -> (Socket, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (server, _) = l.accept().expect("accept");
+        server.set_nonblocking(true).expect("nonblocking");
+        (Arc::new(server), client)
+    }
+
     #[tokio::test]
     async fn a_lent_socket_gets_each_tick_inline_and_a_full_one_wakes_the_writer() {
+        use std::io::Read;
         let outs = outputs(&worlds(4));
         let (tx, rx) = watch::channel(outs[0].clone());
         let log = Mutex::new(EventLog::default());
         let stats = Stats::default();
-        let first = outs[1].delta_frame.clone().expect("delta");
-        let second = outs[2].delta_frame.clone().expect("delta");
-        // A pipe with room for the first delta and half the second: the reader never reads.
-        let (client, server) = tokio::io::duplex(first.len() + second.len() / 2);
+        let (server, mut client) = pair();
         let outlet = Outlet::default();
         let lent = Lent {
-            sink: Box::pin(server),
+            sink: server.clone(),
             cursor: Cursor::at(&outs[0]),
         };
         assert!(outlet.lend(lent, &rx).is_ok());
@@ -200,18 +189,31 @@ mod tests {
         tx.send_replace(outs[1].clone());
         outlet.offer(&outs[1], &log, &stats);
         assert_eq!(stats.messages_out.get(), 1, "written inline");
+        let first = outs[1].delta_frame.clone().expect("delta");
+        let mut got = vec![0u8; first.len()];
+        client.read_exact(&mut got).expect("the client receives it");
+        assert_eq!(got, first, "the shared frame, as is");
 
         let mut woken = std::pin::pin!(outlet.woken());
         assert!(futures_poll(&mut woken).is_pending(), "no wake while all is well");
 
+        // The client stops reading: fill its receive and our send buffer.
+        let block = vec![0u8; 1 << 16];
+        let mut rounds = 0;
+        while socket::try_write(&server, &block).expect("write") > 0 {
+            rounds += 1;
+            assert!(rounds < 10_000, "the buffers never filled");
+        }
         tx.send_replace(outs[2].clone());
         outlet.offer(&outs[2], &log, &stats);
         assert!(futures_poll(&mut woken).is_ready(), "a short write wakes the writer");
         let back = outlet.take_back().expect("lent");
         let unsent = back.unsent.expect("the rest of the frame is the writer's");
-        assert_eq!(unsent, second.slice(second.len() / 2..), "the frame's unwritten tail");
+        let second = outs[2].delta_frame.clone().expect("delta");
+        assert!(!unsent.is_empty() && second.ends_with(&unsent), "the frame's unwritten tail");
         assert_eq!(back.lent.cursor.last.as_ref().map(|w| w.tick), Some(outs[2].tick()));
-        drop(client);
+        let again = outlet.lend(back.lent, &rx);
+        assert!(again.is_ok(), "at the latest tick, it can be lent again");
     }
 
     #[tokio::test]
@@ -219,16 +221,19 @@ mod tests {
         let outs = outputs(&worlds(3));
         let (_tx, rx) = watch::channel(outs[2].clone());
         let outlet = Outlet::default();
-        let (_client, server) = tokio::io::duplex(1024);
+        let (server, _client) = pair();
         let lent = Lent {
-            sink: Box::pin(server),
+            sink: server,
             cursor: Cursor::at(&outs[1]),
         };
         assert!(outlet.lend(lent, &rx).is_err(), "tick 2 was published: catch up first");
         assert!(outlet.take_back().is_none());
     }
 
-    fn futures_poll<F: std::future::Future>(f: &mut Pin<&mut F>) -> Poll<F::Output> {
-        f.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    fn futures_poll<F: std::future::Future>(
+        f: &mut std::pin::Pin<&mut F>,
+    ) -> std::task::Poll<F::Output> {
+        f.as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
     }
 }
