@@ -212,6 +212,7 @@ async fn serve(
     let reader = Reader {
         socket: socket.clone(),
         buf: prefix,
+        drained: false,
         player,
         chat: handle.chat.clone(),
         control: ctrl_tx,
@@ -271,6 +272,9 @@ struct Reader {
     socket: Socket,
     /// Bytes received and not yet parsed into frames.
     buf: Vec<u8>,
+    /// The last read emptied the socket: do not ask it again in the same poll (that would
+    /// be a syscall that returns `EAGAIN`, once per connection per tick).
+    drained: bool,
     /// `None` for a spectator.
     player: Option<(PlayerId, mpsc::Sender<InputFrame>)>,
     chat: mpsc::Sender<(PlayerId, String)>,
@@ -330,10 +334,13 @@ impl Reader {
                 self.buf.drain(..used);
                 return Ok(frame);
             }
+            if std::mem::take(&mut self.drained) {
+                socket::yield_once().await;
+            }
             let read = std::future::poll_fn(|_| socket::poll_read(&self.socket, &mut self.buf));
             match read.await {
                 Ok(0) | Err(_) => return Err(ReadError::Gone),
-                Ok(_) => {}
+                Ok(n) => self.drained = n < socket::READ_CHUNK,
             }
         }
     }

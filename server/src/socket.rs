@@ -110,10 +110,13 @@ pub fn detach(io: TokioIo<Upgraded>, dup: socket2::Socket) -> io::Result<(Socket
     Ok((Arc::new(socket), prefix))
 }
 
+/// The most one read takes: a read that returns less has emptied the socket.
+pub const READ_CHUNK: usize = 1024;
+
 /// Reads what has arrived, appending it to `buf`: `Ready(Ok(0))` at end of stream, `Pending`
 /// (no waker registered) when nothing has.
 pub fn poll_read(socket: &Socket, buf: &mut Vec<u8>) -> Poll<io::Result<usize>> {
-    let mut chunk = [0u8; 1024];
+    let mut chunk = [0u8; READ_CHUNK];
     loop {
         match (&**socket).read(&mut chunk) {
             Ok(n) => {
@@ -169,6 +172,21 @@ pub async fn write_all(socket: &Socket, bytes: &[u8], patience: Duration) -> Res
         }
     }
     Ok(())
+}
+
+/// Returns `Pending` once: the caller gives up this poll (nothing is woken) and goes on at
+/// the next.
+pub async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|_| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// Runs a future whose reads poll a detached socket (and so are never woken): polls it
