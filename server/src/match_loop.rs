@@ -270,8 +270,10 @@ impl MatchTask {
             }
             if self.handle.seats().is_empty() {
                 let since = *empty_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= self.timings.empty_ttl {
-                    info!("match empty for {:?}, closing", self.timings.empty_ttl);
+                // While draining, nobody can join an empty match: close it now.
+                let draining = self.ctx.draining.is_cancelled();
+                if draining || since.elapsed() >= self.timings.empty_ttl {
+                    info!(draining, "match empty, closing");
                     if self.game.world.phase == Phase::Running {
                         self.finish(true).await;
                     }

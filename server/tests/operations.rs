@@ -11,6 +11,7 @@ use common::*;
 use fastwebsockets::{Frame, Payload};
 use skirmish_bots::behavior::Behavior;
 use skirmish_bots::swarm::{self, SwarmConfig};
+use skirmish_server::config::Config;
 use skirmish_shared::protocol::close_code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,6 +97,29 @@ async fn drain_refuses_new_players_lets_the_match_play_on_then_closes_1001() {
     assert!(
         std::net::TcpStream::connect(addr).is_err(),
         "no longer listening"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_does_not_wait_for_matches_nobody_is_in() {
+    let mut config = Config::ephemeral();
+    config.empty_match_ttl_s = 600;
+    let server = start(config).await;
+    let mut p = join(&server, "leaver", None).await;
+    p.next_world().await;
+    let _ = p.tx.close(close_code::NORMAL, "bye").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, body) = http(&server, "GET", "/api/matches").await;
+    assert!(body.contains("\"players\":0"), "the match is empty but open: {body}");
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(20), server.drain(Duration::from_secs(30)))
+        .await
+        .expect("the drain did not wait for the empty match's 600 s")
+        .expect("clean");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
     );
 }
 
