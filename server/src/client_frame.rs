@@ -160,8 +160,14 @@ mod tests {
     #[test]
     fn refusals() {
         let m = [9, 9, 9, 9];
-        assert_eq!(parse(&[0x82, 0x03, 1, 2, 3], 1025), Err(FrameError::Unmasked));
-        assert_eq!(parse(&masked(0xC2, b"x", m), 1025), Err(FrameError::ReservedBits));
+        assert_eq!(
+            parse(&[0x82, 0x03, 1, 2, 3], 1025),
+            Err(FrameError::Unmasked)
+        );
+        assert_eq!(
+            parse(&masked(0xC2, b"x", m), 1025),
+            Err(FrameError::ReservedBits)
+        );
         assert_eq!(
             parse(&masked(0x83, b"x", m), 1025),
             Err(FrameError::UnknownOpcode(3))
@@ -181,7 +187,11 @@ mod tests {
             parse(&masked(0x82, &[0; 1025], m), 1025),
             Err(FrameError::TooLarge(1025))
         );
-        assert!(parse(&masked(0x82, &[0; 1024], m), 1025).expect("ok").is_some());
+        assert!(
+            parse(&masked(0x82, &[0; 1024], m), 1025)
+                .expect("ok")
+                .is_some()
+        );
     }
 
     proptest! {

@@ -25,12 +25,12 @@ use skirmish_shared::protocol::{
 use skirmish_shared::tick::Seq;
 use skirmish_shared::world::PlayerId;
 
-use crate::fanout::{Cursor, TickOutput, snapshot_msg};
-use crate::match_loop::{MatchCommand, MatchContext};
-use crate::registry::{Link, MatchHandle, SpectatorSlot};
-use crate::inlet::Inlet;
 use crate::client_frame::{self, FrameError, OpCode};
+use crate::fanout::{Cursor, TickOutput, snapshot_msg};
+use crate::inlet::Inlet;
+use crate::match_loop::{MatchCommand, MatchContext};
 use crate::outlet::{Lent, Outlet};
+use crate::registry::{Link, MatchHandle, SpectatorSlot};
 use crate::socket::{self, Socket, WriteError};
 use crate::stats::Stats;
 use crate::wire;

@@ -104,9 +104,17 @@ mod tests {
         })));
         tx.try_send(2).expect("room");
         tx.try_send(3).expect("room");
-        assert_eq!(seen.load(Ordering::Relaxed), 0, "nothing runs until the match polls");
+        assert_eq!(
+            seen.load(Ordering::Relaxed),
+            0,
+            "nothing runs until the match polls"
+        );
         inlet.poll_reader();
-        assert_eq!(seen.load(Ordering::Relaxed), 5, "one poll reads all that arrived");
+        assert_eq!(
+            seen.load(Ordering::Relaxed),
+            5,
+            "one poll reads all that arrived"
+        );
 
         let waiter = tokio::spawn({
             let inlet = inlet.clone();
@@ -118,7 +126,10 @@ mod tests {
         drop(tx);
         inlet.poll_reader();
         let got = waiter.await.expect("joins");
-        assert!(matches!(got, Some(Err("closed"))), "the result is the connection's");
+        assert!(
+            matches!(got, Some(Err("closed"))),
+            "the result is the connection's"
+        );
         assert!(inlet.take_back().is_none());
     }
 

@@ -151,8 +151,8 @@ impl Server {
                 listener,
                 app.into_make_service_with_connect_info::<socket::PeerSocket>(),
             )
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
         });
         info!(%local_addr, "listening (HTTP API and WebSocket /ws)");
         if demo_bots > 0 {

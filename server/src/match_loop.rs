@@ -471,7 +471,8 @@ impl MatchTask {
         // Publish first, then offer: a writer that lends its socket after this sees `out`.
         self.outputs.send_replace(out.clone());
         for link in self.handle.links().iter() {
-            link.outlet.offer(&out, &self.handle.events, &self.ctx.stats);
+            link.outlet
+                .offer(&out, &self.handle.events, &self.ctx.stats);
         }
     }
 

@@ -147,7 +147,14 @@ mod tests {
             .enumerate()
             .map(|(i, w)| {
                 let prev = i.checked_sub(1).map(|p| &*worlds[p]);
-                Arc::new(TickOutput::new(w.clone(), prev, None, params, Vec::new(), 1))
+                Arc::new(TickOutput::new(
+                    w.clone(),
+                    prev,
+                    None,
+                    params,
+                    Vec::new(),
+                    1,
+                ))
             })
             .collect()
     }
@@ -163,14 +170,6 @@ mod tests {
             .collect()
     }
 
-    fn pair() -> (Socket, std::net::TcpStream) {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let client = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
-        let (server, _) = l.accept().expect("accept");
-        server.set_nonblocking(true).expect("nonblocking");
-        (Arc::new(server), client)
-    }
-
     #[tokio::test]
     async fn a_lent_socket_gets_each_tick_inline_and_a_full_one_wakes_the_writer() {
         use std::io::Read;
@@ -178,7 +177,7 @@ mod tests {
         let (tx, rx) = watch::channel(outs[0].clone());
         let log = Mutex::new(EventLog::default());
         let stats = Stats::default();
-        let (server, mut client) = pair();
+        let (server, mut client) = socket::test_pair();
         let outlet = Outlet::default();
         let lent = Lent {
             sink: server.clone(),
@@ -195,7 +194,10 @@ mod tests {
         assert_eq!(got, first, "the shared frame, as is");
 
         let mut woken = std::pin::pin!(outlet.woken());
-        assert!(futures_poll(&mut woken).is_pending(), "no wake while all is well");
+        assert!(
+            futures_poll(&mut woken).is_pending(),
+            "no wake while all is well"
+        );
 
         // The client stops reading: fill its receive and our send buffer.
         let block = vec![0u8; 1 << 16];
@@ -206,12 +208,21 @@ mod tests {
         }
         tx.send_replace(outs[2].clone());
         outlet.offer(&outs[2], &log, &stats);
-        assert!(futures_poll(&mut woken).is_ready(), "a short write wakes the writer");
+        assert!(
+            futures_poll(&mut woken).is_ready(),
+            "a short write wakes the writer"
+        );
         let back = outlet.take_back().expect("lent");
         let unsent = back.unsent.expect("the rest of the frame is the writer's");
         let second = outs[2].delta_frame.clone().expect("delta");
-        assert!(!unsent.is_empty() && second.ends_with(&unsent), "the frame's unwritten tail");
-        assert_eq!(back.lent.cursor.last.as_ref().map(|w| w.tick), Some(outs[2].tick()));
+        assert!(
+            !unsent.is_empty() && second.ends_with(&unsent),
+            "the frame's unwritten tail"
+        );
+        assert_eq!(
+            back.lent.cursor.last.as_ref().map(|w| w.tick),
+            Some(outs[2].tick())
+        );
         let again = outlet.lend(back.lent, &rx);
         assert!(again.is_ok(), "at the latest tick, it can be lent again");
     }
@@ -221,12 +232,15 @@ mod tests {
         let outs = outputs(&worlds(3));
         let (_tx, rx) = watch::channel(outs[2].clone());
         let outlet = Outlet::default();
-        let (server, _client) = pair();
+        let (server, _client) = socket::test_pair();
         let lent = Lent {
             sink: server,
             cursor: Cursor::at(&outs[1]),
         };
-        assert!(outlet.lend(lent, &rx).is_err(), "tick 2 was published: catch up first");
+        assert!(
+            outlet.lend(lent, &rx).is_err(),
+            "tick 2 was published: catch up first"
+        );
         assert!(outlet.take_back().is_none());
     }
 

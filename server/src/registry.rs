@@ -10,11 +10,11 @@ use tokio::time::Instant;
 
 use skirmish_shared::world::{Phase, PlayerId};
 
+use crate::connection::End;
 use crate::events::EventLog;
 use crate::fanout::TickOutput;
-use crate::match_loop::MatchCommand;
-use crate::connection::End;
 use crate::inlet::Inlet;
+use crate::match_loop::MatchCommand;
 use crate::outlet::Outlet;
 use crate::seats::SeatTable;
 

@@ -154,7 +154,11 @@ pub enum WriteError {
 
 /// Writes all of `bytes`, retrying every `RETRY_EVERY` while the send buffer is full; fails
 /// when no byte goes out for `patience`.
-pub async fn write_all(socket: &Socket, bytes: &[u8], patience: Duration) -> Result<(), WriteError> {
+pub async fn write_all(
+    socket: &Socket,
+    bytes: &[u8],
+    patience: Duration,
+) -> Result<(), WriteError> {
     let mut rest = bytes;
     let mut stalled_since = tokio::time::Instant::now();
     while !rest.is_empty() {
@@ -200,21 +204,23 @@ pub async fn drive<F: Future + Unpin>(mut fut: F) -> F::Output {
     }
 }
 
+/// A detached server socket and its blocking client end, over loopback (for tests).
+#[cfg(test)]
+pub(crate) fn test_pair() -> (Socket, std::net::TcpStream) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let client = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+    let (server, _) = l.accept().expect("accept");
+    server.set_nonblocking(true).expect("nonblocking");
+    (Arc::new(server), client)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pair() -> (Socket, std::net::TcpStream) {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let client = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
-        let (server, _) = l.accept().expect("accept");
-        server.set_nonblocking(true).expect("nonblocking");
-        (Arc::new(server), client)
-    }
-
     #[test]
     fn reads_are_pending_until_bytes_arrive_and_ready_at_end_of_stream() {
-        let (server, mut client) = pair();
+        let (server, mut client) = test_pair();
         let mut buf = Vec::new();
         assert!(poll_read(&server, &mut buf).is_pending());
         client.write_all(b"hello").expect("write");
@@ -236,7 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_to_a_peer_that_never_reads_times_out() {
-        let (server, _client) = pair();
+        let (server, _client) = test_pair();
         let block = vec![0u8; 1 << 20];
         let mut sent = 0usize;
         while try_write(&server, &block).expect("write") > 0 {

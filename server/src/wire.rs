@@ -91,9 +91,16 @@ mod tests {
 
     #[test]
     fn close_and_pong_frames() {
-        assert_eq!(&close(1000, "bye")[..], &[0x88, 5, 0x03, 0xE8, b'b', b'y', b'e']);
+        assert_eq!(
+            &close(1000, "bye")[..],
+            &[0x88, 5, 0x03, 0xE8, b'b', b'y', b'e']
+        );
         let long = close(1008, &"é".repeat(100));
-        assert_eq!(long[1], 2 + 122, "cut at a character boundary within 123 bytes");
+        assert_eq!(
+            long[1],
+            2 + 122,
+            "cut at a character boundary within 123 bytes"
+        );
         assert!(std::str::from_utf8(&long[4..]).is_ok());
         assert_eq!(&pong(b"hi")[..], &[0x8A, 2, b'h', b'i']);
     }

@@ -110,12 +110,18 @@ async fn a_drain_does_not_wait_for_matches_nobody_is_in() {
     let _ = p.tx.close(close_code::NORMAL, "bye").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_, body) = http(&server, "GET", "/api/matches").await;
-    assert!(body.contains("\"players\":0"), "the match is empty but open: {body}");
+    assert!(
+        body.contains("\"players\":0"),
+        "the match is empty but open: {body}"
+    );
     let started = Instant::now();
-    tokio::time::timeout(Duration::from_secs(20), server.drain(Duration::from_secs(30)))
-        .await
-        .expect("the drain did not wait for the empty match's 600 s")
-        .expect("clean");
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        server.drain(Duration::from_secs(30)),
+    )
+    .await
+    .expect("the drain did not wait for the empty match's 600 s")
+    .expect("clean");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "took {:?}",

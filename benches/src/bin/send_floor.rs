@@ -74,7 +74,12 @@ fn main() -> anyhow::Result<()> {
 
 fn pin_self(cpu: u32) -> anyhow::Result<()> {
     let status = Command::new("taskset")
-        .args(["-a", "-cp", &cpu.to_string(), &std::process::id().to_string()])
+        .args([
+            "-a",
+            "-cp",
+            &cpu.to_string(),
+            &std::process::id().to_string(),
+        ])
         .stdout(Stdio::null())
         .status()
         .context("running taskset (util-linux)")?;
@@ -93,8 +98,16 @@ fn measure(n: usize, window: Duration, mode: Mode) -> anyhow::Result<f64> {
     let mut child = Command::new("taskset")
         .args(["-c", "1"])
         .arg(exe)
-        .args(["--client-port", &port.to_string(), "--clients", &n.to_string()])
-        .args(["--duration", &format!("{}ms", (warmup + window).as_millis() + 1000)])
+        .args([
+            "--client-port",
+            &port.to_string(),
+            "--clients",
+            &n.to_string(),
+        ])
+        .args([
+            "--duration",
+            &format!("{}ms", (warmup + window).as_millis() + 1000),
+        ])
         .spawn()
         .context("starting the client side")?;
     let mut socks = Vec::with_capacity(n);
