@@ -160,10 +160,18 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
     handle
 }
 
+/// How long a player's input queue must stay deeper than needed before its oldest input is
+/// dropped. A quarter second: a client whose inputs land right at the tick boundary gets a
+/// standing second input from timer jitter alone, and each such queue adds a whole tick to
+/// its latency until trimmed (with a one-second window, the median input-to-ack latency at
+/// 1,024 clients was about 2 ms higher, measured interleaved with the ladder).
+const TRIM_WINDOW: Duration = Duration::from_millis(250);
+
 /// A player's input queue: the jitter buffer. One input is consumed per tick. When the queue
-/// never ran dry for a whole second (its smallest depth at tick time stayed at one or more),
-/// the oldest input is dropped, so a buffer that grew during a burst of jitter shrinks back
-/// and the player's input latency returns to at most one tick.
+/// never ran dry for `TRIM_WINDOW` (its smallest depth at tick time stayed at two or more, so
+/// one was left after every tick's input), the oldest input is dropped, so a buffer that grew
+/// during a burst of jitter shrinks back and the player's input latency returns to at most
+/// one tick.
 #[derive(Debug)]
 struct InputQueue {
     rx: mpsc::Receiver<InputFrame>,
@@ -380,10 +388,10 @@ impl MatchTask {
             }
         }
 
-        let hz = self.game.params.tick_hz;
+        let window = ticks(TRIM_WINDOW, self.game.params.tick_hz).max(1);
         let mut trimmed = 0;
         for q in self.inputs.values_mut() {
-            trimmed += u64::from(q.trim(hz));
+            trimmed += u64::from(q.trim(window));
         }
         self.ctx.stats.inputs_trimmed.add(trimmed);
         let inputs = &mut self.inputs;
