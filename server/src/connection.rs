@@ -1,7 +1,8 @@
 //! One player's (or spectator's) WebSocket: a reader (inputs and chat in, protocol
 //! enforcement) and a writer (welcome, control replies, catching up, closing), with the close
-//! handshake honoured both ways. In the steady state the writer sleeps and the match loop
-//! writes each tick's snapshot into the socket itself (see `outlet`).
+//! handshake honoured both ways. In the steady state the match loop drives both: it polls the
+//! reader once per tick (see `inlet`) and writes each tick's snapshot into the socket itself
+//! while the writer task sleeps (see `outlet`).
 //!
 //! Misbehaviour ends in a close frame with an RFC 6455 code and a reason, never a panic:
 //! text frame 1003, undecodable bytes 1002, frame over the size limit 1009, sustained input
@@ -9,11 +10,11 @@
 //! `--write-timeout-ms` is dropped; until then, a slow reader just skips snapshots (the writer
 //! catches up with the latest tick only), so nothing queues up for it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use std::collections::VecDeque;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
