@@ -752,9 +752,7 @@ impl Writer {
 
     /// Writes a whole frame (built by `wire`) and counts it.
     async fn send(&self, sink: &Socket, frame: &[u8]) -> Result<(), WriteError> {
-        let stats = &self.ctx.matches.stats;
-        stats.messages_out.inc();
-        stats.bytes_out.add(frame.len() as u64);
+        self.ctx.matches.stats.count_sent(frame.len());
         self.timed(sink, frame).await
     }
 
@@ -784,8 +782,7 @@ async fn write_close(
 ) -> Result<(), WriteError> {
     let frame = wire::close(code, reason);
     stats.count_close(code);
-    stats.messages_out.inc();
-    stats.bytes_out.add(frame.len() as u64);
+    stats.count_sent(frame.len());
     socket::write_all(sink, &frame, CLOSE_GRACE).await
 }
 

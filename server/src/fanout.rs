@@ -184,7 +184,9 @@ impl Cursor {
             if gap <= 0 {
                 return None;
             }
-            stats.snapshots_skipped.add(gap as u64 - 1);
+            if gap > 1 {
+                stats.snapshots_skipped.add(gap as u64 - 1);
+            }
         }
         let frame = out.frame_for(self.last.as_deref(), self.next_event, log);
         if frame.own {

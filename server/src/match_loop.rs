@@ -153,7 +153,7 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
         started_at: None,
         departed: Vec::new(),
         ctx,
-        _wake_on_exit: WakeOutletsOnDrop(handle.clone()),
+        _wake_on_exit: WakeWritersOnDrop(handle.clone()),
     };
     let tasks = task.ctx.tasks.clone();
     tasks.spawn(task.run().instrument(info_span!("match", match_id = id)));
@@ -218,13 +218,13 @@ struct MatchTask {
     departed: Vec<(PlayerId, String, u32, u32)>,
     ctx: MatchContext,
     /// Last field: dropped after `outputs`, so woken writers find the channel closed.
-    _wake_on_exit: WakeOutletsOnDrop,
+    _wake_on_exit: WakeWritersOnDrop,
 }
 
 /// Wakes every connection's writer when the match task ends (returns or panics).
-struct WakeOutletsOnDrop(Arc<MatchHandle>);
+struct WakeWritersOnDrop(Arc<MatchHandle>);
 
-impl Drop for WakeOutletsOnDrop {
+impl Drop for WakeWritersOnDrop {
     fn drop(&mut self) {
         self.0.wake_writers();
     }

@@ -21,17 +21,10 @@ use crate::socket::{self, Socket};
 use crate::stats::Stats;
 
 /// What the writer task lends to the match while it sleeps.
+#[derive(Debug)]
 pub struct Lent {
     pub sink: Socket,
     pub cursor: Cursor,
-}
-
-impl std::fmt::Debug for Lent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lent")
-            .field("cursor", &self.cursor)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What the writer task gets back.
@@ -121,8 +114,7 @@ impl Outlet {
         let Some(frame) = lent.cursor.advance(out, log, stats) else {
             return;
         };
-        stats.messages_out.inc();
-        stats.bytes_out.add(frame.len() as u64);
+        stats.count_sent(frame.len());
         match socket::try_write(&lent.sink, &frame) {
             Ok(n) if n == frame.len() => return,
             Ok(n) => slot.unsent = Some(frame.slice(n..)),

@@ -85,6 +85,12 @@ impl Stats {
         ]
     }
 
+    /// Counts one frame (of `wire_bytes`, header included) the server wrote.
+    pub fn count_sent(&self, wire_bytes: usize) {
+        self.messages_out.inc();
+        self.bytes_out.add(wire_bytes as u64);
+    }
+
     /// Counts a close frame the server sent.
     pub fn count_close(&self, code: u16) {
         if let Some((_, c)) = self.closes().into_iter().find(|(k, _)| *k == code) {
