@@ -17,7 +17,7 @@ pub const FIRE_RANGE: f32 = 400.0;
 
 /// A bot's behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Behavior {
     /// The benchmark workload: random walk, away from walls, no firing.
     Wander,
@@ -25,6 +25,24 @@ pub enum Behavior {
     Aggressive,
     /// Connect and read, send nothing.
     Idle,
+    /// Abuse: stream empty WebSocket ping frames as fast as the socket takes them.
+    FloodPings,
+    /// Abuse: stream input messages, each with eight new inputs, as fast as possible.
+    FloodInputs,
+    /// Abuse: one unfinished binary frame, then endless empty continuation frames.
+    FragmentBomb,
+    /// Abuse: play, but never read a byte (a tiny receive buffer).
+    SlowReader,
+    /// Abuse: matchmake, connect, drop the connection, again, as fast as allowed.
+    ReconnectStorm,
+}
+
+impl Behavior {
+    /// One of the abuse behaviours (run by `attack`, not as a player).
+    #[must_use]
+    pub fn is_attack(self) -> bool {
+        !matches!(self, Self::Wander | Self::Aggressive | Self::Idle)
+    }
 }
 
 /// A bot's steering state.
@@ -56,7 +74,12 @@ impl Steering {
         target: Option<(f32, f32)>,
     ) -> Option<InputFrame> {
         match self.behavior {
-            Behavior::Idle => None,
+            Behavior::Idle
+            | Behavior::FloodPings
+            | Behavior::FloodInputs
+            | Behavior::FragmentBomb
+            | Behavior::ReconnectStorm => None,
+            Behavior::SlowReader => Some(self.frame(seq, 0)),
             Behavior::Wander => {
                 self.theta += uniform(&mut self.rng, -0.3, 0.3);
                 if let Some((x, y)) = me {

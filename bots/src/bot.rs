@@ -45,6 +45,9 @@ struct Shared {
     pending: VecDeque<(Seq, Instant)>,
     me: Option<(f32, f32)>,
     target: Option<(f32, f32)>,
+    /// The snapshot stream broke (checksum mismatch, lost baseline, undecodable): the input
+    /// loop sends `RequestFull` before its next input.
+    need_full: bool,
 }
 
 fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -116,6 +119,12 @@ pub async fn run(cfg: BotConfig, stats: Arc<SwarmStats>, mut stop: watch::Receiv
             let s = lock(&shared);
             (s.me, s.target)
         };
+        if std::mem::take(&mut lock(&shared).need_full) {
+            if tx.send(&ClientMessage::RequestFull).await.is_err() {
+                break;
+            }
+            stats.resync_requests.fetch_add(1, Ordering::Relaxed);
+        }
         seq = seq.next();
         let Some(frame) = steering.next(seq, me, target) else {
             continue;
@@ -185,7 +194,8 @@ async fn read_loop(
     let mut latency = Vec::with_capacity(SAMPLE_BATCH);
     let mut jitter = Vec::with_capacity(SAMPLE_BATCH);
     let mut prev: Option<(Tick, PlayerState)> = None;
-    let mut checksum_desyncs = 0;
+    let (mut checksum_desyncs, mut decode_errors) = (0, 0);
+    let mut resyncing = false;
     loop {
         let (msg, n) = match rx.recv().await {
             Ok(Incoming::Message(m, n)) => (m, n),
@@ -214,16 +224,31 @@ async fn read_loop(
             jitter.push(d.unsigned_abs());
         }
         last_arrival = Some(now);
+        let full = snap.baseline().is_none();
         match worlds.receive(&snap) {
-            Received::Applied { .. } => {}
-            Received::NeedFull { .. } | Received::Stale => {
-                // A checksum mismatch or undecodable snapshot: ask for a full one.
-                if worlds.desyncs > checksum_desyncs {
-                    stats
-                        .checksum_desyncs
-                        .fetch_add(worlds.desyncs - checksum_desyncs, Ordering::Relaxed);
-                    checksum_desyncs = worlds.desyncs;
+            Received::Applied { .. } => {
+                if resyncing && full {
+                    resyncing = false;
+                    stats.resyncs.fetch_add(1, Ordering::Relaxed);
                 }
+            }
+            Received::Stale => continue,
+            Received::NeedFull { request_full, .. } => {
+                // A checksum mismatch, a lost baseline or an undecodable snapshot: counted
+                // apart, then a full snapshot is requested.
+                stats
+                    .checksum_desyncs
+                    .fetch_add(worlds.desyncs - checksum_desyncs, Ordering::Relaxed);
+                checksum_desyncs = worlds.desyncs;
+                stats
+                    .decode_errors
+                    .fetch_add(worlds.decode_errors - decode_errors, Ordering::Relaxed);
+                decode_errors = worlds.decode_errors;
+                if request_full {
+                    resyncing = true;
+                    lock(&shared).need_full = true;
+                }
+                prev = None;
                 continue;
             }
         }

@@ -7,7 +7,9 @@
 //! - [`swarm`] — ramp, measurement window, progress, stop.
 //! - [`report`] — the final report (table and JSON).
 //! - [`probe`] — the server's CPU and memory from its `/api/stats`, and our own.
+//! - [`attack`] — abuse behaviours, to attack your own server and see what it does.
 
+pub mod attack;
 pub mod behavior;
 pub mod bot;
 pub mod probe;

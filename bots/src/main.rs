@@ -30,9 +30,21 @@ struct Args {
     /// Wait this long after the ramp before measuring.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     warmup: Duration,
-    /// How the bots play: wander is the benchmark workload.
+    /// How the bots play: wander is the benchmark workload; an abuse behaviour makes every
+    /// bot an attacker (see --attack to mix them with honest bots).
     #[arg(long, value_enum, default_value_t = Behavior::Wander)]
     behavior: Behavior,
+    /// Also start attackers with this abuse behaviour (flood-pings, flood-inputs,
+    /// fragment-bomb, slow-reader, reconnect-storm) in the bots' matches after the ramp; the
+    /// report shows what the server did to them and what the bots saw meanwhile.
+    #[arg(long, value_enum)]
+    attack: Option<Behavior>,
+    /// How many attackers.
+    #[arg(long, default_value_t = 1)]
+    attackers: usize,
+    /// The server's operator key, to create matches on a server that is not `--open`.
+    #[arg(long, env = "SKIRMISH_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
     /// Worker threads of the bots' tokio runtime.
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -55,6 +67,11 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.attack.is_some_and(|a| !a.is_attack()) {
+        anyhow::bail!(
+            "--attack takes an abuse behaviour (flood-pings, flood-inputs, fragment-bomb, slow-reader, reconnect-storm)"
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
         .enable_all()
@@ -72,6 +89,13 @@ fn main() -> anyhow::Result<()> {
             seed: args.seed,
             progress: !args.quiet,
             tick_hz: args.tick_hz,
+            attackers: if args.attack.is_some() {
+                args.attackers
+            } else {
+                0
+            },
+            attack: args.attack,
+            admin_key: args.admin_key.clone(),
         };
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;

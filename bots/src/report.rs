@@ -71,6 +71,15 @@ pub struct Report {
     pub predictions_checked: u64,
     pub desyncs: u64,
     pub checksum_desyncs: u64,
+    /// Snapshots that did not decode.
+    pub decode_errors: u64,
+    /// Full snapshots requested after a broken stream, and received.
+    pub resync_requests: u64,
+    pub resyncs: u64,
+    /// Attackers beside the bots (`--attack`): their behaviour and count.
+    pub attack: Option<(Behavior, usize)>,
+    /// What the attackers met, with counts ("closed 1008: …", "http 429: …").
+    pub attack_outcomes: BTreeMap<String, u64>,
     /// This process's CPU over the window, % of one core.
     pub bots_cpu_pct: f64,
     pub server: Option<ServerUsage>,
@@ -147,6 +156,13 @@ impl Report {
                 self.desyncs, self.checksum_desyncs, self.predictions_checked
             ),
         );
+        row(
+            "decode errors / resyncs asked / got",
+            format!(
+                "{} / {} / {}",
+                self.decode_errors, self.resync_requests, self.resyncs
+            ),
+        );
         row("bots CPU", format!("{:.1} % of a core", self.bots_cpu_pct));
         if let Some(s) = &self.server {
             row(
@@ -173,6 +189,12 @@ impl Report {
         }
         for (why, n) in &self.failures {
             row("failure", format!("{n} x {why}"));
+        }
+        if let Some((behavior, n)) = self.attack {
+            row("attackers", format!("{n} x {behavior:?}"));
+            for (what, n) in &self.attack_outcomes {
+                row("  the server did", format!("{n} x {what}"));
+            }
         }
         t
     }

@@ -25,6 +25,13 @@ pub struct SwarmStats {
     pub desyncs: AtomicU64,
     /// Decoded worlds whose checksum did not match (must be 0).
     pub checksum_desyncs: AtomicU64,
+    /// Snapshots that did not decode (must be 0).
+    pub decode_errors: AtomicU64,
+    /// `RequestFull`s sent after a broken stream, and full snapshots that answered them.
+    pub resync_requests: AtomicU64,
+    pub resyncs: AtomicU64,
+    /// What attackers (abuse behaviours) met: "closed 1008: …", "http 429: …", counts.
+    pub attack_outcomes: Mutex<BTreeMap<String, u64>>,
     /// Whether histograms record (inside the measurement window).
     pub measuring: AtomicBool,
     /// Input-to-ack latency, microseconds.
@@ -50,6 +57,10 @@ impl Default for SwarmStats {
             predictions_checked: AtomicU64::new(0),
             desyncs: AtomicU64::new(0),
             checksum_desyncs: AtomicU64::new(0),
+            decode_errors: AtomicU64::new(0),
+            resync_requests: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            attack_outcomes: Mutex::new(BTreeMap::new()),
             measuring: AtomicBool::new(false),
             latency_us: Mutex::new(hist()),
             jitter_us: Mutex::new(hist()),
@@ -86,6 +97,16 @@ impl SwarmStats {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(reason)
+            .or_default() += 1;
+    }
+
+    /// Records what an attacker met.
+    pub fn attack_outcome(&self, outcome: String) {
+        *self
+            .attack_outcomes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(outcome)
             .or_default() += 1;
     }
 

@@ -35,6 +35,12 @@ pub struct SwarmConfig {
     pub progress: bool,
     /// The server's tick rate (for delivery and jitter; read from the first Welcome otherwise).
     pub tick_hz: u32,
+    /// Attackers started beside the bots, after the ramp, in the bots' matches.
+    pub attackers: usize,
+    /// Their behaviour (one of the abuse behaviours).
+    pub attack: Option<Behavior>,
+    /// The operator key, to create the swarm's matches on a server that is not `--open`.
+    pub admin_key: Option<String>,
 }
 
 /// Why a swarm could not run.
@@ -58,7 +64,7 @@ pub async fn run(
     let mut match_ids = Vec::new();
     if cfg.match_size > 0 {
         for _ in 0..cfg.bots.div_ceil(cfg.match_size) {
-            let id = client::create_match(&cfg.base_url)
+            let id = client::create_match(&cfg.base_url, cfg.admin_key.as_deref())
                 .await
                 .map_err(|source| SwarmError::CreateMatch {
                     url: cfg.base_url.clone(),
@@ -104,9 +110,29 @@ pub async fn run(
                 let s = stats.clone();
                 let stop = stop_rx.clone();
                 bots.spawn(async move {
-                    bot::run(bc, s.clone(), stop).await;
+                    if bc.behavior.is_attack() {
+                        crate::attack::run(bc, s.clone(), stop).await;
+                    } else {
+                        bot::run(bc, s.clone(), stop).await;
+                    }
                     s.active.fetch_sub(1, Ordering::Relaxed);
                 });
+            }
+            // Attackers join once the honest bots are in, spread over the bots' matches.
+            if let Some(kind) = cfg.attack {
+                tokio::time::sleep_until(start + cfg.ramp).await;
+                for i in 0..cfg.attackers {
+                    let bc = BotConfig {
+                        base_url: cfg.base_url.clone(),
+                        name: format!("attacker{i}"),
+                        match_id: (!match_ids.is_empty()).then(|| match_ids[i % match_ids.len()]),
+                        behavior: kind,
+                        seed: cfg.seed ^ (i as u64 + 1),
+                    };
+                    let s = stats.clone();
+                    let stop = stop_rx.clone();
+                    bots.spawn(async move { crate::attack::run(bc, s, stop).await });
+                }
             }
             bots
         }
@@ -288,6 +314,15 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
         predictions_checked: stats.predictions_checked.load(Ordering::Relaxed),
         desyncs: stats.desyncs.load(Ordering::Relaxed),
         checksum_desyncs: stats.checksum_desyncs.load(Ordering::Relaxed),
+        decode_errors: stats.decode_errors.load(Ordering::Relaxed),
+        resync_requests: stats.resync_requests.load(Ordering::Relaxed),
+        resyncs: stats.resyncs.load(Ordering::Relaxed),
+        attack: cfg.attack.map(|b| (b, cfg.attackers)),
+        attack_outcomes: stats
+            .attack_outcomes
+            .lock()
+            .map(|f| f.clone())
+            .unwrap_or_default(),
         bots_cpu_pct: bots_cpu,
         server,
     }

@@ -19,12 +19,18 @@ fn swarm_config(server: &Server, bots: usize, behavior: Behavior) -> SwarmConfig
         seed: 7,
         progress: false,
         tick_hz: 30,
+        attackers: 0,
+        attack: None,
+        admin_key: Some(ADMIN_KEY.into()),
     }
 }
+
+const ADMIN_KEY: &str = "swarm-test-key";
 
 async fn token_server() -> Server {
     let mut c = Config::ephemeral();
     c.open = false; // the bots matchmake and join with tokens
+    c.admin_key = Some(ADMIN_KEY.into());
     Server::start(c).await.expect("server")
 }
 
@@ -123,6 +129,7 @@ async fn an_interrupted_run_still_reports_what_it_measured() {
 async fn refused_bots_are_reported_with_the_reason() {
     let mut c = Config::ephemeral();
     c.open = false;
+    c.admin_key = Some(ADMIN_KEY.into());
     c.match_size = 4;
     let server = Server::start(c).await.expect("server");
     // Groups of 8 into matches of 4: half the bots are refused by the matchmaker.

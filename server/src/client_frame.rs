@@ -125,21 +125,7 @@ mod tests {
 
     /// A client frame as a browser would send it.
     fn masked(b0: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-        let mut out = vec![b0];
-        match payload.len() {
-            n @ 0..=125 => out.push(0x80 | n as u8),
-            n @ 126..=65535 => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
-        out
+        skirmish_shared::protocol::masked_frame(b0, payload, mask)
     }
 
     #[test]

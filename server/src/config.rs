@@ -47,6 +47,56 @@ pub struct Config {
     #[arg(long, env = "SKIRMISH_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
 
+    /// A request's headers must arrive within this (else the connection is closed); also the
+    /// longest a keep-alive HTTP connection may sit idle between requests.
+    #[arg(long, env = "SKIRMISH_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Most simultaneous HTTP connections (a WebSocket stops counting once upgraded); more
+    /// get a 503 and are closed.
+    #[arg(long, env = "SKIRMISH_MAX_HTTP_CONNECTIONS", default_value_t = 256)]
+    pub max_http_connections: usize,
+
+    /// Largest HTTP request body, bytes; larger ones get 413.
+    #[arg(long, env = "SKIRMISH_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Operator key: `POST /api/matches` (and, with `--private-spectating`, spectator tokens)
+    /// need `Authorization: Bearer <key>`, unless `--open`. Unset: creating matches is
+    /// refused (403) except with `--open`.
+    #[arg(long, env = "SKIRMISH_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
+
+    /// Spectator tokens need the admin key (default: anyone may watch).
+    #[arg(long, env = "SKIRMISH_PRIVATE_SPECTATING")]
+    pub private_spectating: bool,
+
+    /// Matchmaking, match-creation and spectator-token requests per second per client IP
+    /// (a token bucket; 429 with `Retry-After` beyond it).
+    #[arg(long, env = "SKIRMISH_API_RATE_PER_S", default_value_t = 2)]
+    pub api_rate_per_s: u32,
+
+    /// Burst of such requests a client IP may make at once.
+    #[arg(long, env = "SKIRMISH_API_BURST", default_value_t = 10)]
+    pub api_burst: u32,
+
+    /// Rate-limit loopback clients too. Off by default: local bot swarms and the demo bots
+    /// matchmake from 127.0.0.1 (behind a local reverse proxy every client is loopback; there,
+    /// limit at the proxy or turn this on).
+    #[arg(long, env = "SKIRMISH_RATE_LIMIT_LOOPBACK")]
+    pub rate_limit_loopback: bool,
+
+    /// Accept join tokens signed before a restart (same `--secret`). Off: every token names
+    /// the server instance that signed it, and a restarted server refuses older ones.
+    #[arg(long, env = "SKIRMISH_TOKEN_SURVIVES_RESTART")]
+    pub token_survives_restart: bool,
+
+    /// The server's public base URL (`http://host:port` or `https://...`), used for the
+    /// `ws_url` matchmaking returns. Unset: the listen address. The request's `Host` header
+    /// is never used.
+    #[arg(long, env = "SKIRMISH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Seed for match RNGs (each match derives its own); unset picks one from the clock.
     #[arg(long, env = "SKIRMISH_SEED")]
     pub seed: Option<u64>,
@@ -89,13 +139,15 @@ pub struct Config {
     #[arg(long, env = "SKIRMISH_MATCH_DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub match_duration: Duration,
 
-    /// File that finished matches' results are appended to, one JSON line each.
-    #[arg(
-        long,
-        env = "SKIRMISH_RESULTS_PATH",
-        default_value = "skirmish-results.jsonl"
-    )]
-    pub results_path: PathBuf,
+    /// Directory for the server's state (the results file). Unset: the platform's data
+    /// directory, `$XDG_DATA_HOME/skirmish` or `~/.local/share/skirmish` on Linux.
+    #[arg(long, env = "SKIRMISH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// File that finished matches' results are appended to, one JSON line each. Unset:
+    /// `results.jsonl` in the data directory.
+    #[arg(long, env = "SKIRMISH_RESULTS_PATH")]
+    pub results_path: Option<PathBuf>,
 
     /// Keep results in memory only (no results file).
     #[arg(long, env = "SKIRMISH_NO_RESULTS_FILE")]
@@ -239,10 +291,23 @@ impl Config {
         c
     }
 
+    /// The directory for the server's state: `--data-dir`, else the platform's data
+    /// directory, else (no home directory at all) `skirmish-data` in the working directory.
+    #[must_use]
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            dirs::data_dir().map_or_else(|| PathBuf::from("skirmish-data"), |d| d.join("skirmish"))
+        })
+    }
+
     /// The results file, unless disabled.
     #[must_use]
     pub fn results_file(&self) -> Option<PathBuf> {
-        (!self.no_results_file).then(|| self.results_path.clone())
+        (!self.no_results_file).then(|| {
+            self.results_path
+                .clone()
+                .unwrap_or_else(|| self.data_dir().join("results.jsonl"))
+        })
     }
 
     #[must_use]
@@ -311,5 +376,31 @@ mod tests {
                 .tick_hz,
             128
         );
+    }
+
+    #[test]
+    fn results_go_to_the_data_directory_not_the_working_directory() {
+        let c = Config::try_parse_from(["s", "--data-dir", "/srv/skirmish"]).expect("parses");
+        assert_eq!(
+            c.results_file(),
+            Some(PathBuf::from("/srv/skirmish/results.jsonl"))
+        );
+        let c = Config::try_parse_from(["s", "--data-dir", "/srv/x", "--results-path", "r.jsonl"])
+            .expect("parses");
+        assert_eq!(
+            c.results_file(),
+            Some(PathBuf::from("r.jsonl")),
+            "an explicit path wins"
+        );
+        let c = Config::try_parse_from(["s"]).expect("parses");
+        let default = c.results_file().expect("a results file by default");
+        assert!(default.is_absolute(), "{}", default.display());
+        assert!(
+            default.ends_with("skirmish/results.jsonl"),
+            "{}",
+            default.display()
+        );
+        let c = Config::try_parse_from(["s", "--no-results-file"]).expect("parses");
+        assert_eq!(c.results_file(), None);
     }
 }

@@ -4,33 +4,31 @@
 //! reader once per tick (see `inlet`) and writes each tick's snapshot into the socket itself
 //! while the writer task sleeps (see `outlet`).
 //!
-//! Misbehaviour ends in a close frame with an RFC 6455 code and a reason, never a panic:
-//! text frame 1003, undecodable bytes 1002, frame over the size limit 1009, sustained input
-//! flood 1008, invalid close frame 1002. A socket that accepts no bytes for
+//! What a client may send, and what it may cost per tick, is decided by the sans-IO `reader`;
+//! misbehaviour ends in a close frame with an RFC 6455 code and a reason, never a panic: text
+//! frame 1003, undecodable bytes or broken framing 1002, invalid UTF-8 1007, frame over the
+//! size limit 1009, sustained message flood 1008. A socket that accepts no bytes for
 //! `--write-timeout-ms` is dropped; until then, a slow reader just skips snapshots (the writer
 //! catches up with the latest tick only), so nothing queues up for it.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 
-use skirmish_shared::protocol::{
-    self, CHAT_BURST, CHAT_WINDOW_S, ClientMessage, EnvelopeError, InputFrame, MAX_CHAT_CHARS,
-    MAX_CLIENT_MESSAGE_BYTES, ServerMessage, close_code,
-};
-use skirmish_shared::tick::Seq;
+use skirmish_shared::protocol::{self, ServerMessage, close_code};
 use skirmish_shared::world::PlayerId;
 
-use crate::client_frame::{self, FrameError, OpCode};
 use crate::fanout::{Cursor, TickOutput, snapshot_msg};
 use crate::inlet::Inlet;
+use crate::jitter::InputRing;
 use crate::match_loop::{MatchCommand, MatchContext};
 use crate::outlet::{Lent, Outlet};
+use crate::reader::{Close, ConnReader, Event, Limits};
 use crate::registry::{Link, MatchHandle, SpectatorSlot};
 use crate::socket::{self, Socket, WriteError};
 use crate::stats::Stats;
@@ -40,6 +38,8 @@ use crate::wire;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Control messages from the reader to the writer.
 const CONTROL_QUEUE: usize = 8;
+/// The most one read of a game socket takes (the reader's per-tick byte budget).
+const READ_BUDGET: usize = 4 * 1024;
 
 /// What a connection needs from the server.
 #[derive(Debug, Clone)]
@@ -86,16 +86,14 @@ enum Control {
 }
 
 /// Runs one connection from the upgraded socket to the end.
-/// `dup` is the connection's socket, duplicated at accept (see `socket`).
 pub async fn run(
     upgraded: fastwebsockets::upgrade::UpgradeFut,
-    dup: socket2::Socket,
     join: JoinKind,
     ctx: ConnectionContext,
 ) {
     let stats = ctx.matches.stats.clone();
     let ws = match upgraded.await {
-        Ok(ws) => match socket::detach(ws.into_inner(), dup) {
+        Ok(ws) => match socket::detach(ws.into_inner().into_inner()) {
             Ok(detached) => Some(detached),
             Err(e) => {
                 debug!("taking over the upgraded socket failed: {e}");
@@ -119,12 +117,12 @@ pub async fn run(
                 end_seat(&handle, seat, None, reconnectable, &ctx).await;
                 return;
             };
-            let (inputs_tx, inputs_rx) = mpsc::channel(ctx.input_queue.max(1));
+            let inputs = Arc::new(InputRing::new(ctx.input_queue));
             let (reply_tx, reply_rx) = oneshot::channel();
             let cmd = MatchCommand::Join {
                 name,
                 resume,
-                inputs: inputs_rx,
+                inputs: inputs.clone(),
                 reply: reply_tx,
             };
             let player = match handle.commands.send(cmd).await {
@@ -138,7 +136,7 @@ pub async fn run(
             };
             handle.seats().set_player(seat, player);
             let span = info_span!("player", match_id = handle.id, player_id = player.0);
-            let end = serve(ws, Some((player, inputs_tx)), &handle, &ctx)
+            let end = serve(ws, Some((player, inputs)), &handle, &ctx)
                 .instrument(span)
                 .await;
             end_seat(
@@ -200,7 +198,7 @@ pub enum End {
 /// Runs the reader and writer of one connection until it ends.
 async fn serve(
     (socket, prefix): (Socket, Vec<u8>),
-    player: Option<(PlayerId, mpsc::Sender<InputFrame>)>,
+    player: Option<(PlayerId, Arc<InputRing>)>,
     handle: &Arc<MatchHandle>,
     ctx: &ConnectionContext,
 ) -> End {
@@ -212,14 +210,17 @@ async fn serve(
     let player_id = player.as_ref().map(|p| p.0);
     let reader = Reader {
         socket: socket.clone(),
-        buf: prefix,
-        drained: false,
+        prefix,
+        core: ConnReader::new(
+            Limits::for_tick_rate(handle.tick_hz),
+            player.is_some(),
+            Instant::now().into_std(),
+        ),
         player,
         chat: handle.chat.clone(),
         control: ctrl_tx,
         stats: stats.clone(),
         close_sent: close_sent.clone(),
-        tick_hz: handle.tick_hz,
     };
     let link = Arc::new(Link {
         inlet: Inlet::new(Box::pin(reader.run().in_current_span())),
@@ -237,7 +238,7 @@ async fn serve(
         ctx: ctx.clone(),
         close_sent,
     };
-    let mut writer = tokio::spawn(writer.run(socket).in_current_span());
+    let mut writer = tokio::spawn(writer.run(socket.clone()).in_current_span());
     let end = tokio::select! {
         () = link.inlet.finished() => {
             // The reader ended under the match's polling; if it owes a close, the writer is
@@ -250,20 +251,25 @@ async fn serve(
             end
         }
         w = &mut writer => {
-            // The writer closed (shutdown, match over) or gave up on the socket: the match
-            // may no longer poll the reader, so drive it here while waiting for the peer's
+            // The writer closed (shutdown, match over) or gave up on the socket. A stalled
+            // socket gets no close handshake (nothing can be written to it). Otherwise the
+            // match may no longer poll the reader: drive it here while waiting for the peer's
             // close.
-            let r = match link.inlet.take_back() {
-                Some(Ok(reader)) => tokio::time::timeout(CLOSE_GRACE, socket::drive(reader))
+            let taken = link.inlet.take_back();
+            match (w, taken) {
+                (Ok(WriterEnd::Stalled) | Err(_), _) => End::Abrupt,
+                (_, Some(Ok(reader))) => tokio::time::timeout(CLOSE_GRACE, socket::drive(reader))
                     .await
                     .unwrap_or(End::Abrupt),
-                Some(Err(end)) => end,
-                None => End::Abrupt,
-            };
-            if matches!(w, Ok(WriterEnd::Stalled)) { End::Abrupt } else { r }
+                (_, Some(Err(end))) => end,
+                (_, None) => End::Abrupt,
+            }
         }
     };
     writer.abort();
+    // Our side is done: close the TCP connection now (RFC 6455 7.1.1: after the close
+    // handshake the server closes first), whoever else still holds the socket.
+    let _ = socket.shutdown(std::net::Shutdown::Both);
     stats.connections.dec();
     debug!(?end, "disconnected");
     end
@@ -271,25 +277,15 @@ async fn serve(
 
 struct Reader {
     socket: Socket,
-    /// Bytes received and not yet parsed into frames.
-    buf: Vec<u8>,
-    /// The last read emptied the socket: do not ask it again in the same poll (that would
-    /// be a syscall that returns `EAGAIN`, once per connection per tick).
-    drained: bool,
+    /// What hyper had read before the upgrade: fed before anything from the socket.
+    prefix: Vec<u8>,
+    core: ConnReader,
     /// `None` for a spectator.
-    player: Option<(PlayerId, mpsc::Sender<InputFrame>)>,
+    player: Option<(PlayerId, Arc<InputRing>)>,
     chat: mpsc::Sender<(PlayerId, String)>,
     control: mpsc::Sender<Control>,
     stats: Arc<Stats>,
     close_sent: Arc<AtomicBool>,
-    tick_hz: u32,
-}
-
-/// Why no frame could be read.
-enum ReadError {
-    Frame(FrameError),
-    /// End of stream, or a socket error.
-    Gone,
 }
 
 /// Why the reader stopped, as a close to send (if any).
@@ -298,275 +294,134 @@ enum ReadEnd {
     Done,
     /// The peer vanished without a close frame.
     Vanished,
-    Close(u16, String),
+    Close(Close),
 }
 
 impl Reader {
     async fn run(mut self) -> End {
-        let end = self.read_loop().await;
-        match end {
+        let close = match self.read_loop().await {
             ReadEnd::Done => return End::Closed,
             ReadEnd::Vanished => return End::Abrupt,
-            ReadEnd::Close(..) => {}
-        }
-        if let ReadEnd::Close(code, reason) = end {
-            debug!(code, %reason, "closing");
-            let _ = self.control.send(Control::Close { code, reason }).await;
-            // Wait (briefly) for the peer's close frame, discarding anything else.
-            let _ = tokio::time::timeout(CLOSE_GRACE, async {
-                while let Ok(f) = self.next_frame().await {
-                    if f.opcode == OpCode::Close {
-                        break;
-                    }
-                }
+            ReadEnd::Close(close) => close,
+        };
+        debug!(code = close.code, reason = %close.reason, "closing");
+        let _ = self
+            .control
+            .send(Control::Close {
+                code: close.code,
+                reason: close.reason,
             })
             .await;
-        }
+        // Wait (briefly) for the peer's close frame, discarding anything else.
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.read_loop()).await;
         End::Closed
     }
 
-    /// The next whole frame; reads (polls) the socket while there is none in the buffer.
-    async fn next_frame(&mut self) -> Result<client_frame::Frame, ReadError> {
-        loop {
-            // fastwebsockets' convention, kept: frames of the limit's length are refused too.
-            let parsed = client_frame::parse(&self.buf, MAX_CLIENT_MESSAGE_BYTES + 1)
-                .map_err(ReadError::Frame)?;
-            if let Some((frame, used)) = parsed {
-                self.buf.drain(..used);
-                return Ok(frame);
-            }
-            if std::mem::take(&mut self.drained) {
-                socket::yield_once().await;
-            }
-            let read = std::future::poll_fn(|_| socket::poll_read(&self.socket, &mut self.buf));
-            match read.await {
-                Ok(0) | Err(_) => return Err(ReadError::Gone),
-                Ok(n) => self.drained = n < socket::READ_CHUNK,
-            }
-        }
-    }
-
+    /// Reads one tick's budget per poll (see `reader`) and acts on what arrived, until the
+    /// read side ends.
     async fn read_loop(&mut self) -> ReadEnd {
-        let mut last_enqueued: Option<Seq> = None;
-        let mut flood = FloodWindow::new(self.tick_hz);
-        let mut chat_limit = ChatLimit::default();
-        let mut partial: Option<Vec<u8>> = None;
+        let mut events = Vec::new();
         loop {
-            let client_frame::Frame {
-                opcode,
-                fin,
-                payload,
-            } = match self.next_frame().await {
-                Ok(f) => f,
-                Err(ReadError::Frame(FrameError::TooLarge(_))) => {
-                    return ReadEnd::Close(
-                        close_code::TOO_BIG,
-                        format!("frame larger than {MAX_CLIENT_MESSAGE_BYTES} bytes"),
-                    );
+            let now = Instant::now().into_std();
+            self.core.start_tick();
+            let read = self.read_tick(now, &mut events);
+            for event in events.drain(..) {
+                if let Some(end) = self.on_event(event).await {
+                    return end;
                 }
-                Err(ReadError::Gone) => {
-                    debug!("connection dropped without a close frame");
-                    return ReadEnd::Vanished;
+            }
+            if let Some(end) = read {
+                return end;
+            }
+            socket::yield_once().await; // the rest at the next tick
+        }
+    }
+
+    /// Feeds the reader what this tick's budget allows: what was left, the upgrade's
+    /// prefix, then the socket. A read that returns less than asked has emptied the socket:
+    /// asking again would be a system call that returns `EAGAIN`, once per connection per
+    /// tick.
+    fn read_tick(&mut self, now: std::time::Instant, events: &mut Vec<Event>) -> Option<ReadEnd> {
+        let closing = self.core.is_closing();
+        let fed = self.core.resume(now, events).and_then(|()| {
+            let take = self.core.room().min(self.prefix.len());
+            if take > 0 {
+                let prefix: Vec<u8> = self.prefix.drain(..take).collect();
+                self.core.feed(&prefix, now, events)?;
+            }
+            let mut chunk = [0u8; READ_BUDGET];
+            loop {
+                let want = self.core.room().min(chunk.len());
+                if want == 0 {
+                    return Ok(None);
                 }
-                Err(ReadError::Frame(e)) => {
-                    return ReadEnd::Close(close_code::PROTOCOL_ERROR, format!("bad frame: {e}"));
-                }
-            };
-            self.stats.messages_in.inc();
-            self.stats.bytes_in.add(payload.len() as u64);
-            let message = match opcode {
-                OpCode::Text => {
-                    return ReadEnd::Close(
-                        close_code::UNSUPPORTED_DATA,
-                        "text frames are not supported: send binary protocol messages".into(),
-                    );
-                }
-                OpCode::Binary if fin => payload,
-                OpCode::Binary => {
-                    partial = Some(payload);
-                    continue;
-                }
-                OpCode::Continuation => {
-                    let Some(buf) = partial.as_mut() else {
-                        return ReadEnd::Close(
-                            close_code::PROTOCOL_ERROR,
-                            "continuation frame without a message".into(),
-                        );
-                    };
-                    buf.extend_from_slice(&payload);
-                    if buf.len() > MAX_CLIENT_MESSAGE_BYTES {
-                        return ReadEnd::Close(
-                            close_code::TOO_BIG,
-                            format!("message larger than {MAX_CLIENT_MESSAGE_BYTES} bytes"),
-                        );
-                    }
-                    if !fin {
-                        continue;
-                    }
-                    partial.take().unwrap_or_default()
-                }
-                OpCode::Close => return self.on_close(&payload).await,
-                OpCode::Ping => {
-                    let _ = self.control.try_send(Control::PingFrame(payload));
-                    continue;
-                }
-                OpCode::Pong => continue,
-            };
-            let msg = match protocol::decode_client(&message) {
-                Ok(m) => m,
-                Err(EnvelopeError::Utf8) => {
-                    return ReadEnd::Close(
-                        close_code::INVALID_PAYLOAD,
-                        "bad message: text is not valid UTF-8".into(),
-                    );
-                }
-                Err(e) => {
-                    return ReadEnd::Close(close_code::PROTOCOL_ERROR, format!("bad message: {e}"));
-                }
-            };
-            match msg {
-                ClientMessage::Input { frames } => {
-                    let Some((_, inputs)) = &self.player else {
-                        return ReadEnd::Close(
-                            close_code::POLICY,
-                            "spectators cannot send inputs".into(),
-                        );
-                    };
-                    for f in frames {
-                        if last_enqueued.is_some_and(|l| !f.seq.is_after(l)) {
-                            continue; // a redundant copy we already have
+                match socket::try_read(&self.socket, &mut chunk[..want]) {
+                    Poll::Pending => return Ok(None),
+                    Poll::Ready(Ok(0) | Err(_)) => return Ok(Some(ReadEnd::Vanished)),
+                    Poll::Ready(Ok(n)) => {
+                        self.stats.bytes_in.add(n as u64);
+                        self.core.feed(&chunk[..n], now, events)?;
+                        if n < want {
+                            return Ok(None);
                         }
-                        self.stats.inputs_received.inc();
-                        last_enqueued = Some(f.seq);
-                        if inputs.try_send(f).is_err() {
-                            self.stats.inputs_dropped.inc();
-                            if flood.drop_one(Instant::now()) {
-                                return ReadEnd::Close(
-                                    close_code::POLICY,
-                                    "input flood: more inputs than ticks, sustained".into(),
-                                );
-                            }
-                        }
-                    }
-                }
-                ClientMessage::Ping { client_time_us } => {
-                    let _ = self.control.try_send(Control::Pong { client_time_us });
-                }
-                ClientMessage::RequestFull => {
-                    let _ = self.control.try_send(Control::RequestFull);
-                }
-                ClientMessage::Chat { text } => {
-                    let refusal = match &self.player {
-                        None => Some("spectators cannot chat".to_string()),
-                        Some(_) if text.chars().count() > MAX_CHAT_CHARS => Some(format!(
-                            "chat message longer than {MAX_CHAT_CHARS} characters"
-                        )),
-                        Some(_) if text.trim().is_empty() => Some("empty chat message".to_string()),
-                        Some(_) if !chat_limit.allow(Instant::now()) => Some(format!(
-                            "chat rate limit: at most {CHAT_BURST} messages per {CHAT_WINDOW_S} s"
-                        )),
-                        Some((id, _)) => match self.chat.try_send((*id, text)) {
-                            Ok(()) => None,
-                            Err(_) => Some("chat is busy, try again".to_string()),
-                        },
-                    };
-                    if let Some(reason) = refusal {
-                        // Waits for the writer: a client that floods chat without reading
-                        // its socket stalls only itself.
-                        let _ = self.control.send(Control::ChatRejected(reason)).await;
                     }
                 }
             }
+        });
+        match fed {
+            Ok(None) => None,
+            Ok(Some(ReadEnd::Vanished)) if !closing => {
+                debug!("connection dropped without a close frame");
+                Some(ReadEnd::Vanished)
+            }
+            Ok(Some(_)) => Some(ReadEnd::Done), // gone while we waited for its close
+            Err(close) if closing => {
+                let _ = close;
+                Some(ReadEnd::Done)
+            }
+            Err(close) => Some(ReadEnd::Close(close)),
         }
     }
 
-    /// The peer sent a close frame: answer it (unless it answers ours) and stop.
-    async fn on_close(&mut self, payload: &[u8]) -> ReadEnd {
-        if self.close_sent.load(Ordering::Acquire) {
-            return ReadEnd::Done;
-        }
-        let code = match validate_close(payload) {
-            Ok(code) => code,
-            Err(reason) => return ReadEnd::Close(close_code::PROTOCOL_ERROR, reason.into()),
+    /// Acts on one event; `Some` when the read side ends. Replies wait for room in the
+    /// writer's queue (never dropped): a client that sends faster than it reads its replies
+    /// stalls only its own reading, and its message rate is bounded by the reader.
+    async fn on_event(&mut self, event: Event) -> Option<ReadEnd> {
+        self.stats.messages_in.inc();
+        let control = match event {
+            Event::Input(input) => {
+                if let Some((_, ring)) = &self.player {
+                    self.stats.inputs_received.inc();
+                    if ring.push(input) {
+                        self.stats.inputs_dropped.inc();
+                    }
+                }
+                return None;
+            }
+            Event::Ping { client_time_us } => Control::Pong { client_time_us },
+            Event::RequestFull => Control::RequestFull,
+            Event::PingFrame(payload) => Control::PingFrame(payload),
+            Event::ChatRefused(reason) => Control::ChatRejected(reason),
+            Event::Chat(text) => {
+                let from = self.player.as_ref()?.0;
+                match self.chat.try_send((from, text)) {
+                    Ok(()) => return None,
+                    Err(_) => Control::ChatRejected("chat is busy, try again".into()),
+                }
+            }
+            Event::PeerClosed { reply } => {
+                if self.close_sent.load(Ordering::Acquire) {
+                    return Some(ReadEnd::Done); // the answer to our close
+                }
+                debug!(code = reply, "peer closed");
+                let _ = self.control.send(Control::CloseReply(reply)).await;
+                return Some(ReadEnd::Done);
+            }
         };
-        debug!(code, "peer closed");
-        // Echo the code (RFC 6455 5.5.1); 1005 "no status" is never sent, answer 1000.
-        let reply = if code == 1005 {
-            close_code::NORMAL
-        } else {
-            code
-        };
-        let _ = self.control.send(Control::CloseReply(reply)).await;
-        ReadEnd::Done
-    }
-}
-
-/// Checks a received close payload: empty, or a sendable code plus a UTF-8 reason.
-fn validate_close(payload: &[u8]) -> Result<u16, &'static str> {
-    match payload.len() {
-        0 => return Ok(1005),
-        1 => return Err("close frame with a 1-byte payload"),
-        _ => {}
-    }
-    let code = u16::from_be_bytes([payload[0], payload[1]]);
-    let allowed = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
-    if !allowed {
-        return Err("invalid close code");
-    }
-    if std::str::from_utf8(&payload[2..]).is_err() {
-        return Err("close reason is not valid UTF-8");
-    }
-    Ok(code)
-}
-
-/// Counts dropped inputs per one-second window; a flood is more drops in a window than
-/// ticks in a second (the client sends at over twice the tick rate for a whole second).
-struct FloodWindow {
-    limit: u32,
-    window_start: Instant,
-    drops: u32,
-}
-
-impl FloodWindow {
-    fn new(tick_hz: u32) -> Self {
-        Self {
-            limit: tick_hz,
-            window_start: Instant::now(),
-            drops: 0,
+        if self.control.send(control).await.is_err() {
+            return Some(ReadEnd::Done); // the writer is gone
         }
-    }
-
-    /// Records a drop; true when the flood is sustained.
-    fn drop_one(&mut self, now: Instant) -> bool {
-        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.window_start = now;
-            self.drops = 0;
-        }
-        self.drops += 1;
-        self.drops > self.limit
-    }
-}
-
-/// At most `CHAT_BURST` chat lines in any `CHAT_WINDOW_S` seconds.
-#[derive(Default)]
-struct ChatLimit {
-    sent: VecDeque<Instant>,
-}
-
-impl ChatLimit {
-    fn allow(&mut self, now: Instant) -> bool {
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(CHAT_WINDOW_S))
-        {
-            self.sent.pop_front();
-        }
-        if self.sent.len() >= CHAT_BURST as usize {
-            return false;
-        }
-        self.sent.push_back(now);
-        true
+        None
     }
 }
 
@@ -784,58 +639,4 @@ async fn write_close(
     stats.count_close(code);
     stats.count_sent(frame.len());
     socket::write_all(sink, &frame, CLOSE_GRACE).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_payloads_are_validated() {
-        assert_eq!(validate_close(&[]), Ok(1005));
-        assert!(validate_close(&[3]).is_err());
-        assert_eq!(validate_close(&[0x03, 0xE8]), Ok(1000));
-        assert!(
-            validate_close(&[0x03, 0xED]).is_err(),
-            "1005 may not be sent"
-        );
-        assert!(
-            validate_close(&[0x03, 0xEE]).is_err(),
-            "1006 may not be sent"
-        );
-        assert_eq!(validate_close(&[0x0F, 0xA0, b'h', b'i']), Ok(4000));
-        assert!(
-            validate_close(&[0x03, 0xE8, 0xFF]).is_err(),
-            "reason must be UTF-8"
-        );
-    }
-
-    #[test]
-    fn flood_window_tolerates_bursts_but_not_a_sustained_flood() {
-        let t0 = Instant::now();
-        let mut w = FloodWindow {
-            limit: 30,
-            window_start: t0,
-            drops: 0,
-        };
-        for _ in 0..30 {
-            assert!(!w.drop_one(t0));
-        }
-        assert!(w.drop_one(t0 + Duration::from_millis(500)));
-        assert!(
-            !w.drop_one(t0 + Duration::from_millis(1500)),
-            "a new window starts over"
-        );
-    }
-
-    #[test]
-    fn chat_limit_allows_five_per_five_seconds() {
-        let t0 = Instant::now();
-        let mut c = ChatLimit::default();
-        for _ in 0..5 {
-            assert!(c.allow(t0));
-        }
-        assert!(!c.allow(t0 + Duration::from_secs(4)));
-        assert!(c.allow(t0 + Duration::from_secs(5)), "the window slides");
-    }
 }

@@ -1,14 +1,20 @@
 //! The HTTP side (axum): health, match listing and creation, matchmaking with signed join
-//! tokens, results, and the WebSocket upgrade at `/ws`, which checks version, token and seat
-//! *before* upgrading so every refusal is an HTTP status with a body that says why.
+//! tokens, spectator tokens, results, and the WebSocket upgrade at `/ws`, which checks
+//! version, token and seat *before* upgrading so every refusal is an HTTP status with a body
+//! that says why.
+//!
+//! What a stranger may do is bounded here: creating matches needs the operator key (unless
+//! `--open`); matchmaking, match creation and spectator tokens are rate-limited per client
+//! IP (429 with `Retry-After`); request bodies have a size limit (413).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use axum::extract::ConnectInfo;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,8 +33,13 @@ use crate::connection::{self, ConnectionContext, JoinKind};
 use crate::match_loop::{MatchContext, spawn_match};
 use crate::registry::{MatchHandle, MatchInfo, SeatError};
 use crate::seats::ClaimError;
-use crate::socket::PeerSocket;
 use crate::token::{Claims, TokenError, TokenSigner, unix_now_s};
+
+/// Per-client-IP token buckets for the API's costly requests.
+type IpLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
+
+/// Rate limiter entries kept before idle ones are swept out.
+const LIMITER_SWEEP_AT: usize = 10_000;
 
 /// Shared state of the HTTP handlers.
 #[derive(Debug, Clone)]
@@ -37,6 +48,9 @@ pub struct AppState {
     pub matches: MatchContext,
     pub connections: Arc<Semaphore>,
     pub tokens: TokenSigner,
+    /// `ws://host:port` or `wss://...`: where `ws_url`s point (`--public-url`).
+    pub ws_base: Arc<str>,
+    api_limiter: Option<Arc<IpLimiter>>,
     next_match_id: Arc<AtomicU32>,
     /// Serializes "every match is full: start one", so simultaneous joiners fill one new
     /// match instead of each starting their own.
@@ -46,10 +60,24 @@ pub struct AppState {
 
 impl AppState {
     #[must_use]
-    pub fn new(config: Config, matches: MatchContext, tokens: TokenSigner, seed: u64) -> Self {
+    pub fn new(
+        config: Config,
+        matches: MatchContext,
+        tokens: TokenSigner,
+        seed: u64,
+        ws_base: String,
+    ) -> Self {
         let first_id = matches.results.max_match_id() + 1;
+        let api_limiter = std::num::NonZeroU32::new(config.api_rate_per_s).map(|rate| {
+            let burst = std::num::NonZeroU32::new(config.api_burst).unwrap_or(rate);
+            Arc::new(governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ))
+        });
         Self {
             connections: Arc::new(Semaphore::new(config.max_connections)),
+            ws_base: ws_base.into(),
+            api_limiter,
             config: Arc::new(config),
             matches,
             tokens,
@@ -57,6 +85,66 @@ impl AppState {
             create_lock: Arc::default(),
             seed,
         }
+    }
+
+    /// Takes one token from `peer`'s bucket: `Err` is the 429 to send.
+    fn rate_limit(&self, peer: &SocketAddr) -> Result<(), Response> {
+        let Some(limiter) = &self.api_limiter else {
+            return Ok(());
+        };
+        let ip = peer.ip().to_canonical();
+        if ip.is_loopback() && !self.config.rate_limit_loopback {
+            return Ok(());
+        }
+        if limiter.len() > LIMITER_SWEEP_AT {
+            limiter.retain_recent();
+        }
+        limiter.check_key(&ip).map_err(|not_until| {
+            use governor::clock::{Clock, DefaultClock};
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            self.matches.stats.http_rate_limited.inc();
+            refuse_with(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many requests from {ip}: at most {} per second (burst {})",
+                    self.config.api_rate_per_s, self.config.api_burst
+                ),
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
+            )
+        })
+    }
+
+    /// Checks the operator key (`Authorization: Bearer <key>`); `what` names the action.
+    fn require_admin(&self, headers: &HeaderMap, what: &str) -> Result<(), Response> {
+        let Some(key) = self.config.admin_key.as_deref().filter(|k| !k.is_empty()) else {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                format!("{what} needs the operator key, and this server has none (--admin-key)"),
+            ));
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(g) if constant_time_eq(g.as_bytes(), key.as_bytes()) => Ok(()),
+            _ => Err(refuse_with(
+                StatusCode::UNAUTHORIZED,
+                format!("{what} needs the operator key: Authorization: Bearer <--admin-key>"),
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            )),
+        }
+    }
+
+    /// The `/ws` URL a token is used at, from `--public-url` (never the request's `Host`).
+    fn ws_url(&self, token: &str) -> String {
+        format!(
+            "{}/ws?v={PROTOCOL_VERSION}&token={}",
+            self.ws_base,
+            percent_encode(token)
+        )
     }
 
     /// True while draining or shutting down.
@@ -113,11 +201,18 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/matches", get(list_matches).post(create_match))
         .route("/api/matches/{id}/results", get(results))
+        .route("/api/matches/{id}/spectate", post(spectate))
         .route("/api/matchmake", post(matchmake))
         .route("/api/stats", get(stats))
         .route("/ws", get(join))
         .merge(crate::web::routes())
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
@@ -135,6 +230,18 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// A refusal with one extra header (`Retry-After`, `WWW-Authenticate`).
+fn refuse_with(
+    status: StatusCode,
+    reason: String,
+    name: header::HeaderName,
+    value: HeaderValue,
+) -> Response {
+    let mut res = Refusal(status, reason).into_response();
+    res.headers_mut().insert(name, value);
+    res
+}
+
 async fn list_matches(State(state): State<AppState>) -> Json<Vec<MatchInfo>> {
     Json(state.matches.registry.list())
 }
@@ -145,7 +252,19 @@ pub struct Created {
     pub id: u32,
 }
 
-async fn create_match(State(state): State<AppState>) -> Response {
+async fn create_match(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if !state.config.open
+        && let Err(r) = state.require_admin(&headers, "creating a match")
+    {
+        return r;
+    }
+    if let Err(r) = state.rate_limit(&peer) {
+        return r;
+    }
     if state.not_accepting() {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -202,13 +321,72 @@ async fn results(State(state): State<AppState>, Path(id): Path<u32>) -> Response
     refuse(StatusCode::NOT_FOUND, format!("no results for match {id}"))
 }
 
+/// `POST /api/matches/{id}/spectate` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SpectatorPass {
+    pub match_id: u32,
+    pub token: String,
+    pub ws_url: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+/// A spectator token for match `id`: public unless `--private-spectating`.
+async fn spectate(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<u32>,
+) -> Response {
+    if state.config.private_spectating
+        && let Err(r) = state.require_admin(&headers, "spectating")
+    {
+        return r;
+    }
+    if let Err(r) = state.rate_limit(&peer) {
+        return r;
+    }
+    let Some(m) = state.matches.registry.get(id) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!("no match with id {id} (it may be over)"),
+        );
+    };
+    let exp = unix_now_s() + state.config.token_ttl.as_secs().max(1);
+    let token = state.tokens.sign(&Claims {
+        match_id: m.id,
+        seat: 0,
+        name: String::new(),
+        exp,
+        instance: state.tokens.instance,
+        spectator: true,
+    });
+    let ws_url = state.ws_url(&token);
+    Json(SpectatorPass {
+        match_id: m.id,
+        token,
+        ws_url,
+        expires_at: exp,
+    })
+    .into_response()
+}
+
 async fn matchmake(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Result<Json<MatchmakeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    if let Err(r) = state.rate_limit(&peer) {
+        return r;
+    }
     let Json(req) = match body {
         Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over {} bytes", state.config.max_body_bytes),
+            );
+        }
         Err(e) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
@@ -237,16 +415,11 @@ async fn matchmake(
         seat,
         name: name.to_string(),
         exp,
+        instance: state.tokens.instance,
+        spectator: false,
     };
     let token = state.tokens.sign(&claims);
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map_or_else(|| state.config.addr.to_string(), str::to_string);
-    let ws_url = format!(
-        "ws://{host}/ws?v={PROTOCOL_VERSION}&token={}",
-        percent_encode(&token)
-    );
+    let ws_url = state.ws_url(&token);
     Json(MatchmakeResponse {
         match_id: handle.id,
         seat,
@@ -282,7 +455,6 @@ fn parse_u32(q: &HashMap<String, String>, key: &str) -> Result<Option<u32>, Refu
 /// `?v=..&name=<name>[&match=<id>]`.
 async fn join(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<PeerSocket>,
     Query(q): Query<HashMap<String, String>>,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
@@ -328,17 +500,15 @@ async fn join(
             format!("server full: {} connections", state.config.max_connections),
         );
     };
-    let dup = match peer.dup() {
-        Ok(dup) => dup,
-        Err(e) => {
+    let kind = if q.get("spectate").is_some_and(|v| v == "1" || v == "true")
+        && q.get("token").is_none()
+    {
+        if !state.config.open {
             return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("cannot take over this connection's socket: {e}"),
+                StatusCode::UNAUTHORIZED,
+                "spectating needs a spectator token: POST /api/matches/<id>/spectate",
             );
         }
-    };
-
-    let kind = if q.get("spectate").is_some_and(|v| v == "1" || v == "true") {
         let Some(id) = match_id else {
             return refuse(
                 StatusCode::BAD_REQUEST,
@@ -401,7 +571,7 @@ async fn join(
         reconnect_grace: state.config.reconnect_grace,
     };
     state.matches.tasks.spawn(async move {
-        connection::run(fut, dup, kind, ctx).await;
+        connection::run(fut, kind, ctx).await;
         drop(permit);
     });
     response.into_response()
@@ -418,6 +588,9 @@ fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<J
                     "forged token: the signature does not match".to_string()
                 }
                 TokenError::Expired => "expired token: matchmake again".to_string(),
+                TokenError::OtherInstance => {
+                    "token from before a server restart: matchmake again".to_string()
+                }
             },
         )
     })?;
@@ -435,6 +608,18 @@ fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<J
             format!("match {} is over", claims.match_id),
         ));
     };
+    if claims.spectator {
+        let Some(slot) = handle.try_spectate() else {
+            return Err(Refusal(
+                StatusCode::CONFLICT,
+                format!(
+                    "match {} has its {} spectators",
+                    handle.id, handle.max_spectators
+                ),
+            ));
+        };
+        return Ok(JoinKind::Spectator(slot));
+    }
     let resume = handle
         .seats()
         .claim(claims.seat, Instant::now())

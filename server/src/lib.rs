@@ -21,14 +21,17 @@ pub mod events;
 pub mod fanout;
 pub mod http;
 pub mod inlet;
+pub mod jitter;
 pub mod match_loop;
 pub mod metrics;
 #[cfg(feature = "agones")]
 pub mod orchestrator;
 pub mod outlet;
+pub mod reader;
 pub mod registry;
 pub mod results;
 pub mod seats;
+pub mod serve;
 pub mod socket;
 pub mod stats;
 pub mod token;
@@ -63,6 +66,35 @@ pub enum StartError {
     Secret(String),
     #[error("--agones: {0}")]
     Agones(String),
+    #[error("--public-url {0:?}: expected http://host[:port] or https://host[:port]")]
+    PublicUrl(String),
+}
+
+/// `ws://…` or `wss://…` for `--public-url`, or for the listen address when it is unset.
+fn ws_base(public_url: Option<&str>, local_addr: SocketAddr) -> Result<String, StartError> {
+    let Some(url) = public_url else {
+        if local_addr.ip().is_unspecified() {
+            warn!(
+                "listening on {local_addr}: matchmaking's ws_url names 127.0.0.1; set --public-url to the address players reach"
+            );
+            let port = local_addr.port();
+            return Ok(format!("ws://127.0.0.1:{port}"));
+        }
+        return Ok(format!("ws://{local_addr}"));
+    };
+    let trimmed = url.trim_end_matches('/');
+    let (scheme, rest) = match (
+        trimmed.strip_prefix("http://"),
+        trimmed.strip_prefix("https://"),
+    ) {
+        (Some(rest), _) => ("ws", rest),
+        (_, Some(rest)) => ("wss", rest),
+        _ => return Err(StartError::PublicUrl(url.to_string())),
+    };
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', ' ']) {
+        return Err(StartError::PublicUrl(url.to_string()));
+    }
+    Ok(format!("{scheme}://{rest}"))
 }
 
 /// How long shutdown waits for connections to finish their close handshakes.
@@ -83,15 +115,17 @@ impl Server {
     /// Binds `config.addr` and starts serving.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let results = Arc::new(ResultsStore::open(config.results_file())?);
-        let tokens = match &config.secret {
+        let mut tokens = match &config.secret {
             Some(s) if !s.is_empty() => TokenSigner::new(s.as_bytes()),
             _ => {
                 info!(
                     "no --secret given: generated a random token secret (tokens will not survive a restart)"
                 );
-                TokenSigner::random().map_err(|e| StartError::Secret(e.to_string()))?
+                TokenSigner::random()
             }
-        };
+        }
+        .map_err(|e| StartError::Secret(e.to_string()))?;
+        tokens.any_instance = config.token_survives_restart;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| StartError::Bind(config.addr, e))?;
@@ -131,7 +165,11 @@ impl Server {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
-        let send_buffer = config.send_buffer;
+        let http_limits = serve::HttpLimits {
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_http_connections,
+            send_buffer: config.send_buffer,
+        };
         let demo_bots = config.demo;
         #[cfg(feature = "agones")]
         let agones_setup = (
@@ -139,21 +177,17 @@ impl Server {
             config.agones_sdk_port,
             config.max_connections,
         );
-        let state = AppState::new(config, matches, tokens, seed);
+        let ws_base = ws_base(config.public_url.as_deref(), local_addr)?;
+        let state = AppState::new(config, matches, tokens, seed, ws_base);
         let app = http::router(state.clone());
         let shutdown = state.matches.shutdown.clone();
-        let listener = socket::GameListener {
-            inner: listener,
-            send_buffer,
-        };
-        let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<socket::PeerSocket>(),
-            )
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        });
+        let task = tokio::spawn(serve::serve(
+            listener,
+            app,
+            http_limits,
+            stats.clone(),
+            shutdown,
+        ));
         info!(%local_addr, "listening (HTTP API and WebSocket /ws)");
         if demo_bots > 0 {
             info!(bots = demo_bots, "demo: starting wandering bots in-process");

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use skirmish_shared::protocol::{EventKind, InputFrame, RankEntry};
+use skirmish_shared::protocol::{EventKind, RankEntry};
 use skirmish_shared::rules::Params;
 use skirmish_shared::sim::{Game, SimEvent};
 use skirmish_shared::tick::Tick;
@@ -26,6 +26,7 @@ use skirmish_shared::world::{Phase, PlayerId, WorldState};
 use crate::config::Config;
 use crate::events::EventLog;
 use crate::fanout::TickOutput;
+use crate::jitter::{InputQueue, InputRing, TRIM_WINDOW};
 use crate::registry::{MatchHandle, Registry};
 use crate::results::{MatchResult, PlayerResult, ResultsStore, rank, rfc3339};
 use crate::seats::SeatTable;
@@ -48,7 +49,7 @@ pub enum MatchCommand {
     Join {
         name: Arc<str>,
         resume: Option<PlayerId>,
-        inputs: mpsc::Receiver<InputFrame>,
+        inputs: Arc<InputRing>,
         reply: oneshot::Sender<PlayerId>,
     },
     /// The player's connection dropped; it stands still while its seat waits for a reconnect.
@@ -158,48 +159,6 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
     let tasks = task.ctx.tasks.clone();
     tasks.spawn(task.run().instrument(info_span!("match", match_id = id)));
     handle
-}
-
-/// How long a player's input queue must stay deeper than needed before its oldest input is
-/// dropped. A quarter second: a client whose inputs land right at the tick boundary gets a
-/// standing second input from timer jitter alone, and each such queue adds a whole tick to
-/// its latency until trimmed (with a one-second window, the median input-to-ack latency at
-/// 1,024 clients was about 2 ms higher, measured interleaved with the ladder).
-const TRIM_WINDOW: Duration = Duration::from_millis(250);
-
-/// A player's input queue: the jitter buffer. One input is consumed per tick. When the queue
-/// never ran dry for `TRIM_WINDOW` (its smallest depth at tick time stayed at two or more, so
-/// one was left after every tick's input), the oldest input is dropped, so a buffer that grew
-/// during a burst of jitter shrinks back and the player's input latency returns to at most
-/// one tick.
-#[derive(Debug)]
-struct InputQueue {
-    rx: mpsc::Receiver<InputFrame>,
-    min_depth: usize,
-    ticks: u32,
-}
-
-impl InputQueue {
-    fn new(rx: mpsc::Receiver<InputFrame>) -> Self {
-        Self {
-            rx,
-            min_depth: usize::MAX,
-            ticks: 0,
-        }
-    }
-
-    /// Called once per tick before consuming; returns whether an input was dropped.
-    fn trim(&mut self, window_ticks: u32) -> bool {
-        self.min_depth = self.min_depth.min(self.rx.len());
-        self.ticks += 1;
-        if self.ticks < window_ticks {
-            return false;
-        }
-        let surplus = self.min_depth >= 2;
-        self.ticks = 0;
-        self.min_depth = usize::MAX;
-        surplus && self.rx.try_recv().is_ok()
-    }
 }
 
 struct MatchTask {
@@ -391,12 +350,12 @@ impl MatchTask {
         let window = ticks(TRIM_WINDOW, self.game.params.tick_hz).max(1);
         let mut trimmed = 0;
         for q in self.inputs.values_mut() {
-            trimmed += u64::from(q.trim(window));
+            trimmed += q.trim(window) as u64;
         }
         self.ctx.stats.inputs_trimmed.add(trimmed);
-        let inputs = &mut self.inputs;
+        let inputs = &self.inputs;
         self.game
-            .step(|id| inputs.get_mut(&id).and_then(|q| q.rx.try_recv().ok()));
+            .step(|id| inputs.get(&id).and_then(|q| q.ring.pop()));
         for e in &self.game.events {
             self.pending.push(match *e {
                 SimEvent::OrbCollected { player, orb } => EventKind::OrbCollected { player, orb },
@@ -533,38 +492,5 @@ impl MatchTask {
             .store(Phase::Ended.to_bits(), Ordering::Relaxed);
         let prev = self.outputs.borrow().world.clone();
         self.publish(Some(&prev), Some(ranking));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_jitter_buffer_that_stays_deep_is_trimmed_and_a_shallow_one_is_not() {
-        let (tx, rx) = mpsc::channel(8);
-        let mut q = InputQueue::new(rx);
-        let frame = |n| InputFrame {
-            seq: skirmish_shared::tick::Seq(n),
-            ..InputFrame::default()
-        };
-        // Two inputs queued at every tick for a second: one is dropped at the end.
-        tx.try_send(frame(1)).expect("room");
-        let mut next = 2;
-        let mut dropped = 0;
-        for _ in 0..30 {
-            tx.try_send(frame(next)).expect("room");
-            next += 1;
-            dropped += u32::from(q.trim(30));
-            q.rx.try_recv().expect("an input");
-        }
-        assert_eq!(dropped, 1);
-        // One input per tick, consumed at once: never trimmed.
-        for _ in 0..90 {
-            tx.try_send(frame(next)).expect("room");
-            next += 1;
-            assert!(!q.trim(30));
-            q.rx.try_recv().expect("an input");
-        }
     }
 }

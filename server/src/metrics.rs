@@ -83,6 +83,12 @@ impl Metrics {
                 ("skirmish_inputs_received_total", &stats.inputs_received),
                 ("skirmish_inputs_dropped_total", &stats.inputs_dropped),
                 ("skirmish_inputs_trimmed_total", &stats.inputs_trimmed),
+                (
+                    "skirmish_slow_clients_dropped_total",
+                    &stats.slow_clients_dropped,
+                ),
+                ("skirmish_http_refused_busy_total", &stats.http_refused_busy),
+                ("skirmish_http_rate_limited_total", &stats.http_rate_limited),
             ];
             for (name, c) in counters {
                 counter!(name).absolute(c.get());

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
-use tracing::warn;
+use tracing::{info, warn};
 
 use skirmish_shared::protocol::RankEntry;
 use skirmish_shared::world::PlayerId;
@@ -86,6 +86,13 @@ impl ResultsStore {
     pub fn open(path: Option<PathBuf>) -> Result<Self, ResultsError> {
         let mut recent = BTreeMap::new();
         if let Some(p) = &path {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| ResultsError::Io {
+                    path: p.clone(),
+                    source,
+                })?;
+            }
+            info!(path = %p.display(), "results file");
             match std::fs::File::open(p) {
                 Ok(f) => {
                     for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
@@ -113,6 +120,10 @@ impl ResultsStore {
                     });
                 }
             }
+            end_torn_line(p).map_err(|source| ResultsError::Io {
+                path: p.clone(),
+                source,
+            })?;
         }
         Ok(Self {
             path,
@@ -155,6 +166,36 @@ impl ResultsStore {
         }
         Ok(())
     }
+}
+
+/// A crash mid-append leaves a last line without its newline: end it, so the next result
+/// starts a line of its own (the torn line is skipped on the next load, as here).
+fn end_torn_line(path: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if f.metadata()?.len() == 0 {
+        return Ok(());
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        warn!(
+            "{}: the last line was torn (no newline); ending it",
+            path.display()
+        );
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+    }
+    Ok(())
 }
 
 fn append_line(path: &Path, result: &MatchResult) -> std::io::Result<()> {
@@ -219,5 +260,29 @@ mod tests {
         let again = ResultsStore::open(Some(path)).expect("reopen");
         assert_eq!(again.get(7).as_deref(), Some(&r));
         assert_eq!(again.max_match_id(), 7);
+    }
+
+    #[test]
+    fn a_torn_last_line_does_not_swallow_the_next_result() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("results.jsonl");
+        // A crash in the middle of an append.
+        std::fs::write(&path, b"{\"match_id\":3,\"started").expect("write");
+        let store = ResultsStore::open(Some(path.clone())).expect("open");
+        let r = MatchResult {
+            match_id: 4,
+            started_at: "2026-11-25T12:00:00Z".into(),
+            ended_at: "2026-11-25T12:05:00Z".into(),
+            duration_s: 300.0,
+            ended_early: false,
+            players: Vec::new(),
+        };
+        store.record(r.clone()).expect("record");
+        let again = ResultsStore::open(Some(path)).expect("reopen");
+        assert_eq!(
+            again.get(4).as_deref(),
+            Some(&r),
+            "the new result is read back"
+        );
     }
 }

@@ -5,11 +5,8 @@
 //! costs an epoll event and its bookkeeping for every input that arrives. So the socket is
 //! kept as a plain non-blocking `std` socket, used with non-blocking reads and writes only:
 //!
-//! - every HTTP connection's socket is duplicated at accept (`PeerSocket`, as connect info),
-//!   and the WebSocket handler duplicates that again for the connection;
-//! - after the WebSocket upgrade, what hyper had already read is drained and the runtime's
-//!   handle dropped, which takes the socket out of epoll and closes that descriptor
-//!   (`detach`); the duplicate is the connection's socket from then on;
+//! - after the WebSocket upgrade, hyper hands back the TCP stream and what it had already
+//!   read, and the stream leaves the runtime's reactor (`detach`);
 //! - reads return `Pending` when nothing is there and register no waker: whoever polls them
 //!   polls again (the match each tick, or `drive` on a timer).
 
@@ -20,11 +17,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, ReadBuf};
 
 /// A connection's socket once detached (shared by its reader, writer and match loop; reads
 /// and writes on a `std` socket take `&self`).
@@ -34,95 +28,25 @@ pub type Socket = Arc<std::net::TcpStream>;
 /// after the match) tries again.
 pub const RETRY_EVERY: Duration = Duration::from_millis(5);
 
-/// The most of an early client stream taken from hyper's buffer at the upgrade.
-const MAX_PREFIX: usize = 64 * 1024;
-
-/// The server's listener: accepted sockets get `TCP_NODELAY` (snapshots go out as soon as
-/// they are written) and the configured send buffer.
-#[derive(Debug)]
-pub struct GameListener {
-    pub inner: tokio::net::TcpListener,
-    pub send_buffer: Option<u32>,
-}
-
-impl Listener for GameListener {
-    type Io = tokio::net::TcpStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (tcp, addr) = Listener::accept(&mut self.inner).await;
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("TCP_NODELAY: {e}");
-        }
-        if let Some(size) = self.send_buffer
-            && let Err(e) = socket2::SockRef::from(&tcp).set_send_buffer_size(size as usize)
-        {
-            tracing::warn!("SO_SNDBUF: {e}");
-        }
-        (tcp, addr)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-/// Connect info: a duplicate of the accepted socket (closed with the HTTP connection).
-#[derive(Debug, Clone)]
-pub struct PeerSocket(Arc<io::Result<socket2::Socket>>);
-
-impl PeerSocket {
-    /// Another descriptor for the connection's socket, for a WebSocket to keep.
-    pub fn dup(&self) -> io::Result<socket2::Socket> {
-        match &*self.0 {
-            Ok(s) => s.try_clone(),
-            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-        }
-    }
-}
-
-impl Connected<IncomingStream<'_, GameListener>> for PeerSocket {
-    fn connect_info(stream: IncomingStream<'_, GameListener>) -> Self {
-        Self(Arc::new(socket2::SockRef::from(stream.io()).try_clone()))
-    }
-}
-
-/// Takes an upgraded connection out of the runtime: returns its socket (from `dup`) and the
-/// bytes of the client's stream that hyper had already read.
-pub fn detach(io: TokioIo<Upgraded>, dup: socket2::Socket) -> io::Result<(Socket, Vec<u8>)> {
-    let mut io = io;
-    let mut prefix = Vec::new();
-    let mut chunk = [0u8; 2048];
-    let mut cx = Context::from_waker(Waker::noop());
-    while prefix.len() < MAX_PREFIX {
-        let mut buf = ReadBuf::new(&mut chunk);
-        match Pin::new(&mut io).poll_read(&mut cx, &mut buf) {
-            Poll::Ready(Ok(())) if buf.filled().is_empty() => break, // EOF: reads say so again
-            Poll::Ready(Ok(())) => prefix.extend_from_slice(buf.filled()),
-            Poll::Ready(Err(e)) => return Err(e),
-            Poll::Pending => break,
-        }
-    }
-    // Deregisters from epoll and closes the runtime's descriptor; `dup` keeps the socket.
-    drop(io);
-    let socket = std::net::TcpStream::from(dup);
+/// Takes an upgraded connection out of the runtime: returns its socket and the bytes of the
+/// client's stream that hyper had already read. The runtime's registration is dropped
+/// (`into_std` deregisters it from epoll); the descriptor is the same one, so a connection
+/// holds one descriptor from accept to close.
+pub fn detach(upgraded: Upgraded) -> io::Result<(Socket, Vec<u8>)> {
+    let parts = upgraded
+        .downcast::<TokioIo<tokio::net::TcpStream>>()
+        .map_err(|_| io::Error::other("the upgraded connection is not a plain TCP stream"))?;
+    let socket = parts.io.into_inner().into_std()?;
     socket.set_nonblocking(true)?;
-    Ok((Arc::new(socket), prefix))
+    Ok((Arc::new(socket), parts.read_buf.to_vec()))
 }
 
-/// The most one read takes: a read that returns less has emptied the socket.
-pub const READ_CHUNK: usize = 1024;
-
-/// Reads what has arrived, appending it to `buf`: `Ready(Ok(0))` at end of stream, `Pending`
-/// (no waker registered) when nothing has.
-pub fn poll_read(socket: &Socket, buf: &mut Vec<u8>) -> Poll<io::Result<usize>> {
-    let mut chunk = [0u8; READ_CHUNK];
+/// One non-blocking read into `buf`: `Ready(Ok(0))` at end of stream, `Pending` (no waker
+/// registered) when nothing has arrived.
+pub fn try_read(socket: &Socket, buf: &mut [u8]) -> Poll<io::Result<usize>> {
     loop {
-        match (&**socket).read(&mut chunk) {
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                return Poll::Ready(Ok(n));
-            }
+        match (&**socket).read(buf) {
+            Ok(n) => return Poll::Ready(Ok(n)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Poll::Pending,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Poll::Ready(Err(e)),
@@ -222,17 +146,20 @@ mod tests {
     fn reads_are_pending_until_bytes_arrive_and_ready_at_end_of_stream() {
         let (server, mut client) = test_pair();
         let mut buf = Vec::new();
-        assert!(poll_read(&server, &mut buf).is_pending());
+        let mut chunk = [0u8; 16];
+        assert!(try_read(&server, &mut chunk).is_pending());
         client.write_all(b"hello").expect("write");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while buf.len() < 5 && std::time::Instant::now() < deadline {
-            let _ = poll_read(&server, &mut buf);
+            if let Poll::Ready(Ok(n)) = try_read(&server, &mut chunk) {
+                buf.extend_from_slice(&chunk[..n]);
+            }
         }
         assert_eq!(buf, b"hello");
         drop(client);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            match poll_read(&server, &mut buf) {
+            match try_read(&server, &mut chunk) {
                 Poll::Ready(Ok(0)) => break,
                 _ if std::time::Instant::now() > deadline => panic!("no end of stream"),
                 _ => std::thread::yield_now(),

@@ -1,5 +1,5 @@
 //! Server-wide counters, updated with relaxed atomics on the hot paths and read by the HTTP
-//! API, tests and (later) the Prometheus exporter.
+//! API, the tests and `/metrics`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -54,12 +54,16 @@ pub struct Stats {
     /// Snapshots encoded for one client (behind, or after a resync) instead of shared.
     pub snapshots_encoded_per_client: Counter,
     pub inputs_received: Counter,
-    /// Inputs dropped because the player's queue was full.
+    /// The oldest queued inputs dropped because a player's queue was full (a burst).
     pub inputs_dropped: Counter,
-    /// Inputs dropped to shrink a jitter buffer that stayed deeper than needed for a second.
+    /// Inputs dropped to shrink a jitter buffer that stayed deeper than needed (see `jitter`).
     pub inputs_trimmed: Counter,
     /// Clients dropped because their socket accepted nothing for the write timeout.
     pub slow_clients_dropped: Counter,
+    /// HTTP connections refused with 503 because `--max-http-connections` were open.
+    pub http_refused_busy: Counter,
+    /// API requests refused with 429 by the per-IP rate limit.
+    pub http_rate_limited: Counter,
     /// Close frames the server sent, by code.
     pub closes_normal: Counter,
     pub closes_going_away: Counter,

@@ -1,5 +1,8 @@
-//! Signed join tokens: HMAC-SHA256 over match id, seat, player name and expiry, with the
-//! server's secret. The matchmaker issues them; `/ws` checks them before the upgrade.
+//! Signed join tokens: HMAC-SHA256 over match id, seat, player name, expiry and the server
+//! instance that signed them, with the server's secret. The matchmaker issues player tokens
+//! and `POST /api/matches/{id}/spectate` spectator tokens; `/ws` checks them before the
+//! upgrade. A restarted server has a new instance id and refuses older tokens (match ids and
+//! seats are reused after a restart), unless the operator opts out.
 //!
 //! Format: `base64url(json claims) "." base64url(mac)`. The MAC is checked in constant time
 //! (`Mac::verify_slice`) before the claims are parsed.
@@ -12,7 +15,8 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// What a token grants: one seat in one match, for one name, until `exp`.
+/// What a token grants: one seat in one match, for one name, until `exp` (or, for a
+/// spectator token, watching the match).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub match_id: u32,
@@ -20,6 +24,11 @@ pub struct Claims {
     pub name: String,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// The server instance that signed it.
+    pub instance: u64,
+    /// A spectator token (no seat).
+    #[serde(default)]
+    pub spectator: bool,
 }
 
 /// Why a token was refused.
@@ -31,12 +40,18 @@ pub enum TokenError {
     BadSignature,
     #[error("expired token")]
     Expired,
+    #[error("token from before a server restart")]
+    OtherInstance,
 }
 
-/// Signs and verifies tokens with one secret.
+/// Signs and verifies tokens with one secret, for one server instance.
 #[derive(Clone)]
 pub struct TokenSigner {
     key: Vec<u8>,
+    /// Random per start: stamped into every token and checked.
+    pub instance: u64,
+    /// Accept tokens of other instances (`--token-survives-restart`).
+    pub any_instance: bool,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -46,18 +61,22 @@ impl std::fmt::Debug for TokenSigner {
 }
 
 impl TokenSigner {
-    #[must_use]
-    pub fn new(secret: &[u8]) -> Self {
-        Self {
+    /// A signer with `secret` and a random instance id.
+    pub fn new(secret: &[u8]) -> Result<Self, getrandom::Error> {
+        let mut instance = [0u8; 8];
+        getrandom::fill(&mut instance)?;
+        Ok(Self {
             key: secret.to_vec(),
-        }
+            instance: u64::from_le_bytes(instance),
+            any_instance: false,
+        })
     }
 
     /// A signer with 32 random bytes of secret.
     pub fn random() -> Result<Self, getrandom::Error> {
         let mut key = vec![0u8; 32];
         getrandom::fill(&mut key)?;
-        Ok(Self { key })
+        Self::new(&key)
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -84,6 +103,9 @@ impl TokenSigner {
         let claims: Claims = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
         if claims.exp <= now_unix_s {
             return Err(TokenError::Expired);
+        }
+        if claims.instance != self.instance && !self.any_instance {
+            return Err(TokenError::OtherInstance);
         }
         Ok(claims)
     }
@@ -115,17 +137,39 @@ mod tests {
             seat: 7,
             name: "alice".into(),
             exp: 1000,
+            instance: 42,
+            spectator: false,
         }
+    }
+
+    fn signer(secret: &[u8]) -> TokenSigner {
+        let mut s = TokenSigner::new(secret).expect("random");
+        s.instance = 42;
+        s
+    }
+
+    #[test]
+    fn a_restarted_server_refuses_older_tokens_unless_told_otherwise() {
+        let before = signer(b"fixed secret");
+        let t = before.sign(&claims());
+        let mut after = TokenSigner::new(b"fixed secret").expect("random");
+        assert_ne!(
+            after.instance, before.instance,
+            "a new instance id per start"
+        );
+        assert_eq!(after.verify(&t, 1), Err(TokenError::OtherInstance));
+        after.any_instance = true;
+        assert_eq!(after.verify(&t, 1), Ok(claims()));
     }
 
     #[test]
     fn round_trip_and_refusals() {
-        let s = TokenSigner::new(b"secret");
+        let s = signer(b"secret");
         let t = s.sign(&claims());
         assert_eq!(s.verify(&t, 999), Ok(claims()));
         assert_eq!(s.verify(&t, 1000), Err(TokenError::Expired));
         assert_eq!(
-            TokenSigner::new(b"other").verify(&t, 1),
+            signer(b"other").verify(&t, 1),
             Err(TokenError::BadSignature)
         );
         // Changing the claims without re-signing is caught by the MAC.

@@ -71,6 +71,8 @@ async fn matchmake_then_join_and_bad_tokens_are_refused_before_the_upgrade() {
         seat: mm.seat,
         name: "alice".into(),
         exp: 1,
+        instance: server.state.tokens.instance,
+        spectator: false,
     });
     let mut opts = JoinOptions::with_token(&base, &mm);
     opts.token = Some(expired);
@@ -213,7 +215,7 @@ async fn a_short_match_runs_through_every_phase_and_keeps_its_results() {
     let results_path = dir.path().join("results.jsonl");
     let mut config = token_config();
     config.no_results_file = false;
-    config.results_path = results_path.clone();
+    config.results_path = Some(results_path.clone());
     config.min_players = 2;
     config.countdown = Duration::from_millis(500);
     config.match_duration = Duration::from_secs(3);
@@ -514,7 +516,7 @@ async fn shutdown_cuts_a_running_match_short_and_keeps_its_results() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = Config::ephemeral();
     config.no_results_file = false;
-    config.results_path = dir.path().join("results.jsonl");
+    config.results_path = Some(dir.path().join("results.jsonl"));
     let server = start(config.clone()).await;
     let mut p = join(&server, "stayer", None).await;
     while p.world().phase != Phase::Running {
@@ -529,7 +531,8 @@ async fn shutdown_cuts_a_running_match_short_and_keeps_its_results() {
         .expect("in time")
         .expect("task")
         .expect("clean");
-    let text = std::fs::read_to_string(&config.results_path).expect("results written before exit");
+    let text = std::fs::read_to_string(config.results_file().expect("results file"))
+        .expect("results written before exit");
     let r: serde_json::Value =
         serde_json::from_str(text.lines().next().expect("a line")).expect("json");
     assert_eq!(r["ended_early"], true);

@@ -163,6 +163,8 @@ async fn sigterm_drains_the_server_process_with_bots_connected() {
             "1",
             "--countdown",
             "0s",
+            "--admin-key",
+            "ops-test-key",
         ])
         .args(["--drain-timeout", "2s", "--results-path"])
         .arg(&results)
@@ -184,6 +186,9 @@ async fn sigterm_drains_the_server_process_with_bots_connected() {
         seed: 3,
         progress: false,
         tick_hz: 30,
+        attackers: 0,
+        attack: None,
+        admin_key: Some("ops-test-key".into()),
     };
     let swarm = tokio::spawn(swarm::run(cfg, std::future::pending()));
     // Let the bots get in and the matches run.

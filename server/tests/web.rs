@@ -15,7 +15,7 @@ async fn the_page_and_its_scripts_are_served() {
     let server = start_default().await;
     for (path, needle) in [
         ("/", "<canvas id=\"arena\""),
-        ("/app.js", "spectate=1"),
+        ("/app.js", "/spectate"),
         ("/protocol.js", "export function decodeSnapshot"),
         ("/style.css", "#arena"),
     ] {

@@ -90,15 +90,26 @@ async function pollMatches() {
 }
 
 // ---- spectating ----------------------------------------------------------------------------
-function watch(id) {
+async function watch(id) {
   if (state.socket) state.socket.close(1000, "watching another match");
+  state.socket = null;
   state.watching = id;
   state.frames = [];
   state.names = new Map();
   state.feed = [];
   $("view").hidden = false;
   $("view-title").textContent = `Match ${id}`;
-  const ws = new WebSocket(`ws://${location.host}/ws?v=${PROTOCOL_VERSION}&match=${id}&spectate=1`);
+  // A spectator token first (the server may rate-limit or require the operator's key).
+  const res = await fetch(`/api/matches/${id}/spectate`, { method: "POST" });
+  if (!res.ok) {
+    $("phase").textContent = `cannot watch: ${res.status} ${await res.text()}`;
+    return;
+  }
+  const pass = await res.json();
+  if (state.watching !== id) return;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const url = `${scheme}://${location.host}/ws?v=${PROTOCOL_VERSION}&token=${encodeURIComponent(pass.token)}`;
+  const ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
   ws.onmessage = (e) => onMessage(ws, new Uint8Array(e.data));
   ws.onclose = (e) => {

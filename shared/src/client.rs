@@ -124,6 +124,17 @@ pub async fn http_request(
     path: &str,
     json_body: Option<Vec<u8>>,
 ) -> Result<(u16, Bytes), ClientError> {
+    http_request_with(base_url, method, path, json_body, None).await
+}
+
+/// [`http_request`] with an `Authorization` header.
+pub async fn http_request_with(
+    base_url: &str,
+    method: &str,
+    path: &str,
+    json_body: Option<Vec<u8>>,
+    authorization: Option<&str>,
+) -> Result<(u16, Bytes), ClientError> {
     let authority = authority(base_url)?;
     let tcp = open_tcp(&authority, None).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
@@ -136,6 +147,9 @@ pub async fn http_request(
         .header(HOST, &authority);
     if json_body.is_some() {
         req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    if let Some(auth) = authorization {
+        req = req.header(hyper::header::AUTHORIZATION, auth);
     }
     let req = req
         .body(http_body_util::Full::new(Bytes::from(
@@ -174,9 +188,12 @@ pub async fn matchmake(
     })
 }
 
-/// `POST /api/matches`: a new match; returns its id.
-pub async fn create_match(base_url: &str) -> Result<u32, ClientError> {
-    let (status, body) = http_request(base_url, "POST", "/api/matches", None).await?;
+/// `POST /api/matches`: a new match; returns its id. `admin_key` is the server's operator key
+/// (needed unless the server runs with `--open`).
+pub async fn create_match(base_url: &str, admin_key: Option<&str>) -> Result<u32, ClientError> {
+    let auth = admin_key.map(|k| format!("Bearer {k}"));
+    let (status, body) =
+        http_request_with(base_url, "POST", "/api/matches", None, auth.as_deref()).await?;
     let id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|v| v["id"].as_u64());
@@ -189,8 +206,33 @@ pub async fn create_match(base_url: &str) -> Result<u32, ClientError> {
     }
 }
 
-/// Opens the WebSocket: TCP connect, HTTP upgrade, and on refusal the server's reason.
+/// `POST /api/matches/{id}/spectate`: a spectator token for the match.
+pub async fn spectator_token(base_url: &str, match_id: u32) -> Result<String, ClientError> {
+    let path = format!("/api/matches/{match_id}/spectate");
+    let (status, body) = http_request(base_url, "POST", &path, None).await?;
+    let token = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["token"].as_str().map(str::to_string));
+    match (status, token) {
+        (200, Some(t)) => Ok(t),
+        _ => Err(ClientError::Refused {
+            status,
+            reason: String::from_utf8_lossy(&body).into_owned(),
+        }),
+    }
+}
+
+/// Opens the WebSocket: TCP connect, HTTP upgrade, and on refusal the server's reason. A
+/// spectator without a token gets one from the API first.
 pub async fn connect(opts: &JoinOptions) -> Result<Connection, ClientError> {
+    if opts.spectate
+        && opts.token.is_none()
+        && let Some(id) = opts.match_id
+    {
+        let mut with_token = opts.clone();
+        with_token.token = Some(spectator_token(&opts.base_url, id).await?);
+        return Box::pin(connect(&with_token)).await;
+    }
     let authority = authority(&opts.base_url)?;
     let tcp = open_tcp(&authority, opts.recv_buffer).await?;
     tcp.set_nodelay(true).map_err(ClientError::Connect)?;

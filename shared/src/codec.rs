@@ -153,6 +153,16 @@ pub fn decode(
     let players = decode_players(&mut r, base.map(|b| b.players.as_slice()), age, params)?;
     let orbs = decode_orbs(&mut r, base.map(|b| b.orbs.as_slice()))?;
     let projectiles = decode_projectiles(&mut r, base.map(|b| b.projectiles.as_slice()), tick)?;
+    for p in &players {
+        within(p.pos, MAX_DECODED_POS, "position")?;
+        within(p.vel, MAX_DECODED_VEL, "velocity")?;
+    }
+    for o in &orbs {
+        within(*o, MAX_DECODED_POS, "orb position")?;
+    }
+    for p in &projectiles {
+        within(p.origin, MAX_DECODED_POS, "projectile origin")?;
+    }
     if !r.at_end() {
         return Err(CodecError::TrailingBytes(r.remaining_bits() / 8));
     }
@@ -333,6 +343,20 @@ fn read_id(r: &mut BitReader<'_>, prev: &mut Option<u32>) -> Result<u32, CodecEr
     let id = u32::try_from(id).map_err(|_| CodecError::BadId(id))?;
     *prev = Some(id);
     Ok(id)
+}
+
+/// Largest velocity component a decoded snapshot may carry. The rules stay under a few
+/// thousand steps; the bound keeps a client's prediction (`sim`, in `i64`) far from overflow
+/// whatever a server sends.
+pub const MAX_DECODED_VEL: i32 = 1 << 16;
+/// Largest position component a decoded snapshot may carry (four arena widths).
+pub const MAX_DECODED_POS: i32 = crate::rules::ARENA_MAX_Q * 4;
+
+fn within(v: QVec, max: i32, what: &'static str) -> Result<(), CodecError> {
+    if v.x.unsigned_abs() > max.unsigned_abs() || v.y.unsigned_abs() > max.unsigned_abs() {
+        return Err(CodecError::OutOfRange(what));
+    }
+    Ok(())
 }
 
 fn to_i32(v: i64, what: &'static str) -> Result<i32, CodecError> {

@@ -216,6 +216,29 @@ pub fn ws_frame_len(payload: usize) -> usize {
         }
 }
 
+/// A client (masked) WebSocket frame: `b0` is the first header byte (FIN bit and opcode, e.g.
+/// `0x82` for a final binary frame), then the length, the mask and the masked payload. For
+/// tests and for the abuse bots, which write frames a normal client library would not.
+#[must_use]
+pub fn masked_frame(b0: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    out.push(b0);
+    match payload.len() {
+        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 126..=65535 => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
+    out
+}
+
 /// Percent-encodes a URL query value (RFC 3986 unreserved characters pass through).
 #[must_use]
 pub fn percent_encode(s: &str) -> String {

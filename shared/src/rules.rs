@@ -89,11 +89,38 @@ pub fn truncate_utf8(s: &str, max_bytes: usize) -> &str {
     &s[..end]
 }
 
-/// A player name as the server stores it: control characters removed, surrounding white
-/// space trimmed, at most [`MAX_NAME_BYTES`], and `"player"` when nothing is left.
+/// Whether `c` may appear in a name or a chat line: not a control character, not a Unicode
+/// format character (bidi overrides and isolates, zero-width spaces and joiners, the BOM, tag
+/// characters: they let one name pose as another on the scoreboard), not a line or paragraph
+/// separator. The list is Unicode's general category Cf, by hand to avoid a tables crate.
+#[must_use]
+pub fn is_printable(c: char) -> bool {
+    !c.is_control()
+        && !matches!(c,
+            '\u{00AD}' | '\u{0600}'..='\u{0605}' | '\u{061C}' | '\u{06DD}' | '\u{070F}'
+            | '\u{0890}'..='\u{0891}' | '\u{08E2}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}' | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}' | '\u{1D173}'..='\u{1D17A}' | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}')
+}
+
+/// A chat line as the server relays it: only [`is_printable`] characters.
+#[must_use]
+pub fn clean_text(raw: &str) -> String {
+    raw.chars().filter(|c| is_printable(*c)).collect()
+}
+
+/// A player name as the server stores it: only [`is_printable`] characters, other white
+/// space as plain spaces, surrounding white space trimmed, at most [`MAX_NAME_BYTES`], and
+/// `"player"` when nothing is left.
 #[must_use]
 pub fn clean_name(raw: &str) -> std::sync::Arc<str> {
-    let no_controls: String = raw.chars().filter(|c| !c.is_control()).collect();
+    let no_controls: String = raw
+        .chars()
+        .filter(|c| is_printable(*c))
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .collect();
     let name = truncate_utf8(no_controls.trim(), MAX_NAME_BYTES).trim();
     if name.is_empty() {
         "player".into()
@@ -112,6 +139,17 @@ mod tests {
         assert_eq!(&*clean_name(""), "player");
         assert_eq!(&*clean_name("ééééééééé"), "éééééééé"); // 9 x 2 bytes -> 8 fit in 16
         assert_eq!(clean_name(&"x".repeat(40)).len(), MAX_NAME_BYTES);
+    }
+
+    #[test]
+    fn names_lose_bidi_overrides_and_invisible_characters() {
+        // "alice" written right-to-left over "ecila", and zero-width padding.
+        assert_eq!(&*clean_name("\u{202E}ecila\u{202C}"), "ecila");
+        assert_eq!(&*clean_name("bo\u{200B}b\u{2066}\u{FEFF}"), "bob");
+        assert_eq!(&*clean_name("\u{E0041}\u{200D}"), "player");
+        assert_eq!(&*clean_name("a\u{3000}b"), "a b");
+        assert_eq!(&*clean_name("zoë 🙂"), "zoë 🙂");
+        assert_eq!(clean_text("gg\u{202E}wp"), "ggwp");
     }
 
     #[test]

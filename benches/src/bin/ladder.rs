@@ -70,6 +70,9 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The operator key the ladder's server and bots share (the bots create the matches).
+const LADDER_KEY: &str = "ladder";
+
 fn start_server(args: &Args) -> anyhow::Result<ServerProcess> {
     let bin = args.bin_dir.join("skirmish-server");
     let child = Command::new("taskset")
@@ -81,6 +84,8 @@ fn start_server(args: &Args) -> anyhow::Result<ServerProcess> {
             "--no-results-file",
             "--max-connections",
             "19000",
+            "--admin-key",
+            LADDER_KEY,
         ])
         .args(["--match-duration", "1h", "--empty-match-ttl-s", "600"])
         .env("RUST_LOG", "warn")
@@ -128,6 +133,7 @@ fn run_step(
         .args(["-c", "1"])
         .arg(args.bin_dir.join("skirmish-bots"))
         .args(["--url", &format!("http://127.0.0.1:{}", args.port)])
+        .args(["--admin-key", LADDER_KEY])
         .args([
             "--bots",
             &clients.to_string(),

@@ -21,7 +21,13 @@ use skirmish_shared::world::{PlayerId, WorldState};
 /// Every wait in a test ends by this deadline.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-pub async fn start(config: Config) -> Server {
+/// The operator key every test server gets (unless the test sets its own).
+pub const ADMIN_KEY: &str = "test-operator-key";
+
+pub async fn start(mut config: Config) -> Server {
+    config
+        .admin_key
+        .get_or_insert_with(|| ADMIN_KEY.to_string());
     Server::start(config)
         .await
         .expect("server starts on 127.0.0.1:0")
@@ -33,6 +39,16 @@ pub async fn start_default() -> Server {
 
 /// A plain HTTP request; returns status and body.
 pub async fn http(server: &Server, method: &str, path: &str) -> (u16, String) {
+    http_with(server, method, path, None).await
+}
+
+/// A plain HTTP request with an `Authorization` header.
+pub async fn http_with(
+    server: &Server,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, String) {
     let tcp = tokio::net::TcpStream::connect(server.local_addr)
         .await
         .expect("connect");
@@ -40,12 +56,14 @@ pub async fn http(server: &Server, method: &str, path: &str) -> (u16, String) {
         .await
         .expect("handshake");
     tokio::spawn(conn);
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header("host", server.local_addr.to_string())
-        .body(Full::new(Bytes::new()))
-        .expect("request");
+        .header("host", server.local_addr.to_string());
+    if let Some(auth) = authorization {
+        req = req.header("authorization", auth);
+    }
+    let req = req.body(Full::new(Bytes::new())).expect("request");
     let resp = sender.send_request(req).await.expect("response");
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
@@ -53,7 +71,8 @@ pub async fn http(server: &Server, method: &str, path: &str) -> (u16, String) {
 }
 
 pub async fn create_match(server: &Server) -> u32 {
-    let (status, body) = http(server, "POST", "/api/matches").await;
+    let auth = format!("Bearer {ADMIN_KEY}");
+    let (status, body) = http_with(server, "POST", "/api/matches", Some(&auth)).await;
     assert_eq!(status, 201, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("json");
     v["id"].as_u64().expect("id") as u32

@@ -124,6 +124,25 @@ proptest! {
         let _ = decode(None, Tick(11), &bytes, &params);
     }
 
+    /// Whatever decodes can be predicted from: a client steps the decoded world with the
+    /// shared rules, and no arithmetic there may overflow (debug builds would panic).
+    #[test]
+    fn whatever_decodes_can_be_simulated(bytes in proptest::collection::vec(any::<u8>(), 0..400), mv in -127i8..=127) {
+        let params = Params::default();
+        if let Ok(d) = decode(None, Tick(11), &bytes, &params) {
+            let input = crate::protocol::InputFrame {
+                mv: crate::quant::MoveVec { x: mv, y: mv },
+                buttons: crate::rules::BUTTON_FIRE,
+                ..Default::default()
+            };
+            for mut p in d.world.players {
+                for _ in 0..3 {
+                    crate::sim::apply_input(&mut p, &input, &params);
+                }
+            }
+        }
+    }
+
     #[test]
     fn truncated_snapshots_are_errors((a, b) in arb_pair()) {
         let params = Params::default();
@@ -134,6 +153,31 @@ proptest! {
             prop_assert!(r.as_ref().ok() != Some(&whole), "a cut at {} decoded as the whole", cut);
         }
     }
+}
+
+#[test]
+fn a_snapshot_with_an_impossible_velocity_is_refused() {
+    let params = Params::default();
+    let mut w = WorldState {
+        tick: Tick(5),
+        ..WorldState::default()
+    };
+    w.players.push(PlayerState {
+        id: PlayerId(1),
+        name: "x".into(),
+        pos: QVec::new(0, 0),
+        vel: QVec::new(i32::MAX / 2, 0),
+        aim: QAngle::new(0),
+        score: 0,
+        last_seq: Seq(0),
+        cooldown: 0,
+        deaths: 0,
+    });
+    let bytes = encode(None, &w, None, &params);
+    assert!(matches!(
+        decode(None, Tick(5), &bytes, &params),
+        Err(CodecError::OutOfRange("velocity"))
+    ));
 }
 
 #[test]
