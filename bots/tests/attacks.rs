@@ -108,6 +108,26 @@ async fn honest_bots_play_on_while_every_attacker_is_closed() {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let attacks = attackers(&server, &stop_rx);
+    // /healthz answers throughout (printed, not asserted: timings belong to benchmarks).
+    let health = {
+        let base = server.base_url();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut worst = Duration::ZERO;
+            let mut answered = 0u32;
+            while !*stop.borrow_and_update() {
+                let t = std::time::Instant::now();
+                if let Ok((200, _)) =
+                    skirmish_shared::client::http_request(&base, "GET", "/healthz", None).await
+                {
+                    answered += 1;
+                }
+                worst = worst.max(t.elapsed());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (answered, worst)
+        })
+    };
     let attacked = swarm::run(honest(&server), std::future::pending())
         .await
         .expect("attacked run");
@@ -120,7 +140,10 @@ async fn honest_bots_play_on_while_every_attacker_is_closed() {
         }
         done
     };
+    let (answered, worst) = health.await.expect("health probe");
     eprintln!("attack: {}", summary(&attacked));
+    eprintln!("/healthz during the attack: {answered} answers, slowest {worst:?}");
+    assert!(answered > 0, "/healthz never answered during the attack");
     eprintln!(
         "slow clients dropped: {}",
         server.stats.slow_clients_dropped.get()

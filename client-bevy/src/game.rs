@@ -65,6 +65,10 @@ struct ClientState {
     bytes_in: u64,
     bytes_out: u64,
     snapshots: u64,
+    /// Full snapshots asked for after the stream broke, and received.
+    resync_requests: u64,
+    resyncs: u64,
+    awaiting_full: bool,
     rates: (f64, f64, f64),
     rate_clock: f64,
     rate_base: (u64, u64, u64),
@@ -331,8 +335,13 @@ fn apply_snapshot(
     let Some(receiver) = st.receiver.as_mut() else {
         return;
     };
+    let full = s.baseline().is_none();
     match receiver.receive(s) {
         Received::Applied { .. } => {
+            if st.awaiting_full && full {
+                st.awaiting_full = false;
+                st.resyncs += 1;
+            }
             let Some(world) = receiver.latest().cloned() else {
                 return;
             };
@@ -346,7 +355,10 @@ fn apply_snapshot(
         Received::NeedFull {
             request_full: true, ..
         } => {
-            let _ = net.commands.try_send(ClientMessage::RequestFull);
+            if net.commands.try_send(ClientMessage::RequestFull).is_ok() {
+                st.resync_requests += 1;
+                st.awaiting_full = true;
+            }
         }
         _ => {}
     }
@@ -709,15 +721,21 @@ fn exit_after(
     let now = time.elapsed_secs_f64();
     if now >= after.as_secs_f64() {
         let corrections = st.prediction.as_ref().map_or(0, |p| p.corrections);
-        let desyncs = st.receiver.as_ref().map_or(0, |r| r.desyncs);
+        let (desyncs, decode_errors) = st
+            .receiver
+            .as_ref()
+            .map_or((0, 0), |r| (r.desyncs, r.decode_errors));
         println!(
-            "skirmish-client: {:.1} s, {} frames ({:.1} fps), {} snapshots, {} prediction corrections, {} checksum desyncs",
+            "skirmish-client: {:.1} s, {} frames ({:.1} fps), {} snapshots, {} prediction corrections, {} checksum desyncs, {} decode errors, {} resyncs of {} asked",
             now,
             st.frames,
             st.frames as f64 / now,
             st.snapshots,
             corrections,
-            desyncs
+            desyncs,
+            decode_errors,
+            st.resyncs,
+            st.resync_requests
         );
         exit.write(AppExit::Success);
     }

@@ -88,7 +88,7 @@ impl AppState {
     }
 
     /// Takes one token from `peer`'s bucket: `Err` is the 429 to send.
-    fn rate_limit(&self, peer: &SocketAddr) -> Result<(), Response> {
+    fn rate_limit(&self, peer: &SocketAddr) -> Result<(), Box<Response>> {
         let Some(limiter) = &self.api_limiter else {
             return Ok(());
         };
@@ -103,7 +103,7 @@ impl AppState {
             use governor::clock::{Clock, DefaultClock};
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             self.matches.stats.http_rate_limited.inc();
-            refuse_with(
+            Box::new(refuse_with(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "too many requests from {ip}: at most {} per second (burst {})",
@@ -111,17 +111,17 @@ impl AppState {
                 ),
                 header::RETRY_AFTER,
                 HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
-            )
+            ))
         })
     }
 
     /// Checks the operator key (`Authorization: Bearer <key>`); `what` names the action.
-    fn require_admin(&self, headers: &HeaderMap, what: &str) -> Result<(), Response> {
+    fn require_admin(&self, headers: &HeaderMap, what: &str) -> Result<(), Box<Response>> {
         let Some(key) = self.config.admin_key.as_deref().filter(|k| !k.is_empty()) else {
-            return Err(refuse(
+            return Err(Box::new(refuse(
                 StatusCode::FORBIDDEN,
                 format!("{what} needs the operator key, and this server has none (--admin-key)"),
-            ));
+            )));
         };
         let given = headers
             .get(header::AUTHORIZATION)
@@ -129,12 +129,12 @@ impl AppState {
             .and_then(|v| v.strip_prefix("Bearer "));
         match given {
             Some(g) if constant_time_eq(g.as_bytes(), key.as_bytes()) => Ok(()),
-            _ => Err(refuse_with(
+            _ => Err(Box::new(refuse_with(
                 StatusCode::UNAUTHORIZED,
                 format!("{what} needs the operator key: Authorization: Bearer <--admin-key>"),
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer"),
-            )),
+            ))),
         }
     }
 
@@ -260,10 +260,10 @@ async fn create_match(
     if !state.config.open
         && let Err(r) = state.require_admin(&headers, "creating a match")
     {
-        return r;
+        return *r;
     }
     if let Err(r) = state.rate_limit(&peer) {
-        return r;
+        return *r;
     }
     if state.not_accepting() {
         return refuse(
@@ -341,10 +341,10 @@ async fn spectate(
     if state.config.private_spectating
         && let Err(r) = state.require_admin(&headers, "spectating")
     {
-        return r;
+        return *r;
     }
     if let Err(r) = state.rate_limit(&peer) {
-        return r;
+        return *r;
     }
     let Some(m) = state.matches.registry.get(id) else {
         return refuse(
@@ -377,7 +377,7 @@ async fn matchmake(
     body: Result<Json<MatchmakeRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     if let Err(r) = state.rate_limit(&peer) {
-        return r;
+        return *r;
     }
     let Json(req) = match body {
         Ok(b) => b,
@@ -501,7 +501,7 @@ async fn join(
         );
     };
     let kind = if q.get("spectate").is_some_and(|v| v == "1" || v == "true")
-        && q.get("token").is_none()
+        && !q.contains_key("token")
     {
         if !state.config.open {
             return refuse(

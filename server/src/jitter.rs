@@ -153,11 +153,9 @@ mod tests {
         for n in 1..=45 {
             ring.push(frame(n)); // the backlog after a stall: the newest 8 are kept
         }
-        let mut next = 46;
         let mut dropped = 0;
-        for _ in 0..8 {
+        for next in 46..54 {
             ring.push(frame(next));
-            next += 1;
             dropped += q.trim(8);
             ring.pop().expect("an input");
         }
