@@ -92,22 +92,12 @@ impl SwarmStats {
     }
 
     pub fn fail(&self, reason: String) {
-        *self
-            .failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(reason)
-            .or_default() += 1;
+        tally(&self.failures, reason);
     }
 
     /// Records what an attacker met.
     pub fn attack_outcome(&self, outcome: String) {
-        *self
-            .attack_outcomes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(outcome)
-            .or_default() += 1;
+        tally(&self.attack_outcomes, outcome);
     }
 
     #[must_use]
@@ -126,4 +116,13 @@ impl SwarmStats {
         }
         samples.clear();
     }
+}
+
+/// Counts one more of `what`.
+fn tally(counts: &Mutex<BTreeMap<String, u64>>, what: String) {
+    *counts
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(what)
+        .or_default() += 1;
 }
