@@ -181,6 +181,16 @@ mod tests {
     }
 
     proptest! {
+        /// Arbitrary bytes: no panic; a frame, when one parses, fits in what was given and
+        /// its payload is under the limit.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            if let Ok(Some((f, used))) = parse(&bytes, 1025) {
+                prop_assert!(used <= bytes.len());
+                prop_assert!(f.payload.len() < 1025);
+            }
+        }
+
         /// Any frame, cut anywhere, is incomplete until its last byte is there, and then
         /// parses to its payload, leaving what follows.
         #[test]
