@@ -61,7 +61,7 @@ fn attackers(
                 seed: i as u64,
             };
             let (s, stop) = (stats.clone(), stop.clone());
-            let first_match = server.state.matches.registry.clone();
+            let first_match = server.state.registry.clone();
             let task = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(1000)).await;
                 let mut cfg = cfg;

@@ -54,7 +54,7 @@ async fn the_client_joins_and_draws_the_arena_under_xvfb() {
     let started = Instant::now();
     let mut saw_player = false;
     let status = loop {
-        let matches = server.state.matches.registry.list();
+        let matches = server.state.registry.list();
         saw_player |= matches.iter().any(|m| m.players >= 1);
         if let Some(s) = child.try_wait().expect("wait") {
             break s;

@@ -30,9 +30,10 @@ use skirmish_shared::rules::clean_name;
 
 use crate::config::Config;
 use crate::connection::{self, ConnectionContext, JoinKind};
-use crate::match_loop::{MatchContext, spawn_match};
-use crate::registry::{MatchHandle, MatchInfo, SeatError};
-use crate::seats::ClaimError;
+use crate::context::ServerContext;
+use crate::r#match::seats::ClaimError;
+use crate::r#match::{MatchHandle, MatchInfo};
+use crate::registry::{Registry, SeatError};
 use crate::token::{Claims, TokenError, TokenSigner, unix_now_s};
 
 /// Per-client-IP token buckets for the API's costly requests.
@@ -45,7 +46,8 @@ const LIMITER_SWEEP_AT: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub matches: MatchContext,
+    pub ctx: ServerContext,
+    pub registry: Arc<Registry>,
     pub connections: Arc<Semaphore>,
     pub tokens: TokenSigner,
     /// `ws://host:port` or `wss://...`: where `ws_url`s point (`--public-url`).
@@ -62,12 +64,13 @@ impl AppState {
     #[must_use]
     pub fn new(
         config: Config,
-        matches: MatchContext,
+        ctx: ServerContext,
+        registry: Arc<Registry>,
         tokens: TokenSigner,
         seed: u64,
         ws_base: String,
     ) -> Self {
-        let first_id = matches.results.max_match_id() + 1;
+        let first_id = ctx.results.max_match_id() + 1;
         let api_limiter = std::num::NonZeroU32::new(config.api_rate_per_s).map(|rate| {
             let burst = std::num::NonZeroU32::new(config.api_burst).unwrap_or(rate);
             Arc::new(governor::RateLimiter::keyed(
@@ -79,7 +82,8 @@ impl AppState {
             ws_base: ws_base.into(),
             api_limiter,
             config: Arc::new(config),
-            matches,
+            ctx,
+            registry,
             tokens,
             next_match_id: Arc::new(AtomicU32::new(first_id)),
             create_lock: Arc::default(),
@@ -102,7 +106,7 @@ impl AppState {
         limiter.check_key(&ip).map_err(|not_until| {
             use governor::clock::{Clock, DefaultClock};
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            self.matches.stats.http_rate_limited.inc();
+            self.ctx.stats.http_rate_limited.inc();
             Box::new(refuse_with(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -150,14 +154,16 @@ impl AppState {
     /// True while draining or shutting down.
     #[must_use]
     pub fn not_accepting(&self) -> bool {
-        self.matches.draining.is_cancelled() || self.matches.shutdown.is_cancelled()
+        self.ctx.draining.is_cancelled() || self.ctx.shutdown.is_cancelled()
     }
 
     /// Starts a new match and returns its handle.
     pub fn create_match(&self) -> Arc<MatchHandle> {
         let id = self.next_match_id.fetch_add(1, Ordering::Relaxed);
         let seed = self.seed ^ u64::from(id).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        spawn_match(id, seed, &self.config, self.matches.clone())
+        let m = crate::r#match::spawn(id, seed, &self.config, self.ctx.clone());
+        self.registry.insert(m.clone());
+        m
     }
 
     /// A seat for `name`: in `match_id`, or in the fullest open match (or a new one).
@@ -167,7 +173,7 @@ impl AppState {
         name: &Arc<str>,
         until: Instant,
     ) -> Result<(Arc<MatchHandle>, u32), SeatError> {
-        let registry = &self.matches.registry;
+        let registry = &self.registry;
         if let Some(id) = match_id {
             return registry.reserve_in(id, name.clone(), until);
         }
@@ -243,7 +249,7 @@ fn refuse_with(
 }
 
 async fn list_matches(State(state): State<AppState>) -> Json<Vec<MatchInfo>> {
-    Json(state.matches.registry.list())
+    Json(state.registry.list())
 }
 
 /// `POST /api/matches` answer.
@@ -277,7 +283,7 @@ async fn create_match(
 
 /// `GET /readyz`: 200 while accepting players, 503 while draining or shutting down.
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.matches.draining.is_cancelled() || state.matches.shutdown.is_cancelled() {
+    if state.ctx.draining.is_cancelled() || state.ctx.shutdown.is_cancelled() {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "draining: not accepting players",
@@ -289,9 +295,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(state): State<AppState>) -> Response {
     let body = state
-        .matches
+        .ctx
         .metrics
-        .render(&state.matches.stats, &state.matches.registry);
+        .render(&state.ctx.stats, &state.registry.gauges());
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -305,17 +311,17 @@ async fn metrics(State(state): State<AppState>) -> Response {
 /// `GET /api/stats`: the server's counters and its process CPU time and RSS.
 async fn stats(State(state): State<AppState>) -> Response {
     Json(serde_json::json!({
-        "counters": &*state.matches.stats,
+        "counters": &*state.ctx.stats,
         "process": skirmish_shared::process::usage(),
     }))
     .into_response()
 }
 
 async fn results(State(state): State<AppState>, Path(id): Path<u32>) -> Response {
-    if let Some(r) = state.matches.results.get(id) {
+    if let Some(r) = state.ctx.results.get(id) {
         return Json(r.as_ref().clone()).into_response();
     }
-    if state.matches.registry.get(id).is_some() {
+    if state.registry.get(id).is_some() {
         return refuse(StatusCode::CONFLICT, format!("match {id} is still running"));
     }
     refuse(StatusCode::NOT_FOUND, format!("no results for match {id}"))
@@ -346,7 +352,7 @@ async fn spectate(
     if let Err(r) = state.rate_limit(&peer) {
         return *r;
     }
-    let Some(m) = state.matches.registry.get(id) else {
+    let Some(m) = state.registry.get(id) else {
         return refuse(
             StatusCode::NOT_FOUND,
             format!("no match with id {id} (it may be over)"),
@@ -515,7 +521,7 @@ async fn join(
                 "spectating needs a match: /ws?v=..&match=<id>&spectate=1",
             );
         };
-        let Some(m) = state.matches.registry.get(id) else {
+        let Some(m) = state.registry.get(id) else {
             return refuse(
                 StatusCode::NOT_FOUND,
                 format!("no match with id {id} (it may be over)"),
@@ -565,12 +571,12 @@ async fn join(
         Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("upgrade failed: {e}")),
     };
     let ctx = ConnectionContext {
-        matches: state.matches.clone(),
+        server: state.ctx.clone(),
         input_queue: state.config.input_queue,
         write_timeout: state.config.write_timeout(),
         reconnect_grace: state.config.reconnect_grace,
     };
-    state.matches.tasks.spawn(async move {
+    state.ctx.tasks.spawn(async move {
         connection::run(fut, kind, ctx).await;
         drop(permit);
     });
@@ -602,7 +608,7 @@ fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<J
             format!("token is for match {}, not match {m}", claims.match_id),
         ));
     }
-    let Some(handle) = state.matches.registry.get(claims.match_id) else {
+    let Some(handle) = state.registry.get(claims.match_id) else {
         return Err(Refusal(
             StatusCode::GONE,
             format!("match {} is over", claims.match_id),

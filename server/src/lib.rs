@@ -1,36 +1,41 @@
 //! The Skirmish server as a library: everything `main` wires up, and what the integration
 //! tests start on `127.0.0.1:0`.
 //!
-//! - [`config`] — flags and defaults.
-//! - [`http`] — axum routes, including the pre-upgrade checks of `/ws`.
-//! - [`registry`] — matches and seat reservations.
-//! - [`match_loop`] — one task per match, the fixed-timestep loop.
-//! - [`fanout`] — encode once per tick, publish on a `watch` channel.
-//! - [`connection`] — a player's reader and writer, close handshake, abuse handling.
-//! - [`stats`] — counters; [`metrics`] — their Prometheus exposition at `/metrics`.
-//! - `orchestrator` (feature `agones`) — the Agones SDK lifecycle.
-//! - [`web`] — the embedded web page; [`demo`] — in-process demo bots.
-//! - [`token`] — signed join tokens; [`seats`] — reservations and reconnect windows.
-//! - [`events`] — the per-match game-event ring; [`results`] — finished matches on disk.
+//! - [`config`] — flags, environment, config file, defaults.
+//! - [`serve`] — accepting HTTP connections, with their limits; [`http`] — the routes,
+//!   including the pre-upgrade checks of `/ws`; [`web`] — the embedded page; [`token`] —
+//!   signed join and spectator tokens.
+//! - [`context`] — what matches and connections share; [`registry`] — the live matches and
+//!   where new players go.
+//! - [`match`](crate::r#match) — one match's home: handle, task, phase rules, input queues,
+//!   seats.
+//! - [`connection`] — one WebSocket: seat lifecycle, sans-IO reader, writer, close handshake.
+//! - The match loop's I/O: [`link`] (a connection as the loop sees it), [`inlet`] (its read
+//!   side), [`outlet`] (its write side), [`socket`] (non-blocking sockets out of the
+//!   reactor), [`wire`] (server frames), [`fanout`] (encode once per tick), [`events`] (the
+//!   per-match event ring).
+//! - [`stats`] — the counters; [`metrics`] — `/metrics`; [`results`] — finished matches on
+//!   disk.
+//! - `demo` (feature `demo`, on by default) — in-process demo bots; `orchestrator` (feature
+//!   `agones`) — the Agones SDK lifecycle.
 
-pub mod client_frame;
 pub mod config;
 pub mod connection;
+pub mod context;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod events;
 pub mod fanout;
 pub mod http;
 pub mod inlet;
-pub mod jitter;
-pub mod match_loop;
+pub mod link;
+pub mod r#match;
 pub mod metrics;
 #[cfg(feature = "agones")]
 pub mod orchestrator;
 pub mod outlet;
-pub mod reader;
 pub mod registry;
 pub mod results;
-pub mod seats;
 pub mod serve;
 pub mod socket;
 pub mod stats;
@@ -48,8 +53,8 @@ use tracing::{info, warn};
 
 pub use config::Config;
 
+use crate::context::ServerContext;
 use crate::http::AppState;
-use crate::match_loop::MatchContext;
 use crate::registry::Registry;
 use crate::results::{ResultsError, ResultsStore};
 use crate::stats::Stats;
@@ -63,9 +68,14 @@ pub enum StartError {
     #[error(transparent)]
     Results(#[from] ResultsError),
     #[error("cannot generate a token secret: {0}")]
-    Secret(String),
+    Secret(#[source] getrandom::Error),
+    #[error("--agones: this build has no Agones support: build with --features agones")]
+    NoAgones,
+    #[cfg(feature = "agones")]
     #[error("--agones: {0}")]
-    Agones(String),
+    Agones(#[from] orchestrator::AgonesError),
+    #[error("--demo: this build has no demo bots: build with the default `demo` feature")]
+    NoDemo,
     #[error("--public-url {0:?}: expected http://host[:port] or https://host[:port]")]
     PublicUrl(String),
 }
@@ -124,7 +134,7 @@ impl Server {
                 TokenSigner::random()
             }
         }
-        .map_err(|e| StartError::Secret(e.to_string()))?;
+        .map_err(StartError::Secret)?;
         tokens.any_instance = config.token_survives_restart;
         let listener = TcpListener::bind(config.addr)
             .await
@@ -134,9 +144,10 @@ impl Server {
             .map_err(|e| StartError::Bind(config.addr, e))?;
         #[cfg(not(feature = "agones"))]
         if config.agones {
-            return Err(StartError::Agones(
-                "this build has no Agones support: build with --features agones".into(),
-            ));
+            return Err(StartError::NoAgones);
+        }
+        if cfg!(not(feature = "demo")) && config.demo > 0 {
+            return Err(StartError::NoDemo);
         }
         #[cfg(feature = "agones")]
         let (lifecycle_tx, lifecycle_rx) = {
@@ -150,8 +161,8 @@ impl Server {
         #[cfg(not(feature = "agones"))]
         let lifecycle_tx = None;
         let stats = Arc::new(Stats::default());
-        let matches = MatchContext {
-            registry: Arc::new(Registry::default()),
+        let registry = Arc::new(Registry::default());
+        let ctx = ServerContext {
             stats: stats.clone(),
             results,
             shutdown: CancellationToken::new(),
@@ -178,9 +189,9 @@ impl Server {
             config.max_connections,
         );
         let ws_base = ws_base(config.public_url.as_deref(), local_addr)?;
-        let state = AppState::new(config, matches, tokens, seed, ws_base);
+        let state = AppState::new(config, ctx, registry, tokens, seed, ws_base);
         let app = http::router(state.clone());
-        let shutdown = state.matches.shutdown.clone();
+        let shutdown = state.ctx.shutdown.clone();
         let task = tokio::spawn(serve::serve(
             listener,
             app,
@@ -189,21 +200,27 @@ impl Server {
             shutdown,
         ));
         info!(%local_addr, "listening (HTTP API and WebSocket /ws)");
+        #[cfg(feature = "demo")]
         if demo_bots > 0 {
             info!(bots = demo_bots, "demo: starting wandering bots in-process");
             demo::spawn(
                 demo_bots,
                 format!("http://{local_addr}"),
-                state.matches.shutdown.clone(),
-                &state.matches.tasks,
+                state.ctx.shutdown.clone(),
+                &state.ctx.tasks,
             );
         }
         #[cfg(feature = "agones")]
         let orchestrator = match (agones_setup, lifecycle_rx) {
             ((true, port, capacity), Some(rx)) => Some(
-                orchestrator::Agones::start(port, capacity, state.matches.clone(), rx)
-                    .await
-                    .map_err(StartError::Agones)?,
+                orchestrator::Agones::start(
+                    port,
+                    capacity,
+                    state.ctx.clone(),
+                    state.registry.clone(),
+                    rx,
+                )
+                .await?,
             ),
             _ => None,
         };
@@ -226,8 +243,8 @@ impl Server {
     /// Graceful shutdown: stop accepting players (`/readyz` answers 503), let running matches
     /// play on for up to `timeout`, then [`Server::shutdown`].
     pub async fn drain(self, timeout: Duration) -> std::io::Result<()> {
-        self.state.matches.draining.cancel();
-        let registry = self.state.matches.registry.clone();
+        self.state.ctx.draining.cancel();
+        let registry = self.state.registry.clone();
         let deadline = tokio::time::Instant::now() + timeout;
         info!(matches = registry.len(), "draining for up to {timeout:?}");
         while !registry.is_empty() && tokio::time::Instant::now() < deadline {
@@ -239,10 +256,10 @@ impl Server {
     /// Stops accepting, ends running matches (results kept), closes every connection with
     /// 1001, and waits for them (bounded).
     pub async fn shutdown(self) -> std::io::Result<()> {
-        self.state.matches.draining.cancel();
-        self.state.matches.shutdown.cancel();
-        self.state.matches.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.matches.tasks.wait())
+        self.state.ctx.draining.cancel();
+        self.state.ctx.shutdown.cancel();
+        self.state.ctx.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.state.ctx.tasks.wait())
             .await
             .is_err()
         {

@@ -4,15 +4,21 @@
 //! paths and are copied into the recorder at scrape time; the tick duration histogram is
 //! recorded by the match loops.
 
-use metrics::{counter, gauge, histogram, with_local_recorder};
+use metrics::{counter, describe_counter, describe_gauge, gauge, histogram, with_local_recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 
-use skirmish_shared::world::Phase;
+use crate::stats::{Kind, Stats};
 
-use crate::registry::Registry;
-use crate::stats::Stats;
+/// What `/metrics` shows of the live matches (the registry fills it in).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MatchGauges {
+    /// Matches waiting, counting down, running, ended.
+    pub by_phase: [usize; 4],
+    pub players: usize,
+    pub spectators: usize,
+}
 
 const TICK_DURATION: &str = "skirmish_tick_duration_seconds";
 
@@ -48,53 +54,34 @@ impl Metrics {
         with_local_recorder(&self.recorder, || histogram!(TICK_DURATION).record(seconds));
     }
 
-    /// The Prometheus text exposition of everything.
+    /// The Prometheus text exposition of everything: the counters table, the matches' gauges,
+    /// the tick histogram, process CPU and RSS.
     #[must_use]
-    pub fn render(&self, stats: &Stats, registry: &Registry) -> String {
+    pub fn render(&self, stats: &Stats, matches: &MatchGauges) -> String {
         with_local_recorder(&self.recorder, || {
-            gauge!("skirmish_connections").set(stats.connections.get() as f64);
-            let matches = registry.all();
-            for (phase, name) in [
-                (Phase::Waiting, "waiting"),
-                (Phase::Countdown, "countdown"),
-                (Phase::Running, "running"),
-                (Phase::Ended, "ended"),
-            ] {
-                let n = matches.iter().filter(|m| m.phase() == phase).count();
-                gauge!("skirmish_matches", "phase" => name).set(n as f64);
+            for row in stats.table() {
+                match row.kind {
+                    Kind::Gauge => {
+                        describe_gauge!(row.metric, row.help);
+                        gauge!(row.metric).set(row.value as f64);
+                    }
+                    Kind::Counter => {
+                        describe_counter!(row.metric, row.help);
+                        counter!(row.metric).absolute(row.value);
+                    }
+                }
             }
-            let players: usize = matches.iter().map(|m| m.seats().len()).sum();
-            gauge!("skirmish_players").set(players as f64);
-            let spectators: usize = matches.iter().map(|m| m.info().spectators).sum();
-            gauge!("skirmish_spectators").set(spectators as f64);
-            let counters = [
-                ("skirmish_ticks_total", &stats.ticks),
-                ("skirmish_tick_overruns_total", &stats.tick_overruns),
-                ("skirmish_ticks_skipped_total", &stats.ticks_skipped),
-                ("skirmish_bytes_sent_total", &stats.bytes_out),
-                ("skirmish_messages_sent_total", &stats.messages_out),
-                ("skirmish_bytes_received_total", &stats.bytes_in),
-                ("skirmish_messages_received_total", &stats.messages_in),
-                ("skirmish_snapshots_skipped_total", &stats.snapshots_skipped),
-                (
-                    "skirmish_snapshots_encoded_per_client_total",
-                    &stats.snapshots_encoded_per_client,
-                ),
-                ("skirmish_inputs_received_total", &stats.inputs_received),
-                ("skirmish_inputs_dropped_total", &stats.inputs_dropped),
-                ("skirmish_inputs_trimmed_total", &stats.inputs_trimmed),
-                (
-                    "skirmish_slow_clients_dropped_total",
-                    &stats.slow_clients_dropped,
-                ),
-                ("skirmish_http_refused_busy_total", &stats.http_refused_busy),
-                ("skirmish_http_rate_limited_total", &stats.http_rate_limited),
-            ];
-            for (name, c) in counters {
-                counter!(name).absolute(c.get());
+            for (phase, name) in ["waiting", "countdown", "running", "ended"]
+                .iter()
+                .enumerate()
+            {
+                gauge!("skirmish_matches", "phase" => *name).set(matches.by_phase[phase] as f64);
             }
-            for (code, c) in stats.closes() {
-                counter!("skirmish_closes_total", "code" => code.to_string()).absolute(c.get());
+            gauge!("skirmish_players").set(matches.players as f64);
+            gauge!("skirmish_spectators").set(matches.spectators as f64);
+            for (code, n) in stats.close_rows() {
+                let code = code.map_or_else(|| "other".to_string(), |c| c.to_string());
+                counter!("skirmish_closes_total", "code" => code).absolute(n);
             }
             if let Some(p) = skirmish_shared::process::usage() {
                 gauge!("process_cpu_seconds_total").set(p.cpu_seconds);

@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::match_loop::{LifecycleEvent, MatchContext};
+use crate::context::{LifecycleEvent, ServerContext};
+use crate::registry::Registry;
 
 /// How often health is reported.
 const HEALTH_EVERY: Duration = Duration::from_secs(2);
@@ -30,27 +31,50 @@ impl std::fmt::Debug for Agones {
     }
 }
 
+/// Why the Agones lifecycle could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgonesError {
+    #[error("cannot reach the Agones SDK sidecar on port {port}: {source}")]
+    Connect {
+        port: u16,
+        #[source]
+        source: agones::errors::Error,
+    },
+    #[error("{call}: {source}")]
+    Call {
+        call: &'static str,
+        #[source]
+        source: agones::errors::Error,
+    },
+}
+
 impl Agones {
     /// Connects to the sidecar on `port`, reports Ready and starts health and player tracking.
     pub async fn start(
         port: u16,
         capacity: usize,
-        ctx: MatchContext,
+        ctx: ServerContext,
+        registry: std::sync::Arc<Registry>,
         mut players: mpsc::Receiver<LifecycleEvent>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AgonesError> {
         let mut sdk = agones::Sdk::new(Some(port), None)
             .await
-            .map_err(|e| format!("cannot reach the Agones SDK sidecar on port {port}: {e}"))?;
+            .map_err(|source| AgonesError::Connect { port, source })?;
         let mut alpha = sdk.alpha().clone();
         alpha
             .set_player_capacity(capacity as i64)
             .await
-            .map_err(|e| format!("SetPlayerCapacity: {e}"))?;
-        sdk.ready().await.map_err(|e| format!("Ready: {e}"))?;
+            .map_err(|source| AgonesError::Call {
+                call: "SetPlayerCapacity",
+                source,
+            })?;
+        sdk.ready().await.map_err(|source| AgonesError::Call {
+            call: "Ready",
+            source,
+        })?;
         info!(port, "Agones: ready");
 
         let health = sdk.health_check();
-        let registry = ctx.registry.clone();
         let shutdown = ctx.shutdown.clone();
         let health_task = tokio::spawn(async move {
             let mut every = tokio::time::interval(HEALTH_EVERY);

@@ -210,6 +210,37 @@ fn append_line(path: &Path, result: &MatchResult) -> std::io::Result<()> {
     f.sync_all()
 }
 
+impl MatchResult {
+    /// A finished match's result: its ranking, each player's disconnects, when it started
+    /// and how long it ran, and whether it was cut short.
+    #[must_use]
+    pub fn assemble(
+        match_id: u32,
+        ranking: &[RankEntry],
+        disconnects: &std::collections::HashMap<PlayerId, u32>,
+        (started_at, ran_for): (std::time::SystemTime, std::time::Duration),
+        ended_early: bool,
+    ) -> Self {
+        Self {
+            match_id,
+            started_at: rfc3339(started_at),
+            ended_at: rfc3339(std::time::SystemTime::now()),
+            duration_s: ran_for.as_secs_f64(),
+            ended_early,
+            players: ranking
+                .iter()
+                .map(|r| PlayerResult {
+                    player_id: r.player_id.0,
+                    name: r.name.clone(),
+                    score: r.score,
+                    rank: r.rank,
+                    disconnects: disconnects.get(&r.player_id).copied().unwrap_or(0),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// RFC 3339 (UTC, seconds) for a wall-clock time.
 #[must_use]
 pub fn rfc3339(t: std::time::SystemTime) -> String {

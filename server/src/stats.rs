@@ -1,19 +1,16 @@
-//! Server-wide counters, updated with relaxed atomics on the hot paths and read by the HTTP
-//! API, the tests and `/metrics`.
+//! Server-wide counters, updated with relaxed atomics on the hot paths. They are declared
+//! once, in the table below, with their Prometheus name and help; `/api/stats` (JSON, what
+//! the bots' report reads), `/metrics` and the tests all read them from that table, so a new
+//! counter cannot be left out of one of them. Close frames are counted for every code.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 /// One counter or gauge.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
-
-impl Serialize for Counter {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.get())
-    }
-}
 
 impl Counter {
     pub fn add(&self, n: u64) {
@@ -31,64 +28,105 @@ impl Counter {
     }
 }
 
-/// Everything the server counts.
-#[derive(Debug, Default, Serialize)]
-pub struct Stats {
-    /// Open WebSocket connections (gauge).
-    pub connections: Counter,
-    /// Live matches (gauge).
-    pub matches: Counter,
-    pub ticks: Counter,
-    /// Ticks that finished after the next one was due.
-    pub tick_overruns: Counter,
-    /// Ticks dropped because the loop fell too far behind to catch up.
-    pub ticks_skipped: Counter,
-    /// Total time spent simulating and encoding ticks, microseconds.
-    pub tick_busy_us: Counter,
-    pub bytes_out: Counter,
-    pub messages_out: Counter,
-    pub bytes_in: Counter,
-    pub messages_in: Counter,
-    /// Snapshots a slow client never got because a newer one replaced them.
-    pub snapshots_skipped: Counter,
-    /// Snapshots encoded for one client (behind, or after a resync) instead of shared.
-    pub snapshots_encoded_per_client: Counter,
-    pub inputs_received: Counter,
-    /// The oldest queued inputs dropped because a player's queue was full (a burst).
-    pub inputs_dropped: Counter,
-    /// Inputs dropped to shrink a jitter buffer that stayed deeper than needed (see `jitter`).
-    pub inputs_trimmed: Counter,
-    /// Clients dropped because their socket accepted nothing for the write timeout.
-    pub slow_clients_dropped: Counter,
-    /// HTTP connections refused with 503 because `--max-http-connections` were open.
-    pub http_refused_busy: Counter,
-    /// API requests refused with 429 by the per-IP rate limit.
-    pub http_rate_limited: Counter,
-    /// Close frames the server sent, by code.
-    pub closes_normal: Counter,
-    pub closes_going_away: Counter,
-    pub closes_protocol: Counter,
-    pub closes_unsupported: Counter,
-    pub closes_invalid_payload: Counter,
-    pub closes_policy: Counter,
-    pub closes_too_big: Counter,
+/// Whether a figure only grows (a Prometheus counter) or goes up and down (a gauge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
 }
 
-impl Stats {
-    /// The close counters by code.
-    #[must_use]
-    pub fn closes(&self) -> [(u16, &Counter); 7] {
-        [
-            (1000, &self.closes_normal),
-            (1001, &self.closes_going_away),
-            (1002, &self.closes_protocol),
-            (1003, &self.closes_unsupported),
-            (1007, &self.closes_invalid_payload),
-            (1008, &self.closes_policy),
-            (1009, &self.closes_too_big),
-        ]
-    }
+/// One row of the table: the JSON key, the Prometheus name, its kind and help, the value.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub key: &'static str,
+    pub metric: &'static str,
+    pub kind: Kind,
+    pub help: &'static str,
+    pub value: u64,
+}
 
+macro_rules! counters {
+    ($( $(#[doc = $doc:literal])+ $key:ident => $metric:literal, $kind:ident; )*) => {
+        /// Everything the server counts (see the module docs).
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $( $(#[doc = $doc])+ pub $key: Counter, )*
+            /// Close frames the server sent, by code (`closes_by_code[code - 1000]`).
+            closes_by_code: [Counter; CLOSE_CODES],
+            /// Close frames with a code outside 1000..=1015 (private codes).
+            closes_other: Counter,
+        }
+
+        impl Stats {
+            /// Every counter but the closes, in declaration order.
+            #[must_use]
+            pub fn table(&self) -> Vec<Row> {
+                vec![ $( Row {
+                    key: stringify!($key),
+                    metric: $metric,
+                    kind: Kind::$kind,
+                    help: concat!($($doc),+),
+                    value: self.$key.get(),
+                }, )* ]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Open WebSocket connections.
+    connections => "skirmish_connections", Gauge;
+    /// Live matches.
+    matches => "skirmish_live_matches", Gauge;
+    /// Ticks simulated.
+    ticks => "skirmish_ticks_total", Counter;
+    /// Ticks that finished after the next one was due.
+    tick_overruns => "skirmish_tick_overruns_total", Counter;
+    /// Ticks dropped because the loop fell too far behind to catch up.
+    ticks_skipped => "skirmish_ticks_skipped_total", Counter;
+    /// Time spent simulating and encoding ticks, microseconds.
+    tick_busy_us => "skirmish_tick_busy_microseconds_total", Counter;
+    /// Bytes of WebSocket frames sent.
+    bytes_out => "skirmish_bytes_sent_total", Counter;
+    /// WebSocket frames sent.
+    messages_out => "skirmish_messages_sent_total", Counter;
+    /// Bytes read from game sockets.
+    bytes_in => "skirmish_bytes_received_total", Counter;
+    /// Client messages and frames acted on.
+    messages_in => "skirmish_messages_received_total", Counter;
+    /// Snapshots a slow client never got because a newer one replaced them.
+    snapshots_skipped => "skirmish_snapshots_skipped_total", Counter;
+    /// Snapshots encoded for one client (behind, or after a resync) instead of shared.
+    snapshots_encoded_per_client => "skirmish_snapshots_encoded_per_client_total", Counter;
+    /// New inputs received.
+    inputs_received => "skirmish_inputs_received_total", Counter;
+    /// The oldest queued inputs dropped because a player's queue was full (a burst).
+    inputs_dropped => "skirmish_inputs_dropped_total", Counter;
+    /// Inputs dropped to shrink a jitter buffer that stayed deeper than needed.
+    inputs_trimmed => "skirmish_inputs_trimmed_total", Counter;
+    /// Clients dropped because their socket accepted nothing for the write timeout.
+    slow_clients_dropped => "skirmish_slow_clients_dropped_total", Counter;
+    /// HTTP connections refused with 503 because `--max-http-connections` were open.
+    http_refused_busy => "skirmish_http_refused_busy_total", Counter;
+    /// API requests refused with 429 by the per-IP rate limit.
+    http_rate_limited => "skirmish_http_rate_limited_total", Counter;
+}
+
+/// Close codes counted one by one: 1000..=1015.
+const CLOSE_CODES: usize = 16;
+
+/// The JSON keys `/api/stats` has always used for the common close codes.
+const CLOSE_KEYS: [(u16, &str); 7] = [
+    (1000, "closes_normal"),
+    (1001, "closes_going_away"),
+    (1002, "closes_protocol"),
+    (1003, "closes_unsupported"),
+    (1007, "closes_invalid_payload"),
+    (1008, "closes_policy"),
+    (1009, "closes_too_big"),
+];
+
+impl Stats {
     /// Counts one frame (of `wire_bytes`, header included) the server wrote.
     pub fn count_sent(&self, wire_bytes: usize) {
         self.messages_out.inc();
@@ -97,8 +135,90 @@ impl Stats {
 
     /// Counts a close frame the server sent.
     pub fn count_close(&self, code: u16) {
-        if let Some((_, c)) = self.closes().into_iter().find(|(k, _)| *k == code) {
-            c.inc();
+        match usize::from(code).checked_sub(1000) {
+            Some(i) if i < CLOSE_CODES => self.closes_by_code[i].inc(),
+            _ => self.closes_other.inc(),
         }
+    }
+
+    /// Close frames sent with `code`.
+    #[must_use]
+    pub fn closes(&self, code: u16) -> u64 {
+        match usize::from(code).checked_sub(1000) {
+            Some(i) if i < CLOSE_CODES => self.closes_by_code[i].get(),
+            _ => self.closes_other.get(),
+        }
+    }
+
+    /// Close counts to show: the common codes always, others once seen; `None` is "other".
+    #[must_use]
+    pub fn close_rows(&self) -> Vec<(Option<u16>, u64)> {
+        let mut rows: Vec<(Option<u16>, u64)> = (0..CLOSE_CODES)
+            .map(|i| (1000 + i as u16, self.closes_by_code[i].get()))
+            .filter(|(code, n)| *n > 0 || CLOSE_KEYS.iter().any(|(c, _)| c == code))
+            .map(|(code, n)| (Some(code), n))
+            .collect();
+        if self.closes_other.get() > 0 {
+            rows.push((None, self.closes_other.get()));
+        }
+        rows
+    }
+}
+
+impl Serialize for Stats {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let table = self.table();
+        let mut map = s.serialize_map(None)?;
+        for row in &table {
+            map.serialize_entry(row.key, &row.value)?;
+        }
+        for (code, n) in self.close_rows() {
+            match code.and_then(|c| CLOSE_KEYS.iter().find(|(k, _)| *k == c)) {
+                Some((_, key)) => map.serialize_entry(key, &n)?,
+                None => match code {
+                    Some(c) => map.serialize_entry(&format!("closes_{c}"), &n)?,
+                    None => map.serialize_entry("closes_other", &n)?,
+                },
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_close_code_is_counted() {
+        let s = Stats::default();
+        for code in [1000, 1008, 1011, 1015, 4000, 999] {
+            s.count_close(code);
+        }
+        assert_eq!(s.closes(1011), 1);
+        assert_eq!(s.closes(1015), 1);
+        assert_eq!(s.closes(4000), 2, "4000 and 999 are both 'other'");
+        let json = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["closes_normal"], 1);
+        assert_eq!(json["closes_1011"], 1);
+        assert_eq!(json["closes_other"], 2);
+    }
+
+    #[test]
+    fn the_table_has_every_counter_and_json_follows_it() {
+        let s = Stats::default();
+        s.tick_busy_us.add(7);
+        let table = s.table();
+        assert!(table.iter().any(|r| r.key == "slow_clients_dropped"));
+        let json = serde_json::to_value(&s).expect("json");
+        for r in &table {
+            assert!(
+                json.get(r.key).is_some(),
+                "{} missing from /api/stats",
+                r.key
+            );
+            assert!(r.metric.starts_with("skirmish_"));
+        }
+        assert_eq!(json["tick_busy_us"], 7);
     }
 }

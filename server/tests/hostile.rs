@@ -335,6 +335,6 @@ async fn the_backlog_after_a_stall_is_played_and_every_ping_answered() {
         }
     }
     assert_eq!(pongs, 20, "every ping is answered");
-    assert_eq!(server.stats.closes_policy.get(), 0);
+    assert_eq!(server.stats.closes(1008), 0);
     server.shutdown().await.expect("shutdown");
 }

@@ -1,4 +1,5 @@
-//! One match: a tokio task running the fixed-timestep loop and the match's life.
+//! One match's task: the fixed-timestep clock, the connections' reads and writes each tick,
+//! joins and leaves, and the match's life from the phase rules (`phase`) to its results.
 //!
 //! Each tick: take at most one queued input per player (an empty queue repeats the last
 //! input), step the shared rules, move through the phases (waiting, countdown, running,
@@ -12,25 +13,24 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use skirmish_shared::protocol::{EventKind, RankEntry};
 use skirmish_shared::rules::Params;
 use skirmish_shared::sim::{Game, SimEvent};
-use skirmish_shared::tick::Tick;
 use skirmish_shared::world::{Phase, PlayerId, WorldState};
 
+use super::handle::{MatchCommand, MatchHandle};
+use super::jitter::{InputQueue, TRIM_WINDOW};
+use super::phase::{PhaseClock, Timings, ticks};
+use super::seats::SeatTable;
 use crate::config::Config;
+use crate::context::{LifecycleEvent, ServerContext};
 use crate::events::EventLog;
 use crate::fanout::TickOutput;
-use crate::jitter::{InputQueue, InputRing, TRIM_WINDOW};
-use crate::registry::{MatchHandle, Registry};
-use crate::results::{MatchResult, PlayerResult, ResultsStore, rank, rfc3339};
-use crate::seats::SeatTable;
-use crate::stats::Stats;
+use crate::results::{MatchResult, rank};
 
 /// Most ticks run back to back when the loop is late.
 pub const MAX_CATCH_UP: u64 = 3;
@@ -41,80 +41,24 @@ const CHAT_QUEUE: usize = 32;
 /// Chat lines turned into events per tick.
 const CHAT_PER_TICK: usize = 8;
 
-/// Requests to a match task.
-#[derive(Debug)]
-pub enum MatchCommand {
-    /// Add a player (or bring back `resume`, if it is still in the world); it appears in the
-    /// next tick's world.
-    Join {
-        name: Arc<str>,
-        resume: Option<PlayerId>,
-        inputs: Arc<InputRing>,
-        reply: oneshot::Sender<PlayerId>,
-    },
-    /// The player's connection dropped; it stands still while its seat waits for a reconnect.
-    Disconnected { player: PlayerId },
-    /// Remove a player now.
-    Leave { player: PlayerId },
-}
-
-/// Shared services a match needs.
-#[derive(Debug, Clone)]
-pub struct MatchContext {
-    pub registry: Arc<Registry>,
-    pub stats: Arc<Stats>,
-    pub results: Arc<ResultsStore>,
-    pub shutdown: CancellationToken,
-    /// Match and connection tasks, so shutdown can wait for them (and for the results).
-    pub tasks: tokio_util::task::TaskTracker,
-    /// Set while draining: no new joins, matches play on until the drain timeout.
-    pub draining: CancellationToken,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// Players joining and leaving, for an orchestrator's player tracking (Agones).
-    pub lifecycle: Option<mpsc::Sender<LifecycleEvent>>,
-}
-
-/// What an orchestrator wants to hear about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LifecycleEvent {
-    /// A player took a seat: `"<match>/<player>"`.
-    PlayerJoined(String),
-    PlayerLeft(String),
-}
-
-/// The phase timings of a match, in ticks.
-#[derive(Debug, Clone, Copy)]
-struct Timings {
-    min_players: usize,
-    waiting: u32,
-    countdown: u32,
-    running: u32,
-    empty_ttl: Duration,
-}
-
-fn ticks(d: Duration, hz: u32) -> u32 {
-    (d.as_millis() * u128::from(hz))
-        .div_ceil(1000)
-        .min(u128::from(u32::MAX / 2)) as u32
-}
-
-/// Creates match `id`, registers it and starts its task.
-pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Arc<MatchHandle> {
+/// Creates match `id` and starts its task; the caller registers the handle.
+pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<MatchHandle> {
     let params = Params::new(config.tick_hz);
     let hz = params.tick_hz;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (chat_tx, chat_rx) = mpsc::channel(CHAT_QUEUE);
     let mut game = Game::new(seed, params);
     game.scoring = false;
-    let timings = Timings {
-        min_players: config.min_players.max(1),
-        waiting: ticks(config.waiting_timeout, hz).max(1),
-        countdown: ticks(config.countdown, hz),
-        running: ticks(config.match_duration, hz).max(1),
-        empty_ttl: config.empty_match_ttl(),
-    };
-    game.world.phase = Phase::Waiting;
-    game.world.phase_end = Tick(timings.waiting);
+    let timings = Timings::new(
+        hz,
+        config.min_players,
+        config.waiting_timeout,
+        config.countdown,
+        config.match_duration,
+    );
+    let clock = PhaseClock::start(&timings);
+    game.world.phase = clock.phase;
+    game.world.phase_end = clock.ends_at;
     let first = Arc::new(TickOutput::new(
         Arc::new(game.world.clone()),
         None,
@@ -139,8 +83,8 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
         outputs: out_rx,
         events: Mutex::new(EventLog::default()),
         links: Mutex::default(),
+        closed: std::sync::atomic::AtomicBool::new(false),
     });
-    ctx.registry.insert(handle.clone());
     ctx.stats.matches.inc();
     let task = MatchTask {
         handle: handle.clone(),
@@ -151,6 +95,7 @@ pub fn spawn_match(id: u32, seed: u64, config: &Config, ctx: MatchContext) -> Ar
         outputs: out_tx,
         pending: Vec::new(),
         timings,
+        empty_ttl: config.empty_match_ttl(),
         started_at: None,
         departed: Vec::new(),
         ctx,
@@ -171,20 +116,24 @@ struct MatchTask {
     /// Events that happened since the last tick (joins, leaves, chat), logged with the next.
     pending: Vec<EventKind>,
     timings: Timings,
+    /// A match with no players for this long closes.
+    empty_ttl: Duration,
     /// Wall-clock start of the running phase.
     started_at: Option<(SystemTime, Instant)>,
     /// Players who left while the match ran: (id, name, score, disconnects), for the results.
     departed: Vec<(PlayerId, String, u32, u32)>,
-    ctx: MatchContext,
+    ctx: ServerContext,
     /// Last field: dropped after `outputs`, so woken writers find the channel closed.
     _wake_on_exit: WakeWritersOnDrop,
 }
 
-/// Wakes every connection's writer when the match task ends (returns or panics).
+/// Marks the match closed and wakes every connection's writer when the match task ends
+/// (returns or panics).
 struct WakeWritersOnDrop(Arc<MatchHandle>);
 
 impl Drop for WakeWritersOnDrop {
     fn drop(&mut self) {
+        self.0.closed.store(true, Ordering::Release);
         self.0.wake_writers();
     }
 }
@@ -239,7 +188,7 @@ impl MatchTask {
                 let since = *empty_since.get_or_insert_with(Instant::now);
                 // While draining, nobody can join an empty match: close it now.
                 let draining = self.ctx.draining.is_cancelled();
-                if draining || since.elapsed() >= self.timings.empty_ttl {
+                if draining || since.elapsed() >= self.empty_ttl {
                     info!(draining, "match empty, closing");
                     if self.game.world.phase == Phase::Running {
                         self.finish(true).await;
@@ -250,7 +199,7 @@ impl MatchTask {
                 empty_since = None;
             }
         }
-        self.ctx.registry.remove(self.handle.id);
+        self.handle.closed.store(true, Ordering::Release);
         self.ctx.stats.matches.dec();
         info!(tick = self.game.world.tick.0, "match closed");
     }
@@ -376,30 +325,17 @@ impl MatchTask {
             .store(crate::token::unix_now_ms(), Ordering::Relaxed);
     }
 
-    /// Moves through waiting -> countdown -> running -> ended as conditions are met.
+    /// Moves through waiting -> countdown -> running -> ended as the phase rules say.
     fn advance_phase(&mut self) {
-        let t = self.timings;
-        loop {
-            let w = &self.game.world;
-            let (now, players) = (w.tick, w.players.len());
-            let over = now.is_at_or_after(w.phase_end);
-            let next = match w.phase {
-                Phase::Waiting if players >= t.min_players || (over && players > 0) => {
-                    Some((Phase::Countdown, t.countdown))
-                }
-                Phase::Waiting if over => {
-                    // Nobody came: wait another round.
-                    self.game.world.phase_end = now.plus(t.waiting);
-                    None
-                }
-                Phase::Countdown if over => Some((Phase::Running, t.running)),
-                Phase::Running if over => Some((Phase::Ended, 0)),
-                _ => None,
-            };
-            let Some((phase, len)) = next else { break };
-            let ends_at = now.plus(len);
-            self.game.world.phase = phase;
-            self.game.world.phase_end = ends_at;
+        let w = &self.game.world;
+        let mut clock = PhaseClock {
+            phase: w.phase,
+            ends_at: w.phase_end,
+        };
+        let entered = clock.advance(w.tick, w.players.len(), &self.timings);
+        self.game.world.phase = clock.phase;
+        self.game.world.phase_end = clock.ends_at;
+        for PhaseClock { phase, ends_at } in entered {
             self.game.scoring = phase == Phase::Running;
             if phase == Phase::Running {
                 self.started_at = Some((SystemTime::now(), Instant::now()));
@@ -408,9 +344,6 @@ impl MatchTask {
             self.pending
                 .push(EventKind::PhaseChanged { phase, ends_at });
             info!(?phase, "phase");
-            if phase == Phase::Ended {
-                break;
-            }
         }
     }
 
@@ -463,23 +396,13 @@ impl MatchTask {
         let (started_wall, started) = self
             .started_at
             .unwrap_or((SystemTime::now(), Instant::now()));
-        let result = MatchResult {
-            match_id: self.handle.id,
-            started_at: rfc3339(started_wall),
-            ended_at: rfc3339(SystemTime::now()),
-            duration_s: started.elapsed().as_secs_f64(),
-            ended_early: early,
-            players: ranking
-                .iter()
-                .map(|r| PlayerResult {
-                    player_id: r.player_id.0,
-                    name: r.name.clone(),
-                    score: r.score,
-                    rank: r.rank,
-                    disconnects: disconnects.get(&r.player_id).copied().unwrap_or(0),
-                })
-                .collect(),
-        };
+        let result = MatchResult::assemble(
+            self.handle.id,
+            &ranking,
+            &disconnects,
+            (started_wall, started.elapsed()),
+            early,
+        );
         let store = self.ctx.results.clone();
         match tokio::task::spawn_blocking(move || store.record(result)).await {
             Ok(Ok(())) => info!(players = ranking.len(), early, "results recorded"),

@@ -22,7 +22,7 @@ use skirmish_shared::protocol::{
 };
 use skirmish_shared::tick::Seq;
 
-use crate::client_frame::{self, FrameError, OpCode};
+use super::frame::{self as client_frame, FrameError, OpCode};
 
 /// What one connection may cost per tick, and its sustained message rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
