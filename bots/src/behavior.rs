@@ -1,17 +1,13 @@
-//! How a bot steers. `Wander` is the benchmark workload shared with the Colyseus peer: a
-//! bounded random walk of direction, `theta += U(-0.3, 0.3)` per input, move `(cos, sin)`,
-//! aim `theta`, and within 50 units of a wall `theta = atan2(500 - y, 500 - x) + U(-0.5, 0.5)`.
-//! No firing.
+//! How a bot steers. `Wander` is the benchmark workload shared with the Colyseus peer, the
+//! steering in `skirmish_shared::workload` (one definition for the bots and the benchmarks).
 
 use serde::Serialize;
 use skirmish_shared::protocol::InputFrame;
-use skirmish_shared::quant::{MoveVec, QAngle, QVec};
-use skirmish_shared::rng::Rng;
-use skirmish_shared::rules::{ARENA_SIZE, BUTTON_FIRE};
+use skirmish_shared::quant::QVec;
+use skirmish_shared::rules::BUTTON_FIRE;
 use skirmish_shared::tick::Seq;
+use skirmish_shared::workload::WanderSteer;
 
-/// Distance from a wall at which a wandering bot turns back to the centre, world units.
-pub const WALL_MARGIN: f32 = 50.0;
 /// Distance under which an aggressive bot fires, world units.
 pub const FIRE_RANGE: f32 = 400.0;
 
@@ -49,24 +45,20 @@ impl Behavior {
 #[derive(Debug, Clone)]
 pub struct Steering {
     behavior: Behavior,
-    theta: f32,
-    rng: Rng,
+    steer: WanderSteer,
 }
 
 impl Steering {
     #[must_use]
     pub fn new(behavior: Behavior, seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
-        let theta = uniform(&mut rng, 0.0, std::f32::consts::TAU);
         Self {
             behavior,
-            theta,
-            rng,
+            steer: WanderSteer::new(seed),
         }
     }
 
     /// The next input. `me` is the bot's own position (world units) if known; `target` the
-    /// nearest other player's. `None` for an idle bot.
+    /// nearest other player's. `None` for a bot that sends no inputs.
     pub fn next(
         &mut self,
         seq: Seq,
@@ -79,48 +71,24 @@ impl Steering {
             | Behavior::FloodInputs
             | Behavior::FragmentBomb
             | Behavior::ReconnectStorm => None,
-            Behavior::SlowReader => Some(self.frame(seq, 0)),
-            Behavior::Wander => {
-                self.theta += uniform(&mut self.rng, -0.3, 0.3);
-                if let Some((x, y)) = me {
-                    let m = WALL_MARGIN;
-                    let far = ARENA_SIZE as f32 - m;
-                    if x < m || y < m || x > far || y > far {
-                        let centre = ARENA_SIZE as f32 / 2.0;
-                        self.theta =
-                            (centre - y).atan2(centre - x) + uniform(&mut self.rng, -0.5, 0.5);
-                    }
-                }
-                Some(self.frame(seq, 0))
+            Behavior::Wander | Behavior::SlowReader => {
+                Some(WanderSteer::frame(self.steer.turn(me), seq, 0))
             }
             Behavior::Aggressive => {
                 let mut fire = 0;
-                if let (Some((x, y)), Some((tx, ty))) = (me, target) {
-                    self.theta = (ty - y).atan2(tx - x);
+                let theta = if let (Some((x, y)), Some((tx, ty))) = (me, target) {
                     if (tx - x).hypot(ty - y) < FIRE_RANGE {
                         fire = BUTTON_FIRE;
                     }
+                    self.steer.theta = (ty - y).atan2(tx - x);
+                    self.steer.theta
                 } else {
-                    self.theta += uniform(&mut self.rng, -0.3, 0.3);
-                }
-                Some(self.frame(seq, fire))
+                    self.steer.turn(None)
+                };
+                Some(WanderSteer::frame(theta, seq, fire))
             }
         }
     }
-
-    fn frame(&self, seq: Seq, buttons: u8) -> InputFrame {
-        InputFrame {
-            seq,
-            mv: MoveVec::from_f32(self.theta.cos(), self.theta.sin()),
-            aim: QAngle::from_radians(self.theta),
-            buttons,
-        }
-    }
-}
-
-fn uniform(rng: &mut Rng, lo: f32, hi: f32) -> f32 {
-    let unit = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-    lo + (hi - lo) * unit
 }
 
 /// World units of a quantized position.

@@ -1,7 +1,7 @@
 //! One bot: matchmake, connect, then send one input per tick (drift-free, at its own random
 //! phase) while a reader task decodes every snapshot, measures input-to-ack latency and
-//! jitter, and re-simulates its own player's every tick with the shared rules to count
-//! desyncs.
+//! jitter, and checks its own player's every step with the shared desync checker
+//! (`netcode::StepCheck`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use skirmish_shared::client::{self, ClientError, Incoming, JoinOptions, Receiver};
-use skirmish_shared::protocol::{ClientMessage, InputFrame, ServerMessage};
+use skirmish_shared::netcode::StepCheck;
+use skirmish_shared::protocol::{ClientMessage, ServerMessage};
 use skirmish_shared::receiver::{Received, SnapshotReceiver};
 use skirmish_shared::rules::Params;
-use skirmish_shared::sim::apply_input;
 use skirmish_shared::tick::{Seq, Tick};
 use skirmish_shared::world::{PlayerId, PlayerState, WorldState};
 use tokio::sync::watch;
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::behavior::{Behavior, Steering, units};
 use crate::stats::SwarmStats;
 
-/// Inputs remembered for the desync check and for latency (about 4 s at 60 Hz).
+/// Inputs remembered for latency (about 4 s at 60 Hz).
 const INPUT_HISTORY: usize = 256;
 /// Samples a bot buffers before taking the histogram lock.
 const SAMPLE_BATCH: usize = 64;
@@ -39,8 +39,8 @@ pub struct BotConfig {
 /// What the reader and the input loop share.
 #[derive(Debug, Default)]
 struct Shared {
-    /// Recent inputs by seq, for re-simulation.
-    inputs: VecDeque<InputFrame>,
+    /// Re-simulates our player's steps (the inputs sent, the desyncs found).
+    check: StepCheck,
     /// Inputs not yet acknowledged, with their send time.
     pending: VecDeque<(Seq, Instant)>,
     me: Option<(f32, f32)>,
@@ -131,10 +131,7 @@ pub async fn run(cfg: BotConfig, stats: Arc<SwarmStats>, mut stop: watch::Receiv
         };
         {
             let mut s = lock(&shared);
-            if s.inputs.len() == INPUT_HISTORY {
-                s.inputs.pop_front();
-            }
-            s.inputs.push_back(frame);
+            s.check.sent(frame);
             if s.pending.len() == INPUT_HISTORY {
                 s.pending.pop_front();
             }
@@ -274,8 +271,12 @@ async fn read_loop(
             s.target = nearest_other(world, mine);
             if let Some((t, before)) = &prev
                 && world.tick.diff(*t) == 1
+                && let Some(same) = s.check.check(before, mine, &params)
             {
-                check_transition(before, mine, &s.inputs, &params, &stats);
+                stats.predictions_checked.fetch_add(1, Ordering::Relaxed);
+                if !same {
+                    stats.desyncs.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         prev = Some((world.tick, mine.clone()));
@@ -288,42 +289,6 @@ async fn read_loop(
     }
     SwarmStats::record(&stats.latency_us, &mut latency);
     SwarmStats::record(&stats.jitter_us, &mut jitter);
-}
-
-/// Re-simulates one tick of our own player with the input the server says it applied (the
-/// acknowledged seq; a repeat when the ack did not move) and compares with the server.
-fn check_transition(
-    before: &PlayerState,
-    after: &PlayerState,
-    inputs: &VecDeque<InputFrame>,
-    params: &Params,
-    stats: &SwarmStats,
-) {
-    if after.deaths != before.deaths {
-        return; // tagged and respawned: not a movement step
-    }
-    let applied = match after.last_seq.diff(before.last_seq) {
-        0 | 1 => after.last_seq,
-        _ => return, // inputs were dropped in between; nothing to compare exactly
-    };
-    let input = if applied == Seq(0) {
-        InputFrame::default()
-    } else {
-        match inputs.iter().rev().find(|f| f.seq == applied) {
-            Some(f) => *f,
-            None => return,
-        }
-    };
-    let mut predicted = before.clone();
-    apply_input(&mut predicted, &input, params);
-    stats.predictions_checked.fetch_add(1, Ordering::Relaxed);
-    let same = predicted.pos == after.pos
-        && predicted.vel == after.vel
-        && predicted.aim == after.aim
-        && predicted.cooldown == after.cooldown;
-    if !same {
-        stats.desyncs.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 fn nearest_other(world: &WorldState, me: &PlayerState) -> Option<(f32, f32)> {

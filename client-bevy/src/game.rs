@@ -23,11 +23,11 @@ use skirmish_shared::receiver::{Received, SnapshotReceiver};
 use skirmish_shared::rules::{
     ARENA_SIZE, BUTTON_FIRE, ORB_RADIUS, PLAYER_RADIUS, PROJECTILE_RADIUS, PROJECTILE_SPEED, Params,
 };
-use skirmish_shared::tick::Seq;
-use skirmish_shared::world::{PlayerId, WorldState};
+use skirmish_shared::tick::{Seq, Tick};
+use skirmish_shared::world::{PlayerId, PlayerState, WorldState};
 
 use crate::net::{NetEvent, NetHandle};
-use crate::netcode::{Interpolator, Prediction};
+use skirmish_shared::netcode::{Interpolator, Prediction, StepCheck};
 
 /// Interpolation delay in snapshot intervals.
 const INTERP_INTERVALS: f64 = 3.0;
@@ -69,6 +69,9 @@ struct ClientState {
     resync_requests: u64,
     resyncs: u64,
     awaiting_full: bool,
+    /// The shared desync checker over the own player's steps, and its last step.
+    check: StepCheck,
+    last_mine: Option<(Tick, PlayerState)>,
     rates: (f64, f64, f64),
     rate_clock: f64,
     rate_base: (u64, u64, u64),
@@ -348,6 +351,15 @@ fn apply_snapshot(
             if let Some(p) = st.prediction.as_mut() {
                 p.on_world(&world);
             }
+            if let Some(mine) = st.me.and_then(|me| world.player(me)).cloned() {
+                if let Some((t, before)) = st.last_mine.take()
+                    && world.tick.diff(t) == 1
+                {
+                    let params = Params::new(st.tick_hz);
+                    let _ = st.check.check(&before, &mine, &params);
+                }
+                st.last_mine = Some((world.tick, mine));
+            }
             if let Some(i) = st.interp.as_mut() {
                 i.push(world, now);
             }
@@ -467,6 +479,7 @@ fn send_inputs(
         if let Some(p) = st.prediction.as_mut() {
             p.apply_local(frame);
         }
+        st.check.sent(frame);
         let msg = ClientMessage::Input {
             frames: vec![frame],
         };
@@ -726,12 +739,14 @@ fn exit_after(
             .as_ref()
             .map_or((0, 0), |r| (r.desyncs, r.decode_errors));
         println!(
-            "skirmish-client: {:.1} s, {} frames ({:.1} fps), {} snapshots, {} prediction corrections, {} checksum desyncs, {} decode errors, {} resyncs of {} asked",
+            "skirmish-client: {:.1} s, {} frames ({:.1} fps), {} snapshots, {} prediction corrections, {} rule desyncs of {} steps checked, {} checksum desyncs, {} decode errors, {} resyncs of {} asked",
             now,
             st.frames,
             st.frames as f64 / now,
             st.snapshots,
             corrections,
+            st.check.desyncs,
+            st.check.checked,
             desyncs,
             decode_errors,
             st.resyncs,

@@ -31,7 +31,8 @@ pub struct Config {
     #[arg(long, env = "SKIRMISH_INPUT_QUEUE", default_value_t = 8)]
     pub input_queue: usize,
 
-    /// A client whose socket accepts no snapshot for this long is closed (1008).
+    /// A client whose socket accepts no bytes for this long is dropped (without a close
+    /// frame: one may be half written).
     #[arg(long, env = "SKIRMISH_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
     pub write_timeout_ms: u64,
 

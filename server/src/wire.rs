@@ -3,7 +3,7 @@
 //! A server never masks (RFC 6455 section 5.1), so a frame is a 2-, 4- or 10-byte header and
 //! the payload. Each tick's shared snapshot is framed once by the match and the same bytes go
 //! to every connection in one `write` each: no per-connection framing, no vectored write.
-//! (fastwebsockets does the upgrade and parses what clients send.)
+//! (fastwebsockets does the upgrade; what clients send is parsed by `connection::frame`.)
 
 use bytes::{BufMut, Bytes, BytesMut};
 use skirmish_shared::protocol::ws_frame_len;

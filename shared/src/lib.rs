@@ -18,12 +18,16 @@
 //! - [`protocol`] — the bincode message envelope, input frames, close codes, version.
 //! - [`receiver`] — sans-IO client side of the snapshot stream (baseline tracking, checksum
 //!   verification, desync counting).
-//! - [`workload`] — the benchmark workload (wandering players) without a network.
+//! - [`netcode`] — sans-IO client netcode: prediction and reconciliation, interpolation, and
+//!   the desync checker the bots and the game client share.
+//! - [`workload`] — the benchmark workload (wandering players), its steering shared with the
+//!   bots, and a match of wanderers without a network.
 //! - `client` (feature `client`): a WebSocket client used by the Bevy game, bots and tests.
 
 pub mod api;
 pub mod bits;
 pub mod codec;
+pub mod netcode;
 pub mod process;
 pub mod protocol;
 pub mod quant;

@@ -2,9 +2,10 @@
 //! (standard config: little-endian, varint integers) under a decode size limit. Snapshot
 //! payloads inside are the bit-packed bytes of [`crate::codec`].
 //!
-//! The protocol version and the player's identity travel in the WebSocket upgrade request
-//! (`GET /ws?v=PROTOCOL_VERSION&name=...&match=...`), so a mismatch is refused with an HTTP
-//! status before any frame is exchanged.
+//! The protocol version and the player's seat travel in the WebSocket upgrade request
+//! (`GET /ws?v=PROTOCOL_VERSION&token=...`, a signed join or spectator token; `&name=...` only
+//! on a server started with `--open`), so a mismatch is refused with an HTTP status before
+//! any frame is exchanged.
 
 use serde::{Deserialize, Serialize};
 

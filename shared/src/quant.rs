@@ -214,18 +214,18 @@ pub fn cos_q14(a: QAngle) -> i32 {
 /// Fraction bits of [`damping_q30`].
 pub const DAMPING_SHIFT: u32 = 30;
 
-/// `exp(-4 / tick_hz)` as a Q30 fixed-point number, by an integer Taylor series (exact
-/// integer arithmetic, so identical everywhere). `tick_hz` must be at least 1.
+/// `exp(-rate_per_s / tick_hz)` as a Q30 fixed-point number, by an integer Taylor series
+/// (exact integer arithmetic, so identical everywhere). `tick_hz` must be at least 1.
 #[must_use]
-pub fn damping_q30(tick_hz: u32) -> i64 {
+pub fn damping_q30(rate_per_s: i32, tick_hz: u32) -> i64 {
     // Work in Q48 to keep rounding error far below the Q30 result's last bit.
     const ONE: i128 = 1 << 48;
     let hz = i128::from(tick_hz.max(1));
     let mut term = ONE;
     let mut sum = ONE;
     for k in 1..=24i128 {
-        // term_k = term_{k-1} * (-4 / hz) / k
-        term = -(term * 4) / (hz * k);
+        // term_k = term_{k-1} * (-rate / hz) / k
+        term = -(term * i128::from(rate_per_s)) / (hz * k);
         if term == 0 {
             break;
         }
@@ -258,7 +258,7 @@ mod tests {
     fn damping_matches_exp() {
         for hz in 10..=128u32 {
             let want = (-4.0 / f64::from(hz)).exp() * f64::from(1u32 << 30);
-            let got = damping_q30(hz) as f64;
+            let got = damping_q30(4, hz) as f64;
             assert!((got - want).abs() <= 1.0, "hz {hz}: {got} vs {want}");
         }
     }

@@ -63,7 +63,7 @@ impl Params {
         let tick_hz = tick_hz.clamp(*TICK_HZ_RANGE.start(), *TICK_HZ_RANGE.end());
         Self {
             tick_hz,
-            damping_q30: damping_q30(tick_hz),
+            damping_q30: damping_q30(DAMPING_PER_S, tick_hz),
             projectile_lifetime_ticks: (PROJECTILE_LIFETIME_MS * tick_hz).div_ceil(1000),
             fire_cooldown_ticks: (FIRE_COOLDOWN_MS * tick_hz).div_ceil(1000) as u16,
         }

@@ -1,24 +1,73 @@
-//! The benchmark workload in integer form, for codec and simulation benchmarks and tests: a
-//! match of wandering players (direction a bounded random walk of about ±0.3 rad per tick,
-//! move and aim along it), driven straight into `Game::step` without a network.
+//! The benchmark workload, the one our Colyseus peer runs too: each player's direction is a
+//! bounded random walk, `theta += U(-0.3, 0.3)` per input, move `(cos, sin)`, aim `theta`,
+//! and within 50 units of a wall `theta = atan2(500 - y, 500 - x) + U(-0.5, 0.5)`; no firing.
+//! [`WanderSteer`] is that steering (the bots' `wander` behaviour uses it), and [`Wander`] a
+//! match of such players driven straight into `Game::step` without a network, for the codec
+//! and simulation benchmarks and tests.
 
 use crate::protocol::InputFrame;
-use crate::quant::{MoveVec, QAngle, cos_q14, sin_q14};
+use crate::quant::{MoveVec, QAngle};
 use crate::rng::Rng;
-use crate::rules::Params;
+use crate::rules::{ARENA_SIZE, Params};
 use crate::sim::Game;
 use crate::tick::Seq;
 use crate::world::WorldState;
 
-/// About 0.3 rad in aim steps (1024 per turn).
-const WANDER_STEP: i32 = 49;
+/// Distance from a wall at which a wanderer turns back to the centre, world units.
+pub const WALL_MARGIN: f32 = 50.0;
+
+/// A uniform float in `lo..hi` from the seeded generator.
+pub fn uniform(rng: &mut Rng, lo: f32, hi: f32) -> f32 {
+    let unit = (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+    lo + (hi - lo) * unit
+}
+
+/// One wanderer's steering (see the module docs).
+#[derive(Debug, Clone)]
+pub struct WanderSteer {
+    /// The current direction, radians.
+    pub theta: f32,
+    pub rng: Rng,
+}
+
+impl WanderSteer {
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let theta = uniform(&mut rng, 0.0, std::f32::consts::TAU);
+        Self { theta, rng }
+    }
+
+    /// The next direction, given the player's position in world units (if known).
+    pub fn turn(&mut self, me: Option<(f32, f32)>) -> f32 {
+        self.theta += uniform(&mut self.rng, -0.3, 0.3);
+        if let Some((x, y)) = me {
+            let far = ARENA_SIZE as f32 - WALL_MARGIN;
+            if x < WALL_MARGIN || y < WALL_MARGIN || x > far || y > far {
+                let centre = ARENA_SIZE as f32 / 2.0;
+                self.theta = (centre - y).atan2(centre - x) + uniform(&mut self.rng, -0.5, 0.5);
+            }
+        }
+        self.theta
+    }
+
+    /// An input along `theta`.
+    #[must_use]
+    pub fn frame(theta: f32, seq: Seq, buttons: u8) -> InputFrame {
+        InputFrame {
+            seq,
+            mv: MoveVec::from_f32(theta.cos(), theta.sin()),
+            aim: QAngle::from_radians(theta),
+            buttons,
+        }
+    }
+}
 
 /// A match of `players` wanderers.
 #[derive(Debug, Clone)]
 pub struct Wander {
     pub game: Game,
-    rng: Rng,
-    headings: Vec<i32>,
+    steers: Vec<WanderSteer>,
     seq: u32,
 }
 
@@ -29,12 +78,14 @@ impl Wander {
         for i in 0..players {
             game.add_player(format!("bot{i}").into());
         }
-        let mut rng = Rng::new(seed ^ 0x5EED);
-        let headings = (0..players).map(|_| rng.range_i32(0, 1023)).collect();
+        let steers = (0..players)
+            .map(|i| {
+                WanderSteer::new(seed ^ 0x5EED ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            })
+            .collect();
         Self {
             game,
-            rng,
-            headings,
+            steers,
             seq: 0,
         }
     }
@@ -43,22 +94,11 @@ impl Wander {
     pub fn inputs(&mut self) -> Vec<InputFrame> {
         self.seq += 1;
         let seq = Seq(self.seq);
-        let rng = &mut self.rng;
-        self.headings
+        let players = &self.game.world.players;
+        self.steers
             .iter_mut()
-            .map(|h| {
-                *h = (*h + rng.range_i32(-WANDER_STEP, WANDER_STEP)).rem_euclid(1024);
-                let a = QAngle::new(*h as u16);
-                InputFrame {
-                    seq,
-                    mv: MoveVec {
-                        x: (cos_q14(a) * 127 / 16384) as i8,
-                        y: (sin_q14(a) * 127 / 16384) as i8,
-                    },
-                    aim: a,
-                    buttons: 0,
-                }
-            })
+            .zip(players)
+            .map(|(steer, p)| WanderSteer::frame(steer.turn(Some(p.pos.pos_to_units())), seq, 0))
             .collect()
     }
 

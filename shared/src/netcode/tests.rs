@@ -1,10 +1,10 @@
 use std::collections::VecDeque;
 
 use super::*;
-use skirmish_shared::quant::{MoveVec, QAngle, QVec};
-use skirmish_shared::rng::Rng;
-use skirmish_shared::sim::Game;
-use skirmish_shared::tick::Seq;
+use crate::quant::{MoveVec, QAngle, QVec};
+use crate::rng::Rng;
+use crate::sim::Game;
+use crate::tick::Seq;
 
 /// A server and one client connected by a link with `up`/`down` delays in ticks (plus up to
 /// `jitter` extra, never reordering, as over TCP). Returns the client's prediction and the
@@ -210,4 +210,44 @@ fn when_snapshots_stop_motion_is_extrapolated_briefly_then_held() {
     let far = at(40.0 / 30.0 + 5.0);
     assert!(far <= last + 150.0 * 0.25 + 0.01, "bounded: {far}");
     assert_eq!(far, at(40.0 / 30.0 + 9.0), "then held");
+}
+
+#[test]
+fn the_step_check_agrees_with_the_rules_and_catches_a_different_step() {
+    let params = Params::new(30);
+    let mut game = Game::new(3, params);
+    let me = game.add_player("me".into());
+    game.step(|_| None);
+    let mut check = StepCheck::default();
+    let mut before = game.world.player(me).cloned().expect("me");
+    for n in 1..=20u32 {
+        let input = InputFrame {
+            seq: Seq(n),
+            mv: MoveVec {
+                x: 127,
+                y: (n % 7) as i8 * 10,
+            },
+            aim: QAngle::new((n * 30 % 1024) as u16),
+            buttons: 0,
+        };
+        check.sent(input);
+        game.step(|_| Some(input));
+        let after = game.world.player(me).cloned().expect("me");
+        assert_eq!(
+            check.check(&before, &after, &params),
+            Some(true),
+            "tick {n}"
+        );
+        before = after;
+    }
+    // A server step that does not follow the rules is a desync.
+    let mut wrong = before.clone();
+    wrong.last_seq = Seq(21);
+    check.sent(InputFrame {
+        seq: Seq(21),
+        ..InputFrame::default()
+    });
+    wrong.pos.x += 1;
+    assert_eq!(check.check(&before, &wrong, &params), Some(false));
+    assert_eq!((check.checked, check.desyncs), (21, 1));
 }

@@ -9,15 +9,19 @@
 //! - [`Interpolator`]: other entities are drawn a few snapshot intervals in the past, between
 //!   the two snapshots around that time; a missing snapshot is bridged, and when snapshots
 //!   stop, motion is extrapolated briefly (bounded) and then held.
+//! - [`StepCheck`]: the desync checker. Each server transition of the own player between two
+//!   consecutive ticks is re-simulated with the input the server says it applied; a
+//!   difference is a desync (the rules disagree), which must never happen. Used by the bots
+//!   and the game client.
 
 use std::collections::VecDeque;
 
-use skirmish_shared::protocol::InputFrame;
-use skirmish_shared::quant::{POS_SCALE, VEL_SCALE};
-use skirmish_shared::rules::Params;
-use skirmish_shared::sim::apply_input;
-use skirmish_shared::tick::Tick;
-use skirmish_shared::world::{PlayerId, PlayerState, WorldState};
+use crate::protocol::InputFrame;
+use crate::quant::{POS_SCALE, VEL_SCALE};
+use crate::rules::Params;
+use crate::sim::apply_input;
+use crate::tick::{Seq, Tick};
+use crate::world::{PlayerId, PlayerState, WorldState};
 
 /// How fast a correction's visual offset decays (per second, exponential).
 const CORRECTION_DECAY_PER_S: f32 = 10.0;
@@ -229,6 +233,60 @@ impl Interpolator {
                 }
             })
             .collect()
+    }
+}
+
+/// Re-simulates the own player's server transitions (see the module docs).
+#[derive(Debug, Default)]
+pub struct StepCheck {
+    /// Recent inputs sent, oldest first.
+    inputs: VecDeque<InputFrame>,
+    /// Transitions re-simulated, and those that differed.
+    pub checked: u64,
+    pub desyncs: u64,
+}
+
+impl StepCheck {
+    /// Remembers an input that was sent (the newest `MAX_PENDING`).
+    pub fn sent(&mut self, input: InputFrame) {
+        if self.inputs.len() == MAX_PENDING {
+            self.inputs.pop_front();
+        }
+        self.inputs.push_back(input);
+    }
+
+    /// Checks the step from `before` to `after` (the own player at two consecutive ticks):
+    /// `None` when it cannot be judged exactly (a respawn, dropped inputs, an input we no
+    /// longer have), else whether the rules agree.
+    pub fn check(
+        &mut self,
+        before: &PlayerState,
+        after: &PlayerState,
+        params: &Params,
+    ) -> Option<bool> {
+        if after.deaths != before.deaths {
+            return None; // tagged and respawned: not a movement step
+        }
+        let applied = match after.last_seq.diff(before.last_seq) {
+            0 | 1 => after.last_seq, // a new input, or the last one repeated
+            _ => return None,        // inputs were dropped in between
+        };
+        let input = if applied == Seq(0) {
+            InputFrame::default()
+        } else {
+            *self.inputs.iter().rev().find(|f| f.seq == applied)?
+        };
+        let mut predicted = before.clone();
+        apply_input(&mut predicted, &input, params);
+        self.checked += 1;
+        let same = predicted.pos == after.pos
+            && predicted.vel == after.vel
+            && predicted.aim == after.aim
+            && predicted.cooldown == after.cooldown;
+        if !same {
+            self.desyncs += 1;
+        }
+        Some(same)
     }
 }
 
