@@ -249,8 +249,8 @@ fn pump_network(net: Res<Net>, mut st: ResMut<ClientState>, time: Res<Time<Real>
                     format!("reconnecting (attempt {attempt})")
                 };
             }
-            NetEvent::Down { reason, retry_in } => {
-                st.status = format!("{reason} - retrying in {:.0} s", retry_in.as_secs_f64());
+            NetEvent::Down { error, retry_in } => {
+                st.status = format!("{error} - retrying in {:.0} s", retry_in.as_secs_f64());
                 st.receiver = None;
             }
             NetEvent::Message(msg, n) => {
@@ -366,11 +366,9 @@ fn apply_snapshot(
         }
         Received::NeedFull {
             request_full: true, ..
-        } => {
-            if net.commands.try_send(ClientMessage::RequestFull).is_ok() {
-                st.resync_requests += 1;
-                st.awaiting_full = true;
-            }
+        } if net.commands.try_send(ClientMessage::RequestFull).is_ok() => {
+            st.resync_requests += 1;
+            st.awaiting_full = true;
         }
         _ => {}
     }

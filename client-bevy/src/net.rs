@@ -42,9 +42,35 @@ pub enum NetEvent {
     Message(ServerMessage, usize),
     /// The connection ended or could not be made; the next attempt is in `retry_in`.
     Down {
-        reason: String,
+        error: NetError,
         retry_in: Duration,
     },
+}
+
+/// Why a connection ended or could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("refused ({status}): {reason}")]
+    Refused { status: u16, reason: String },
+    #[error("cannot reach the server: {0}")]
+    Unreachable(#[source] std::io::Error),
+    #[error("closed ({code}): {reason}")]
+    Closed { code: u16, reason: String },
+    #[error("{0}")]
+    Client(#[source] ClientError),
+    #[error("the connection is gone")]
+    Gone,
+}
+
+impl From<ClientError> for NetError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Refused { status, reason } => Self::Refused { status, reason },
+            ClientError::Connect(e) => Self::Unreachable(e),
+            ClientError::Closed { code, reason } => Self::Closed { code, reason },
+            other => Self::Client(other),
+        }
+    }
 }
 
 /// The game's side of the connection.
@@ -87,29 +113,26 @@ async fn run(
         if events.send(NetEvent::Connecting { attempt }).is_err() {
             return; // the game is gone
         }
-        let reason = match session(&cfg, &mut token, &events, &mut commands).await {
+        let error = match session(&cfg, &mut token, &events, &mut commands).await {
             Ok(()) => return,
             Err(e) => e,
         };
         // Refused tokens (expired seat) are not retried: matchmake again.
-        if reason.starts_with("refused (4") {
+        if matches!(
+            error,
+            NetError::Refused {
+                status: 400..=499,
+                ..
+            }
+        ) {
             token = None;
         }
         let retry_in = Duration::from_millis((500u64 << attempt.min(5)).min(10_000));
-        if events.send(NetEvent::Down { reason, retry_in }).is_err() {
+        if events.send(NetEvent::Down { error, retry_in }).is_err() {
             return;
         }
         tokio::time::sleep(retry_in).await;
         while commands.try_recv().is_ok() {} // stale inputs
-    }
-}
-
-fn describe(e: &ClientError) -> String {
-    match e {
-        ClientError::Refused { status, reason } => format!("refused ({status}): {reason}"),
-        ClientError::Connect(e) => format!("cannot reach the server: {e}"),
-        ClientError::Closed { code, reason } => format!("closed ({code}): {reason}"),
-        other => other.to_string(),
     }
 }
 
@@ -119,7 +142,7 @@ async fn session(
     token: &mut Option<JoinOptions>,
     events: &mpsc::Sender<NetEvent>,
     commands: &mut tokio::sync::mpsc::Receiver<ClientMessage>,
-) -> Result<(), String> {
+) -> Result<(), NetError> {
     let opts = match (token.clone(), cfg.open) {
         (Some(o), _) => o,
         (None, true) => {
@@ -128,19 +151,14 @@ async fn session(
             o
         }
         (None, false) => {
-            let mm = client::matchmake(&cfg.base_url, &cfg.name, cfg.match_id)
-                .await
-                .map_err(|e| describe(&e))?;
+            let mm = client::matchmake(&cfg.base_url, &cfg.name, cfg.match_id).await?;
             let o = JoinOptions::with_token(cfg.base_url.clone(), &mm);
             // Keep the token: reconnecting with it resumes the same seat and score.
             *token = Some(o.clone());
             o
         }
     };
-    let (mut rx, mut tx) = client::connect(&opts)
-        .await
-        .map_err(|e| describe(&e))?
-        .split();
+    let (mut rx, mut tx) = client::connect(&opts).await?.split();
     let sim = cfg.sim;
     let mut rng = Rng::new(u64::from(std::process::id()));
     let mut jitter = move |now: Instant| {
@@ -169,13 +187,13 @@ async fn session(
                     }
                     last = jitter(Instant::now()).max(last);
                     if down_tx.send((last, msg, n)).is_err() {
-                        return "the game went away".to_string();
+                        return NetError::Gone;
                     }
                 }
                 Ok(Incoming::Close { code, reason }) => {
-                    return format!("closed ({code}): {reason}");
+                    return NetError::Closed { code, reason };
                 }
-                Err(e) => return describe(&e),
+                Err(e) => return NetError::from(e),
             }
         }
     };
@@ -195,7 +213,7 @@ async fn session(
         while let Some((at, msg)) = up_rx.recv().await {
             tokio::time::sleep_until(at).await;
             if let Err(e) = tx.send(&msg).await {
-                return Err(describe(&e));
+                return Err(NetError::from(e));
             }
         }
         let _ = tx.close(1000, "bye").await;
@@ -212,7 +230,7 @@ async fn session(
                     let j = if sim.jitter_ms > 0 { rng_up.range_i32(0, sim.jitter_ms as i32) as u64 } else { 0 };
                     up_last = (Instant::now() + Duration::from_millis(sim.latency_ms + j)).max(up_last);
                     if up_tx.send((up_last, msg)).is_err() {
-                        break Err("the connection is gone".to_string());
+                        break Err(NetError::Gone);
                     }
                 }
             },

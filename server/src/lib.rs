@@ -7,7 +7,7 @@
 //!   signed join and spectator tokens.
 //! - [`context`] — what matches and connections share; [`registry`] — the live matches and
 //!   where new players go.
-//! - [`match`](crate::r#match) — one match's home: handle, task, phase rules, input queues,
+//! - `match` — one match's home: handle, task, phase rules, input queues,
 //!   seats.
 //! - [`connection`] — one WebSocket: seat lifecycle, sans-IO reader, writer, close handshake.
 //! - The match loop's I/O: [`link`] (a connection as the loop sees it), [`inlet`] (its read
@@ -73,7 +73,7 @@ pub enum StartError {
     NoAgones,
     #[cfg(feature = "agones")]
     #[error("--agones: {0}")]
-    Agones(#[from] orchestrator::AgonesError),
+    Agones(#[from] Box<orchestrator::AgonesError>),
     #[error("--demo: this build has no demo bots: build with the default `demo` feature")]
     NoDemo,
     #[error("--public-url {0:?}: expected http://host[:port] or https://host[:port]")]
@@ -220,7 +220,8 @@ impl Server {
                     state.registry.clone(),
                     rx,
                 )
-                .await?,
+                .await
+                .map_err(Box::new)?,
             ),
             _ => None,
         };
