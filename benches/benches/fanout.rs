@@ -16,6 +16,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use skirmish_server::events::EventLog;
 use skirmish_server::fanout::{Cursor, TickOutput};
 use skirmish_server::outlet::{Lent, Outlet};
+use skirmish_server::socket::Socket;
 use skirmish_server::stats::Stats;
 use skirmish_shared::rules::Params;
 use skirmish_shared::workload::Wander;
@@ -23,7 +24,7 @@ use tokio::sync::watch;
 
 const CONNECTIONS: usize = 1000;
 
-fn connections(n: usize) -> Vec<(Arc<TcpStream>, TcpStream)> {
+fn connections(n: usize) -> Vec<(Socket, TcpStream)> {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     (0..n)
@@ -31,9 +32,8 @@ fn connections(n: usize) -> Vec<(Arc<TcpStream>, TcpStream)> {
             let client = TcpStream::connect(addr).expect("connect");
             let (server, _) = listener.accept().expect("accept");
             server.set_nodelay(true).expect("nodelay");
-            server.set_nonblocking(true).expect("nonblocking");
             client.set_nonblocking(true).expect("nonblocking");
-            (Arc::new(server), client)
+            (Socket::plain(server).expect("nonblocking"), client)
         })
         .collect()
 }

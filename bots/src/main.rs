@@ -11,9 +11,12 @@ use skirmish_bots::swarm::{self, SwarmConfig};
 #[derive(Debug, Parser)]
 #[command(name = "skirmish-bots", version, about)]
 struct Args {
-    /// The server's base URL.
+    /// The server's base URL (`https://` plays over WSS).
     #[arg(long, default_value = "http://127.0.0.1:7777")]
     url: String,
+    /// Also trust this CA (PEM) for `https://` servers (a private or self-signed CA).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// How many bots (each its own WebSocket connection).
     #[arg(long, default_value_t = 16)]
     bots: usize,
@@ -67,6 +70,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(ca) = &args.ca {
+        skirmish_shared::client_tls::trust_ca_file(ca)?;
+    }
     if args.attack.is_some_and(|a| !a.is_attack()) {
         anyhow::bail!(
             "--attack takes an abuse behaviour (flood-pings, flood-inputs, fragment-bomb, slow-reader, reconnect-storm)"

@@ -27,17 +27,18 @@ pub struct ServerCounters {
     pub connections: u64,
 }
 
-/// Reads `url` (the server's `/api/stats`, e.g. `http://127.0.0.1:7777/api/stats`).
+/// Reads `url` (the server's `/api/stats`, e.g. `http://127.0.0.1:7777/api/stats`; https too).
 pub async fn read_server(url: &str) -> Result<ServerReading, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("not an http:// URL: {url}"))?;
+    let (scheme, rest) = url
+        .split_once("://")
+        .filter(|(s, _)| *s == "http" || *s == "https")
+        .ok_or_else(|| format!("not an http(s):// URL: {url}"))?;
     let (authority, path) = rest
         .split_once('/')
         .map_or((rest, "/api/stats".to_string()), |(a, p)| {
             (a, format!("/{p}"))
         });
-    let base = format!("http://{authority}");
+    let base = format!("{scheme}://{authority}");
     let (status, body) = client::http_request(&base, "GET", &path, None)
         .await
         .map_err(|e| e.to_string())?;

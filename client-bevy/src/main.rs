@@ -10,9 +10,12 @@ use skirmish_client::net::{self, NetConfig, SimLink};
 #[derive(Debug, Parser)]
 #[command(name = "skirmish-client", version, about)]
 struct Args {
-    /// The server's base URL.
+    /// The server's base URL (`https://` plays over WSS).
     #[arg(long, default_value = "http://127.0.0.1:7777")]
     url: String,
+    /// Also trust this CA (PEM) for `https://` servers (a private or self-signed CA).
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
     /// Your name in the match.
     #[arg(long, default_value = "player")]
     name: String,
@@ -47,6 +50,12 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    if let Some(ca) = &args.ca
+        && let Err(e) = skirmish_shared::client_tls::trust_ca_file(ca)
+    {
+        eprintln!("skirmish-client: --ca: {e}");
+        std::process::exit(2);
+    }
     let net = net::start(NetConfig {
         base_url: args.url,
         name: args.name,

@@ -48,6 +48,15 @@ pub struct Config {
     #[arg(long, env = "SKIRMISH_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
 
+    /// TLS certificate chain (PEM): with `--tls-key`, the port serves HTTPS and WSS only.
+    /// Replaced without a restart on SIGHUP or when the file changes.
+    #[arg(long, env = "SKIRMISH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) for `--tls-cert`.
+    #[arg(long, env = "SKIRMISH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// A request's headers must arrive within this (else the connection is closed); also the
     /// longest a keep-alive HTTP connection may sit idle between requests.
     #[arg(long, env = "SKIRMISH_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -39,6 +39,7 @@ pub mod results;
 pub mod serve;
 pub mod socket;
 pub mod stats;
+pub mod tls;
 pub mod token;
 pub mod web;
 pub mod wire;
@@ -67,6 +68,10 @@ pub enum StartError {
     Bind(SocketAddr, #[source] std::io::Error),
     #[error(transparent)]
     Results(#[from] ResultsError),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    #[error("--demo runs its bots over plain HTTP: start the demo without --tls-cert")]
+    DemoWithTls,
     #[error("cannot generate a token secret: {0}")]
     Secret(#[source] getrandom::Error),
     #[error("--agones: this build has no Agones support: build with --features agones")]
@@ -81,16 +86,21 @@ pub enum StartError {
 }
 
 /// `ws://…` or `wss://…` for `--public-url`, or for the listen address when it is unset.
-fn ws_base(public_url: Option<&str>, local_addr: SocketAddr) -> Result<String, StartError> {
+fn ws_base(
+    public_url: Option<&str>,
+    local_addr: SocketAddr,
+    tls: bool,
+) -> Result<String, StartError> {
+    let scheme = if tls { "wss" } else { "ws" };
     let Some(url) = public_url else {
         if local_addr.ip().is_unspecified() {
             warn!(
                 "listening on {local_addr}: matchmaking's ws_url names 127.0.0.1; set --public-url to the address players reach"
             );
             let port = local_addr.port();
-            return Ok(format!("ws://127.0.0.1:{port}"));
+            return Ok(format!("{scheme}://127.0.0.1:{port}"));
         }
-        return Ok(format!("ws://{local_addr}"));
+        return Ok(format!("{scheme}://{local_addr}"));
     };
     let trimmed = url.trim_end_matches('/');
     let (scheme, rest) = match (
@@ -114,6 +124,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Server {
     pub local_addr: SocketAddr,
+    /// The TLS certificate store, when serving HTTPS/WSS.
+    pub tls: Option<Arc<tls::CertStore>>,
     pub stats: Arc<Stats>,
     pub state: AppState,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -176,19 +188,31 @@ impl Server {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64)
         });
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let store = tls::CertStore::open(cert.clone(), key.clone())?;
+                info!(cert = %cert.display(), not_after = store.not_after(), "TLS: serving HTTPS and WSS");
+                Some(store)
+            }
+            _ => None,
+        };
         let http_limits = serve::HttpLimits {
+            tls: tls.clone(),
             header_read_timeout: config.header_read_timeout,
             max_connections: config.max_http_connections,
             send_buffer: config.send_buffer,
         };
         let demo_bots = config.demo;
+        if demo_bots > 0 && tls.is_some() {
+            return Err(StartError::DemoWithTls);
+        }
         #[cfg(feature = "agones")]
         let agones_setup = (
             config.agones,
             config.agones_sdk_port,
             config.max_connections,
         );
-        let ws_base = ws_base(config.public_url.as_deref(), local_addr)?;
+        let ws_base = ws_base(config.public_url.as_deref(), local_addr, tls.is_some())?;
         let state = AppState::new(config, ctx, registry, tokens, seed, ws_base);
         let app = http::router(state.clone());
         let shutdown = state.ctx.shutdown.clone();
@@ -199,7 +223,16 @@ impl Server {
             stats.clone(),
             shutdown,
         ));
-        info!(%local_addr, "listening (HTTP API and WebSocket /ws)");
+        if let Some(store) = &tls {
+            stats
+                .tls_cert_not_after
+                .set(store.not_after().max(0) as u64);
+            let watcher = store
+                .clone()
+                .watch(state.ctx.shutdown.clone(), stats.clone());
+            state.ctx.tasks.spawn(watcher);
+        }
+        info!(%local_addr, tls = tls.is_some(), "listening (HTTP API and WebSocket /ws)");
         #[cfg(feature = "demo")]
         if demo_bots > 0 {
             info!(bots = demo_bots, "demo: starting wandering bots in-process");
@@ -227,6 +260,7 @@ impl Server {
         };
         Ok(Self {
             local_addr,
+            tls,
             stats,
             state,
             task,
@@ -235,10 +269,26 @@ impl Server {
         })
     }
 
-    /// `http://<local_addr>`.
+    /// `http://<local_addr>`, or `https://` with TLS.
     #[must_use]
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.local_addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// Loads the TLS certificate pair again, as SIGHUP does (a pair that does not load is
+    /// refused and the old one stays). Without TLS, nothing to do.
+    pub fn reload_tls(&self) -> Result<(), tls::TlsError> {
+        match &self.tls {
+            Some(store) => {
+                let r = store.reload();
+                self.stats
+                    .tls_cert_not_after
+                    .set(store.not_after().max(0) as u64);
+                r
+            }
+            None => Ok(()),
+        }
     }
 
     /// Graceful shutdown: stop accepting players (`/readyz` answers 503), let running matches

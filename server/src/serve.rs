@@ -4,6 +4,9 @@
 //! requests (hyper restarts it whenever it waits for a request head), and one descriptor per
 //! connection.
 //!
+//! With `--tls-cert`, each connection is a TLS handshake first (within the same timeout),
+//! then HTTPS; an upgraded connection keeps its session (see `socket`).
+//!
 //! This replaces `axum::serve`, which offers neither the timeout nor the cap. hyper serves
 //! each connection (HTTP/1.1, with upgrades for `/ws`); the router sees the peer's address as
 //! `ConnectInfo<SocketAddr>`.
@@ -27,7 +30,7 @@ use tracing::{debug, trace, warn};
 use crate::stats::Stats;
 
 /// HTTP connection limits (see the module docs).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct HttpLimits {
     /// A request's headers must arrive within this; also the most a keep-alive connection
     /// may sit idle between requests.
@@ -36,6 +39,8 @@ pub struct HttpLimits {
     pub max_connections: usize,
     /// Kernel send buffer per accepted socket; `None` lets the kernel autotune.
     pub send_buffer: Option<u32>,
+    /// With TLS: the certificate store new connections are served from.
+    pub tls: Option<Arc<crate::tls::CertStore>>,
 }
 
 /// What a connection over the cap gets: a complete response, then the close.
@@ -55,6 +60,10 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let tls = limits
+        .tls
+        .as_ref()
+        .map(|store| tokio_rustls::TlsAcceptor::from(store.server_config()));
     let connections = tokio_util::task::TaskTracker::new();
     loop {
         let (tcp, peer) = tokio::select! {
@@ -69,16 +78,43 @@ pub async fn serve(
             },
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            // One non-blocking write; whatever the client sent is never read.
-            let _ = tcp.try_write(BUSY);
+            // One non-blocking write; whatever the client sent is never read. (Over TLS the
+            // client gets no answer: a plaintext one would be garbage to it.)
+            if tls.is_none() {
+                let _ = tcp.try_write(BUSY);
+            }
             stats.http_refused_busy.inc();
             continue;
         };
         tune(&tcp, limits.send_buffer);
         let app = app.clone();
         let shutdown = shutdown.clone();
+        let limits = limits.clone();
+        let tls = tls.clone();
+        let stats = stats.clone();
         connections.spawn(async move {
-            serve_connection(tcp, peer, app, limits, shutdown).await;
+            match tls {
+                None => serve_connection(TokioIo::new(tcp), peer, app, &limits, shutdown).await,
+                Some(acceptor) => {
+                    // The handshake must finish within the header timeout too.
+                    let hs = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
+                    match hs.await {
+                        Ok(Ok(stream)) => {
+                            stats.tls_handshakes.inc();
+                            serve_connection(TokioIo::new(stream), peer, app, &limits, shutdown)
+                                .await;
+                        }
+                        Ok(Err(e)) => {
+                            stats.tls_handshake_failures.inc();
+                            debug!(%peer, "TLS handshake failed: {e}");
+                        }
+                        Err(_) => {
+                            stats.tls_handshake_failures.inc();
+                            debug!(%peer, "TLS handshake timed out");
+                        }
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -104,13 +140,15 @@ fn tune(tcp: &TcpStream, send_buffer: Option<u32>) {
     }
 }
 
-async fn serve_connection(
-    tcp: TcpStream,
+async fn serve_connection<I>(
+    io: TokioIo<I>,
     peer: SocketAddr,
     app: Router,
-    limits: HttpLimits,
+    limits: &HttpLimits,
     shutdown: CancellationToken,
-) {
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = TowerToHyperService::new(tower::service_fn(
         move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
@@ -129,9 +167,7 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let conn = builder
-        .serve_connection(TokioIo::new(tcp), service)
-        .with_upgrades();
+    let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         r = conn.as_mut() => {

@@ -22,6 +22,10 @@ impl Counter {
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+    /// Sets a gauge.
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
     #[must_use]
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -110,6 +114,12 @@ counters! {
     http_refused_busy => "skirmish_http_refused_busy_total", Counter;
     /// API requests refused with 429 by the per-IP rate limit.
     http_rate_limited => "skirmish_http_rate_limited_total", Counter;
+    /// TLS handshakes completed.
+    tls_handshakes => "skirmish_tls_handshakes_total", Counter;
+    /// TLS handshakes that failed or timed out.
+    tls_handshake_failures => "skirmish_tls_handshake_failures_total", Counter;
+    /// When the TLS certificate in use expires, Unix seconds (0 without TLS).
+    tls_cert_not_after => "skirmish_tls_certificate_expiry_timestamp_seconds", Gauge;
 }
 
 /// Close codes counted one by one: 1000..=1015.

@@ -90,7 +90,7 @@ impl JoinOptions {
 /// What can go wrong talking to a server.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("bad server URL {0:?}: expected http://host:port")]
+    #[error("bad server URL {0:?}: expected http://host:port or https://host:port")]
     BadUrl(String),
     #[error("cannot reach the server: {0}")]
     Connect(#[source] std::io::Error),
@@ -104,17 +104,81 @@ pub enum ClientError {
     Decode(#[from] EnvelopeError),
     #[error("the server closed the connection ({code}): {reason}")]
     Closed { code: u16, reason: String },
+    #[error(transparent)]
+    Tls(#[from] crate::client_tls::ClientTlsError),
 }
 
-/// `host:port` of an `http://host:port` (or `ws://`) base URL.
-fn authority(base_url: &str) -> Result<String, ClientError> {
-    base_url
-        .strip_prefix("http://")
-        .or_else(|| base_url.strip_prefix("ws://"))
-        .map(|s| s.trim_end_matches('/'))
+/// Where a base URL points: `host:port`, and whether it is `https://` (or `wss://`).
+#[derive(Debug, Clone)]
+struct Target {
+    authority: String,
+    tls: bool,
+}
+
+impl Target {
+    /// The host part, for TLS's server name.
+    fn host(&self) -> &str {
+        match self.authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or(v6),
+            None => self
+                .authority
+                .rsplit_once(':')
+                .map_or(&*self.authority, |(h, _)| h),
+        }
+    }
+}
+
+/// `host:port` of an `http(s)://host:port` (or `ws(s)://`) base URL.
+fn target(base_url: &str) -> Result<Target, ClientError> {
+    let (rest, tls) = if let Some(r) = base_url
+        .strip_prefix("https://")
+        .or_else(|| base_url.strip_prefix("wss://"))
+    {
+        (Some(r), true)
+    } else {
+        (
+            base_url
+                .strip_prefix("http://")
+                .or_else(|| base_url.strip_prefix("ws://")),
+            false,
+        )
+    };
+    rest.map(|s| s.trim_end_matches('/'))
         .filter(|s| !s.is_empty() && !s.contains('/'))
-        .map(str::to_string)
+        .map(|a| Target {
+            authority: a.to_string(),
+            tls,
+        })
         .ok_or_else(|| ClientError::BadUrl(base_url.to_string()))
+}
+
+/// Opens the connection (TCP, then TLS for `https://`) and runs the HTTP/1.1 handshake; the
+/// connection task keeps going through an upgrade.
+async fn http1<B>(
+    target: &Target,
+    recv_buffer: Option<u32>,
+) -> Result<hyper::client::conn::http1::SendRequest<B>, ClientError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = open_tcp(&target.authority, recv_buffer).await?;
+    tcp.set_nodelay(true).map_err(ClientError::Connect)?;
+    if target.tls {
+        let tls = crate::client_tls::connect(tcp, target.host()).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender)
+    } else {
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender)
+    }
 }
 
 /// One plain HTTP/1.1 request to `base_url` + `path`; returns status and body (at most 1 MiB).
@@ -135,16 +199,12 @@ pub async fn http_request_with(
     json_body: Option<Vec<u8>>,
     authorization: Option<&str>,
 ) -> Result<(u16, Bytes), ClientError> {
-    let authority = authority(base_url)?;
-    let tcp = open_tcp(&authority, None).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
+    let target = target(base_url)?;
+    let mut sender = http1(&target, None).await?;
     let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header(HOST, &authority);
+        .header(HOST, &target.authority);
     if json_body.is_some() {
         req = req.header(hyper::header::CONTENT_TYPE, "application/json");
     }
@@ -233,14 +293,11 @@ pub async fn connect(opts: &JoinOptions) -> Result<Connection, ClientError> {
         with_token.token = Some(spectator_token(&opts.base_url, id).await?);
         return Box::pin(connect(&with_token)).await;
     }
-    let authority = authority(&opts.base_url)?;
-    let tcp = open_tcp(&authority, opts.recv_buffer).await?;
-    tcp.set_nodelay(true).map_err(ClientError::Connect)?;
-
+    let target = target(&opts.base_url)?;
     let req = Request::builder()
         .method("GET")
         .uri(opts.path_and_query())
-        .header(HOST, &authority)
+        .header(HOST, &target.authority)
         .header(UPGRADE, "websocket")
         .header(CONNECTION, "upgrade")
         .header(
@@ -251,11 +308,7 @@ pub async fn connect(opts: &JoinOptions) -> Result<Connection, ClientError> {
         .body(Empty::<Bytes>::new())
         .map_err(|_| ClientError::BadUrl(opts.base_url.clone()))?;
 
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await?;
-    tokio::spawn(async move {
-        // Ends when the connection is upgraded or closed; errors surface through `sender`.
-        let _ = conn.with_upgrades().await;
-    });
+    let mut sender = http1(&target, opts.recv_buffer).await?;
     let mut response = sender.send_request(req).await?;
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         let status = response.status().as_u16();

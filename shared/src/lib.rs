@@ -22,7 +22,8 @@
 //!   the desync checker the bots and the game client share.
 //! - [`workload`] — the benchmark workload (wandering players), its steering shared with the
 //!   bots, and a match of wanderers without a network.
-//! - `client` (feature `client`): a WebSocket client used by the Bevy game, bots and tests.
+//! - `client` (feature `client`): a WebSocket client used by the Bevy game, bots and tests;
+//!   `client_tls`: its `https://`/`wss://` side (system roots plus CAs the program trusts).
 
 pub mod api;
 pub mod bits;
@@ -41,3 +42,5 @@ pub mod world;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "client")]
+pub mod client_tls;

@@ -165,7 +165,7 @@ pub(crate) async fn serve(
     writer.abort();
     // Our side is done: close the TCP connection now (RFC 6455 7.1.1: after the close
     // handshake the server closes first), whoever else still holds the socket.
-    let _ = socket.shutdown(std::net::Shutdown::Both);
+    socket.shutdown();
     stats.connections.dec();
     debug!(?end, "disconnected");
     end

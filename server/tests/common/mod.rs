@@ -188,6 +188,29 @@ impl Player {
         self.worlds.latest().expect("a world")
     }
 
+    /// Sends `n` inputs, one per snapshot, and reads until the server acknowledges the last
+    /// one (within `DEADLINE`); false if it never does.
+    pub async fn steer_until_acked(&mut self, n: u32) -> bool {
+        for _ in 0..n {
+            self.steer_to_nearest_orb().await;
+            self.next_world().await;
+        }
+        let last = Seq(self.next_seq - 1);
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while tokio::time::Instant::now() < deadline {
+            let id = self.id;
+            let acked = self
+                .next_world()
+                .await
+                .player(id)
+                .is_some_and(|p| !last.is_after(p.last_seq));
+            if acked {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Sends one input frame with the next sequence number.
     pub async fn send_input(&mut self, mv: MoveVec, aim: QAngle) {
         let frame = InputFrame {
