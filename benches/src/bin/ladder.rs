@@ -41,6 +41,10 @@ struct Args {
     /// Keep climbing after the server falls behind.
     #[arg(long)]
     all: bool,
+    /// Serve HTTPS/WSS (a CA and a certificate for 127.0.0.1 are made in the out dir) and
+    /// have the bots verify it: the TLS cost per client.
+    #[arg(long)]
+    tls: bool,
     /// A TrueType font for the plot's text.
     #[arg(
         long,
@@ -73,11 +77,56 @@ impl Drop for ServerProcess {
 /// The operator key the ladder's server and bots share (the bots create the matches).
 const LADDER_KEY: &str = "ladder";
 
-fn start_server(args: &Args) -> anyhow::Result<ServerProcess> {
+/// With `--tls`: where the certificate, key and CA are (made once per run).
+struct TlsFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+}
+
+fn make_tls(dir: &std::path::Path) -> anyhow::Result<TlsFiles> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    std::fs::create_dir_all(dir)?;
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "skirmish ladder CA");
+    let ca = ca.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()])?;
+    leaf.subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse()?));
+    leaf.distinguished_name
+        .push(DnType::CommonName, "skirmish ladder server");
+    let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
+    let files = TlsFiles {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+        ca: dir.join("ca.pem"),
+    };
+    std::fs::write(&files.cert, leaf.pem())?;
+    std::fs::write(&files.key, key.serialize_pem())?;
+    std::fs::write(&files.ca, ca.pem())?;
+    Ok(files)
+}
+
+fn base_url(args: &Args) -> String {
+    let scheme = if args.tls { "https" } else { "http" };
+    format!("{scheme}://127.0.0.1:{}", args.port)
+}
+
+fn start_server(args: &Args, tls: Option<&TlsFiles>) -> anyhow::Result<ServerProcess> {
     let bin = args.bin_dir.join("skirmish-server");
-    let child = Command::new("taskset")
-        .args(["-c", "0"])
-        .arg(&bin)
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0"]).arg(&bin);
+    if let Some(t) = tls {
+        cmd.arg("--tls-cert")
+            .arg(&t.cert)
+            .arg("--tls-key")
+            .arg(&t.key);
+    }
+    let child = cmd
         .args([
             "--addr",
             &format!("127.0.0.1:{}", args.port),
@@ -111,29 +160,37 @@ fn start_server(args: &Args) -> anyhow::Result<ServerProcess> {
     )
 }
 
-fn idle_rss_mib(port: u16) -> anyhow::Result<f64> {
-    let out = Command::new("curl")
-        .args(["-s", &format!("http://127.0.0.1:{port}/api/stats")])
-        .output()?;
+fn idle_rss_mib(args: &Args, tls: Option<&TlsFiles>) -> anyhow::Result<f64> {
+    let mut curl = Command::new("curl");
+    curl.arg("-s");
+    if let Some(t) = tls {
+        curl.arg("--cacert").arg(&t.ca);
+    }
+    let out = curl.arg(format!("{}/api/stats", base_url(args))).output()?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     Ok(v["process"]["rss_bytes"].as_f64().unwrap_or(0.0) / (1 << 20) as f64)
 }
 
 fn run_step(
     args: &Args,
+    tls: Option<&TlsFiles>,
     clients: usize,
     prev_rss: &mut Option<(usize, f64)>,
 ) -> anyhow::Result<Step> {
-    let _server = start_server(args)?;
-    let idle = idle_rss_mib(args.port)?;
+    let _server = start_server(args, tls)?;
+    let idle = idle_rss_mib(args, tls)?;
     let base = prev_rss.get_or_insert((0, idle));
     let json = args.out_dir.join(format!("bots-{clients}.json"));
     let ramp = Duration::from_millis((clients as u64 * 2).max(2000));
-    let status = Command::new("taskset")
-        .args(["-c", "1"])
+    let mut bots = Command::new("taskset");
+    bots.args(["-c", "1"])
         .arg(args.bin_dir.join("skirmish-bots"))
-        .args(["--url", &format!("http://127.0.0.1:{}", args.port)])
-        .args(["--admin-key", LADDER_KEY])
+        .args(["--url", &base_url(args)])
+        .args(["--admin-key", LADDER_KEY]);
+    if let Some(t) = tls {
+        bots.arg("--ca").arg(&t.ca);
+    }
+    let status = bots
         .args([
             "--bots",
             &clients.to_string(),
@@ -152,10 +209,7 @@ fn run_step(
             "3s",
         ])
         .args(["--threads", &args.bot_threads.to_string()])
-        .args([
-            "--server-metrics",
-            &format!("http://127.0.0.1:{}/api/stats", args.port),
-        ])
+        .args(["--server-metrics", &format!("{}/api/stats", base_url(args))])
         .arg("--json")
         .arg(&json)
         .stdout(Stdio::null())
@@ -194,11 +248,16 @@ fn run_step(
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out_dir)?;
+    let tls = if args.tls {
+        Some(make_tls(&args.out_dir.join("tls"))?)
+    } else {
+        None
+    };
     let mut steps = Vec::new();
     let mut prev_rss = None;
     for &clients in &args.steps {
         eprintln!("ladder: {clients} clients ...");
-        let step = run_step(&args, clients, &mut prev_rss)?;
+        let step = run_step(&args, tls.as_ref(), clients, &mut prev_rss)?;
         eprintln!(
             "ladder: {clients}: server {:.1} % CPU, {:.0} us/client/s, delivery {:.1} %, p50/p99 {:.1}/{:.1} ms, bots {:.0} % CPU",
             step.server_cpu_pct,
