@@ -26,26 +26,21 @@ async fn the_page_and_its_scripts_are_served() {
     server.shutdown().await.expect("shutdown");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn headless_chromium_shows_a_live_demo_match() {
-    let mut config = Config::ephemeral();
-    config.open = false;
-    config.demo = 8;
-    let server = start(config).await;
+/// Runs `browser.mjs` against `base`; panics with its output when it fails.
+async fn browse(base: String, shot: PathBuf, spki: Option<String>) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web/test/browser");
     assert!(
         dir.join("node_modules/playwright-core").exists(),
         "playwright-core is not installed: run `npm ci` in {} (.ci/run does)",
         dir.display()
     );
-    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page.png");
-    let base = server.base_url();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg(dir.join("browser.mjs"))
-            .arg(&base)
-            .arg(&shot)
-            .output()
+        let mut cmd = Command::new("node");
+        cmd.arg(dir.join("browser.mjs")).arg(&base).arg(&shot);
+        if let Some(spki) = spki {
+            cmd.arg(spki);
+        }
+        cmd.output()
     })
     .await
     .expect("join")
@@ -56,5 +51,63 @@ async fn headless_chromium_shows_a_live_demo_match() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_watches_over_https_and_wss() {
+    use base64::Engine;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A CA and a server certificate; Chromium is told to trust the server's key.
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "skirmish browser test CA");
+    let ca = ca.self_signed(&ca_key).expect("ca");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    leaf.subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+    leaf.distinguished_name
+        .push(rcgen::DnType::CommonName, "skirmish browser test");
+    let leaf = leaf.signed_by(&key, &ca, &ca_key).expect("leaf");
+    let spki = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(key.public_key_der()));
+    let (cert, key_path, ca_path) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&cert, leaf.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    std::fs::write(&ca_path, ca.pem()).expect("write");
+    skirmish_shared::client_tls::trust_ca_file(&ca_path).expect("trust");
+
+    let mut config = Config::ephemeral();
+    config.open = false;
+    config.tls_cert = Some(cert);
+    config.tls_key = Some(key_path);
+    let server = start(config).await;
+    // The demo bots, over WSS (they trust the CA above).
+    skirmish_server::demo::spawn(
+        8,
+        server.base_url(),
+        server.state.ctx.shutdown.clone(),
+        &server.state.ctx.tasks,
+    );
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page-https.png");
+    browse(server.base_url(), shot, Some(spki)).await;
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_shows_a_live_demo_match() {
+    let mut config = Config::ephemeral();
+    config.open = false;
+    config.demo = 8;
+    let server = start(config).await;
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page.png");
+    browse(server.base_url(), shot, None).await;
     server.shutdown().await.expect("shutdown");
 }

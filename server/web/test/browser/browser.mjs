@@ -1,12 +1,14 @@
 // Drives the server's page in real headless Chromium: the match list shows the demo match,
 // opening it shows the bots on the scoreboard and moving positions, and the screenshot is not
-// blank. Usage: node browser.mjs <base url> <screenshot.png>. Exits non-zero with a reason.
+// blank. Usage: node browser.mjs <base url> <screenshot.png> [spki-sha256-base64]. With the
+// third argument (an https base URL), Chromium trusts that one certificate key, as it would a
+// certificate from a public CA. Exits non-zero with a reason.
 import { chromium } from "playwright-core";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const [base, shot] = process.argv.slice(2);
+const [base, shot, spki] = process.argv.slice(2);
 const fail = (why) => {
   console.error(`browser test: ${why}`);
   process.exit(1);
@@ -16,7 +18,8 @@ const userDataDir = mkdtempSync(join(tmpdir(), "skirmish-chromium-"));
 const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath,
   headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"],
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"]
+    .concat(spki ? [`--ignore-certificate-errors-spki-list=${spki}`] : []),
 }).catch((e) => fail(`cannot start Chromium at ${executablePath} (apt-get install chromium): ${e.message}`));
 try {
   const page = context.pages()[0] ?? (await context.newPage());
