@@ -58,31 +58,16 @@ async fn headless_chromium_watches_over_https_and_wss() {
     use base64::Engine;
     use sha2::Digest;
     let dir = tempfile::tempdir().expect("tempdir");
-    // A CA and a server certificate; Chromium is told to trust the server's key.
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "skirmish browser test CA");
-    let ca = ca.self_signed(&ca_key).expect("ca");
-    let key = rcgen::KeyPair::generate().expect("key");
-    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    leaf.subject_alt_names
-        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().expect("ip")));
-    leaf.distinguished_name
-        .push(rcgen::DnType::CommonName, "skirmish browser test");
-    let leaf = leaf.signed_by(&key, &ca, &ca_key).expect("leaf");
+    // A CA and a server certificate; Chromium is told to trust the server's key (by the
+    // SHA-256 of its SubjectPublicKeyInfo), the demo bots trust the CA.
+    let ca = common::certs::ca("skirmish browser test CA");
+    let pair = common::certs::leaf(&ca, "skirmish browser test", false);
+    let (_, parsed) = x509_parser::parse_x509_certificate(&pair.2).expect("x509");
     let spki = base64::engine::general_purpose::STANDARD
-        .encode(sha2::Sha256::digest(key.public_key_der()));
-    let (cert, key_path, ca_path) = (
-        dir.path().join("cert.pem"),
-        dir.path().join("key.pem"),
-        dir.path().join("ca.pem"),
-    );
-    std::fs::write(&cert, leaf.pem()).expect("write");
-    std::fs::write(&key_path, key.serialize_pem()).expect("write");
-    std::fs::write(&ca_path, ca.pem()).expect("write");
-    skirmish_shared::client_tls::trust_ca_file(&ca_path).expect("trust");
+        .encode(sha2::Sha256::digest(parsed.public_key().raw));
+    let cert = common::certs::write(dir.path(), "cert.pem", &pair.0);
+    let key_path = common::certs::write(dir.path(), "key.pem", &pair.1);
+    common::certs::trust(&ca, dir.path());
 
     let mut config = Config::ephemeral();
     config.open = false;

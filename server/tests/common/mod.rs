@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+
 use std::time::Duration;
 
 use bytes::Bytes;
