@@ -64,13 +64,26 @@ pub async fn run(
     let mut match_ids = Vec::new();
     if cfg.match_size > 0 {
         for _ in 0..cfg.bots.div_ceil(cfg.match_size) {
-            let id = client::create_match(&cfg.base_url, cfg.admin_key.as_deref())
-                .await
-                .map_err(|source| SwarmError::CreateMatch {
-                    url: cfg.base_url.clone(),
-                    source,
-                })?;
-            match_ids.push(id);
+            match client::create_match(&cfg.base_url, cfg.admin_key.as_deref()).await {
+                Ok(id) => match_ids.push(id),
+                // A server without --open needs the operator key to create matches; without
+                // one, the matchmaker places the bots (it fills the fullest open match first).
+                Err(client::ClientError::Refused {
+                    status: 401 | 403,
+                    reason,
+                }) if cfg.admin_key.is_none() && match_ids.is_empty() => {
+                    eprintln!(
+                        "skirmish-bots: cannot create matches ({reason}); the matchmaker places the bots (pass --admin-key to choose the matches)"
+                    );
+                    break;
+                }
+                Err(source) => {
+                    return Err(SwarmError::CreateMatch {
+                        url: cfg.base_url.clone(),
+                        source,
+                    });
+                }
+            }
         }
     }
 
