@@ -14,6 +14,8 @@
 //! - [`api`] — JSON bodies of the HTTP API that clients use (matchmaking).
 //! - [`bits`] — bit-level writer and reader with zig-zag and Exp-Golomb codes.
 //! - [`codec`] — the delta snapshot codec.
+//! - [`datagram`] — the datagram transport's security core (connect tokens, sealed packets,
+//!   replay window), sans-IO; the UDP transport itself is not built yet (issue 14).
 //! - [`process`] — CPU time and RSS of a process, from `/proc`.
 //! - [`protocol`] — the bincode message envelope, input frames, close codes, version.
 //! - [`receiver`] — sans-IO client side of the snapshot stream (baseline tracking, checksum
@@ -28,6 +30,7 @@
 pub mod api;
 pub mod bits;
 pub mod codec;
+pub mod datagram;
 pub mod netcode;
 pub mod process;
 pub mod protocol;
