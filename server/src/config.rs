@@ -57,6 +57,15 @@ pub struct Config {
     #[arg(long, env = "SKIRMISH_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// UDP port of the datagram endpoint (default: the HTTP port's number). For now it only
+    /// completes handshakes: play over UDP is not built yet.
+    #[arg(long, env = "SKIRMISH_UDP_PORT")]
+    pub udp_port: Option<u16>,
+
+    /// No datagram endpoint (matchmaking then offers WebSocket only).
+    #[arg(long, env = "SKIRMISH_NO_UDP")]
+    pub no_udp: bool,
+
     /// A request's headers must arrive within this (else the connection is closed); also the
     /// longest a keep-alive HTTP connection may sit idle between requests.
     #[arg(long, env = "SKIRMISH_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]

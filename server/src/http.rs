@@ -24,7 +24,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::debug;
 
-use skirmish_shared::api::{MatchmakeRequest, MatchmakeResponse};
+use skirmish_shared::api::{MatchmakeRequest, MatchmakeResponse, UdpTicket};
+use skirmish_shared::datagram::{Claims as DatagramClaims, ConnectToken};
 use skirmish_shared::protocol::{PROTOCOL_VERSION, percent_encode};
 use skirmish_shared::rules::clean_name;
 
@@ -52,6 +53,8 @@ pub struct AppState {
     pub tokens: TokenSigner,
     /// `ws://host:port` or `wss://...`: where `ws_url`s point (`--public-url`).
     pub ws_base: Arc<str>,
+    /// `host:port` of the datagram endpoint, if there is one.
+    pub udp_addr: Option<Arc<str>>,
     api_limiter: Option<Arc<IpLimiter>>,
     next_match_id: Arc<AtomicU32>,
     /// Serializes "every match is full: start one", so simultaneous joiners fill one new
@@ -80,6 +83,7 @@ impl AppState {
         Self {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             ws_base: ws_base.into(),
+            udp_addr: None,
             api_limiter,
             config: Arc::new(config),
             ctx,
@@ -426,6 +430,28 @@ async fn matchmake(
     };
     let token = state.tokens.sign(&claims);
     let ws_url = state.ws_url(&token);
+    let udp = state.udp_addr.as_ref().and_then(|addr| {
+        let mut keys = [0u8; 88];
+        getrandom::fill(&mut keys).ok()?;
+        let [c2s, s2c, nonce] = [&keys[..32], &keys[32..64], &keys[64..]];
+        let sealed = ConnectToken::seal(
+            &state.tokens.datagram_key(),
+            &DatagramClaims {
+                match_id: handle.id,
+                seat,
+                name: name.to_string(),
+                instance: state.tokens.instance,
+                expires_at: exp,
+                client_to_server: c2s.try_into().ok()?,
+                server_to_client: s2c.try_into().ok()?,
+            },
+            nonce.try_into().ok()?,
+        );
+        Some(UdpTicket {
+            addr: addr.to_string(),
+            connect_token: sealed.to_text(),
+        })
+    });
     Json(MatchmakeResponse {
         match_id: handle.id,
         seat,
@@ -434,6 +460,7 @@ async fn matchmake(
         ws_url,
         reservation_s: state.config.seat_reservation.as_secs_f64(),
         expires_at: exp,
+        udp,
     })
     .into_response()
 }

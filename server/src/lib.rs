@@ -16,6 +16,7 @@
 //!   per-match event ring).
 //! - [`stats`] — the counters; [`metrics`] — `/metrics`; [`results`] — finished matches on
 //!   disk.
+//! - [`udp`] — the datagram endpoint (handshakes so far) and [`tls`] — certificates.
 //! - `demo` (feature `demo`, on by default) — in-process demo bots; `orchestrator` (feature
 //!   `agones`) — the Agones SDK lifecycle.
 
@@ -41,6 +42,7 @@ pub mod socket;
 pub mod stats;
 pub mod tls;
 pub mod token;
+pub mod udp;
 pub mod web;
 pub mod wire;
 
@@ -213,7 +215,46 @@ impl Server {
             config.max_connections,
         );
         let ws_base = ws_base(config.public_url.as_deref(), local_addr, tls.is_some())?;
-        let state = AppState::new(config, ctx, registry, tokens, seed, ws_base);
+        let udp = if config.no_udp {
+            None
+        } else {
+            let port = config.udp_port.unwrap_or(local_addr.port());
+            let at = SocketAddr::new(local_addr.ip(), port);
+            let socket = tokio::net::UdpSocket::bind(at)
+                .await
+                .map_err(|e| StartError::Bind(at, e))?;
+            let bound = socket.local_addr().map_err(|e| StartError::Bind(at, e))?;
+            Some((socket, bound))
+        };
+        let udp_addr = udp.as_ref().map(|(_, bound)| {
+            let host = ws_base
+                .split_once("://")
+                .map_or("127.0.0.1", |(_, rest)| {
+                    rest.rsplit_once(':').map_or(rest, |(h, _)| h)
+                })
+                .to_string();
+            format!("{host}:{}", bound.port())
+        });
+        let datagram_key = tokens.datagram_key();
+        let (instance, any_instance) = (tokens.instance, tokens.any_instance);
+        let max_sessions = config.max_connections;
+        let mut state = AppState::new(config, ctx, registry, tokens, seed, ws_base);
+        state.udp_addr = udp_addr.map(Into::into);
+        if let Some((socket, _)) = udp {
+            let endpoint = udp::UdpEndpoint {
+                socket,
+                key: datagram_key,
+                instance,
+                any_instance,
+                registry: state.registry.clone(),
+                stats: stats.clone(),
+                max_sessions,
+            };
+            state
+                .ctx
+                .tasks
+                .spawn(endpoint.run(state.ctx.shutdown.clone()));
+        }
         let app = http::router(state.clone());
         let shutdown = state.ctx.shutdown.clone();
         let task = tokio::spawn(serve::serve(

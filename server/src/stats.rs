@@ -120,6 +120,10 @@ counters! {
     tls_handshake_failures => "skirmish_tls_handshake_failures_total", Counter;
     /// When the TLS certificate in use expires, Unix seconds (0 without TLS).
     tls_cert_not_after => "skirmish_tls_certificate_expiry_timestamp_seconds", Gauge;
+    /// Datagram sessions that completed the handshake.
+    udp_sessions => "skirmish_udp_sessions_total", Counter;
+    /// Datagrams dropped: unauthenticated, replayed, malformed, expired, not ours.
+    udp_dropped => "skirmish_udp_packets_dropped_total", Counter;
 }
 
 /// Close codes counted one by one: 1000..=1015.

@@ -83,6 +83,15 @@ impl TokenSigner {
         HmacSha256::new_from_slice(&self.key).expect("HMAC takes keys of any length")
     }
 
+    /// The key datagram connect tokens are sealed with, derived from the same secret (so a
+    /// fixed `--secret` gives the same key after a restart).
+    #[must_use]
+    pub fn datagram_key(&self) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(b"skirmish datagram connect-token key v1");
+        mac.finalize().into_bytes().into()
+    }
+
     #[must_use]
     pub fn sign(&self, claims: &Claims) -> String {
         let payload = B64.encode(serde_json::to_vec(claims).expect("claims serialize"));

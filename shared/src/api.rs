@@ -1,4 +1,8 @@
 //! JSON bodies of the HTTP API that clients use: `POST /api/matchmake`.
+//!
+//! `udp` (when the server has a datagram endpoint) is the same seat for the datagram
+//! transport: where to send, and the connect token (`datagram::ConnectToken`, bincode,
+//! base64url) that the handshake needs.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,4 +29,16 @@ pub struct MatchmakeResponse {
     pub reservation_s: f64,
     /// The token's expiry, seconds since the Unix epoch.
     pub expires_at: u64,
+    /// The same seat over the datagram transport, if the server has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub udp: Option<UdpTicket>,
+}
+
+/// Where and how to reach the datagram endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UdpTicket {
+    /// `host:port`.
+    pub addr: String,
+    /// The connect token, bincode then base64url (no padding).
+    pub connect_token: String,
 }

@@ -112,6 +112,32 @@ impl ConnectToken {
     }
 }
 
+impl ConnectToken {
+    /// As text for JSON (`UdpTicket::connect_token`): bincode, then base64url.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::protocol::encode(self))
+    }
+
+    /// Reads [`ConnectToken::to_text`]'s form back.
+    pub fn from_text(text: &str) -> Result<Self, DatagramError> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|_| DatagramError::Malformed)?;
+        let (token, _): (Self, usize) = bincode::serde::decode_from_slice(
+            &bytes,
+            bincode::config::standard().with_limit::<4096>(),
+        )
+        .map_err(|_| DatagramError::Malformed)?;
+        if token.sealed.len() != SEALED_TOKEN_BYTES {
+            return Err(DatagramError::Malformed);
+        }
+        Ok(token)
+    }
+}
+
 /// Server side: opens a sealed token (from a request) at `now_s` (Unix seconds).
 pub fn open_token(
     server_key: &Key,

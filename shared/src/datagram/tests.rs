@@ -24,6 +24,16 @@ fn a_good_token_opens_on_the_server_with_its_claims() {
 }
 
 #[test]
+fn a_token_survives_its_text_form() {
+    let token = ConnectToken::seal(&SERVER_KEY, &claims(1000), [9; 24]);
+    assert_eq!(ConnectToken::from_text(&token.to_text()), Ok(token));
+    assert_eq!(
+        ConnectToken::from_text("not base64!"),
+        Err(DatagramError::Malformed)
+    );
+}
+
+#[test]
 fn expired_forged_and_tampered_tokens_are_refused() {
     let token = ConnectToken::seal(&SERVER_KEY, &claims(1000), [9; 24]);
     let packet = request(&token);
