@@ -16,10 +16,12 @@
 //!   per-match event ring).
 //! - [`stats`] — the counters; [`metrics`] — `/metrics`; [`results`] — finished matches on
 //!   disk.
-//! - [`udp`] — the datagram endpoint (handshakes so far) and [`tls`] — certificates.
+//! - [`udp`] — the datagram endpoint (handshakes so far); [`acked`] — snapshots against
+//!   acknowledged baselines for it (not wired yet); [`tls`] — certificates.
 //! - `demo` (feature `demo`, on by default) — in-process demo bots; `orchestrator` (feature
 //!   `agones`) — the Agones SDK lifecycle.
 
+pub mod acked;
 pub mod config;
 pub mod connection;
 pub mod context;

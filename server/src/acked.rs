@@ -1,0 +1,181 @@
+//! Snapshots against acknowledged baselines, for the datagram transport (issue 14): over UDP
+//! a snapshot may be lost, so a client's baseline is the newest snapshot it *acknowledged*,
+//! not the last one written. The match keeps a ring of its recent worlds; each tick it
+//! encodes the new world once per distinct baseline its clients acknowledged (with no loss
+//! they all acknowledged the previous tick: one encode, as over TCP), and in full for clients
+//! whose baseline left the ring or who never acknowledged one. Sans-IO: no socket, no clock.
+//! Not wired to the match loop yet (the datagram play path is the next part of issue 14).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use skirmish_shared::codec;
+use skirmish_shared::rules::Params;
+use skirmish_shared::tick::Tick;
+use skirmish_shared::world::WorldState;
+
+/// The match's recent worlds, oldest first.
+#[derive(Debug, Clone)]
+pub struct WorldRing {
+    worlds: VecDeque<Arc<WorldState>>,
+    capacity: usize,
+}
+
+impl WorldRing {
+    /// Keeps the newest `capacity` worlds (about a second: the tick rate).
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            worlds: VecDeque::with_capacity(capacity.max(1)),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn push(&mut self, world: Arc<WorldState>) {
+        if self.worlds.len() == self.capacity {
+            self.worlds.pop_front();
+        }
+        self.worlds.push_back(world);
+    }
+
+    #[must_use]
+    pub fn newest(&self) -> Option<&Arc<WorldState>> {
+        self.worlds.back()
+    }
+
+    /// The world of `tick`, if it is still in the ring.
+    #[must_use]
+    pub fn get(&self, tick: Tick) -> Option<&Arc<WorldState>> {
+        let newest = self.newest()?.tick;
+        let age = usize::try_from(newest.diff(tick)).ok()?;
+        let i = self.worlds.len().checked_sub(1 + age)?;
+        self.worlds.get(i).filter(|w| w.tick == tick)
+    }
+}
+
+/// One tick's encodings, one per baseline asked for (see the module docs).
+#[derive(Debug)]
+pub struct TickEncodings<'a> {
+    ring: &'a WorldRing,
+    params: Params,
+    checksum: Option<u32>,
+    cache: HashMap<Option<Tick>, Arc<Vec<u8>>>,
+}
+
+impl<'a> TickEncodings<'a> {
+    /// Encodings of `ring`'s newest world; `checksum` goes into every one.
+    #[must_use]
+    pub fn new(ring: &'a WorldRing, params: Params, checksum: Option<u32>) -> Self {
+        Self {
+            ring,
+            params,
+            checksum,
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The snapshot for a client whose newest acknowledged tick is `acked`: the baseline it
+    /// is coded against (`None`: in full) and the bytes, shared with every client of the
+    /// same baseline. `None` when the ring is empty.
+    pub fn for_client(&mut self, acked: Option<Tick>) -> Option<(Option<Tick>, Arc<Vec<u8>>)> {
+        let newest = self.ring.newest()?;
+        let baseline = acked
+            .filter(|t| newest.tick.is_after(*t))
+            .and_then(|t| self.ring.get(t));
+        let key = baseline.map(|b| b.tick);
+        let (params, checksum) = (self.params, self.checksum);
+        let bytes = self
+            .cache
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(codec::encode(
+                    baseline.map(AsRef::as_ref),
+                    newest,
+                    checksum,
+                    &params,
+                ))
+            })
+            .clone();
+        Some((key, bytes))
+    }
+
+    /// How many encodings this tick took (one per distinct baseline).
+    #[must_use]
+    pub fn encodes(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skirmish_shared::workload::Wander;
+
+    fn ring_of(ticks: usize, capacity: usize) -> (WorldRing, Vec<Arc<WorldState>>, Params) {
+        let params = Params::new(30);
+        let worlds: Vec<Arc<WorldState>> = Wander::new(16, 3, params)
+            .worlds(ticks)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let mut ring = WorldRing::new(capacity);
+        for w in &worlds {
+            ring.push(w.clone());
+        }
+        (ring, worlds, params)
+    }
+
+    #[test]
+    fn with_no_loss_every_client_shares_one_encoding() {
+        let (ring, worlds, params) = ring_of(40, 30);
+        let prev = worlds[worlds.len() - 2].tick;
+        let mut enc = TickEncodings::new(&ring, params, None);
+        let first = enc.for_client(Some(prev)).expect("encoded");
+        for _ in 0..99 {
+            let again = enc.for_client(Some(prev)).expect("encoded");
+            assert!(
+                Arc::ptr_eq(&first.1, &again.1),
+                "the same bytes, not a copy"
+            );
+        }
+        assert_eq!(enc.encodes(), 1);
+    }
+
+    #[test]
+    fn each_client_decodes_the_newest_world_from_its_own_baseline() {
+        let (ring, worlds, params) = ring_of(40, 30);
+        let newest = worlds.last().expect("worlds").clone();
+        let mut enc = TickEncodings::new(&ring, params, Some(newest.checksum()));
+        // Lost snapshots: clients acknowledged different ticks; one never did; one acked a
+        // tick that left the ring; one acked the newest tick itself.
+        let acks = [
+            Some(worlds[38].tick),
+            Some(worlds[35].tick),
+            Some(worlds[35].tick),
+            None,
+            Some(worlds[2].tick),
+            Some(newest.tick),
+        ];
+        for acked in acks {
+            let (baseline, bytes) = enc.for_client(acked).expect("encoded");
+            let base = baseline.and_then(|t| worlds.iter().find(|w| w.tick == t));
+            let decoded = codec::decode(base.map(AsRef::as_ref), newest.tick, &bytes, &params)
+                .expect("decodes");
+            assert_eq!(&decoded.world, newest.as_ref());
+            assert_eq!(decoded.verify(), Some(true));
+        }
+        // 38, 35, and full (for None, the tick out of the ring, and the newest tick).
+        assert_eq!(enc.encodes(), 3);
+    }
+
+    #[test]
+    fn the_ring_keeps_about_a_second() {
+        let (ring, worlds, _) = ring_of(40, 30);
+        assert!(ring.get(worlds[9].tick).is_none(), "dropped");
+        assert_eq!(
+            ring.get(worlds[10].tick).map(|w| w.tick),
+            Some(worlds[10].tick)
+        );
+        assert_eq!(ring.newest().map(|w| w.tick), Some(worlds[39].tick));
+    }
+}
