@@ -1,6 +1,7 @@
 //! A real window under Xvfb (Mesa's software Vulkan): the client joins a server on
-//! 127.0.0.1:0, takes a screenshot after 3 s and quits; the server saw the player, and the PNG
-//! shows the arena and the player's colour. `.ci/run` installs xvfb and the Mesa packages.
+//! 127.0.0.1:0 (plain, and over WSS with a private CA), takes a screenshot after 4 s and
+//! quits; the server saw the player, and the PNG shows the arena and the player's colour.
+//! `.ci/run` installs xvfb and the Mesa packages.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,9 +36,50 @@ fn has_colour(px: &[[u8; 3]], want: [u8; 3], tolerance: i16) -> usize {
 async fn the_client_joins_and_draws_the_arena_under_xvfb() {
     let mut config = Config::ephemeral();
     config.open = false; // the client matchmakes like a player would
+    joins_and_draws(config, Vec::new(), "client.png").await;
+}
+
+/// The same over HTTPS/WSS, the client trusting the server's private CA with `--ca`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_plays_over_wss_trusting_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    let dir = tempfile_dir();
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "skirmish client test CA");
+    let ca = ca.self_signed(&ca_key).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
+    leaf.subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
+    leaf.distinguished_name
+        .push(DnType::CommonName, "skirmish client test server");
+    let leaf = leaf.signed_by(&key, &ca, &ca_key).expect("leaf");
+    let (cert, key_path, ca_path) = (
+        dir.join("tls-cert.pem"),
+        dir.join("tls-key.pem"),
+        dir.join("tls-ca.pem"),
+    );
+    std::fs::write(&cert, leaf.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    std::fs::write(&ca_path, ca.pem()).expect("write");
+    let mut config = Config::ephemeral();
+    config.open = false;
+    config.tls_cert = Some(cert);
+    config.tls_key = Some(key_path);
+    let extra = vec!["--ca".to_string(), ca_path.display().to_string()];
+    joins_and_draws(config, extra, "client-wss.png").await;
+}
+
+/// Starts a server with `config`, runs the client under Xvfb against it (with `extra`
+/// flags) until its screenshot, and checks that the server saw the player and the PNG shows
+/// the arena and the player's colour.
+async fn joins_and_draws(config: Config, extra: Vec<String>, name: &str) {
     let server = Server::start(config).await.expect("server");
     let dir = tempfile_dir();
-    let shot = dir.join("client.png");
+    let shot = dir.join(name);
     let _ = std::fs::remove_file(&shot);
     let mut child = Command::new("xvfb-run")
         .args(["-a", "--server-args=-screen 0 1280x900x24"])
@@ -45,6 +87,7 @@ async fn the_client_joins_and_draws_the_arena_under_xvfb() {
         .args(["--url", &server.base_url(), "--name", "tester", "--screenshot-after", "4s", "--exit-after-screenshot"])
         .arg("--screenshot")
         .arg(&shot)
+        .args(&extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -97,7 +140,7 @@ async fn the_client_joins_and_draws_the_arena_under_xvfb() {
     );
     let _ = std::fs::copy(
         &shot,
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-window.png"),
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("window-{name}")),
     );
     server.shutdown().await.expect("shutdown");
 }
