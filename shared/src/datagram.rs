@@ -12,6 +12,8 @@
 //! - **Every packet authenticated and encrypted** with the key of its direction, its sequence
 //!   number as the nonce, the protocol version and packet kind as associated data, and a
 //!   replay window: a tampered, replayed or too old packet is dropped.
+//! - **A reliable, ordered channel** on top ([`reliable`]) for events, chat and the end of
+//!   the match.
 //!
 //! Why our own rather than `renetcode`: its server is one connection table for the whole
 //! socket (sized at construction, with its own per-client timers), while our match loops
@@ -576,6 +578,8 @@ impl ReplayWindow {
         }
     }
 }
+
+pub mod reliable;
 
 #[cfg(test)]
 mod tests;
