@@ -13,7 +13,8 @@
 //!   number as the nonce, the protocol version and packet kind as associated data, and a
 //!   replay window: a tampered, replayed or too old packet is dropped.
 //! - **A reliable, ordered channel** on top ([`reliable`]) for events, chat and the end of
-//!   the match.
+//!   the match; what a session carries ([`play`]): the client's ack and redundant inputs,
+//!   the server's snapshot against that ack.
 //!
 //! Why our own rather than `renetcode`: its server is one connection table for the whole
 //! socket (sized at construction, with its own per-client timers), while our match loops
@@ -579,6 +580,7 @@ impl ReplayWindow {
     }
 }
 
+pub mod play;
 pub mod reliable;
 
 #[cfg(test)]

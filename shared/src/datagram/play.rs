@@ -1,0 +1,177 @@
+//! What a seated datagram session carries, inside the sealed `Payload` packets: the client's
+//! acknowledgement of the newest snapshot it applied, its last few inputs (redundancy: a lost
+//! packet costs no input, the server drops the copies it has), and the reliable channel; the
+//! server's snapshot coded against that acknowledgement. Decoding is bounded like the
+//! WebSocket envelope's.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+use super::reliable::Outgoing;
+use crate::protocol::{EnvelopeError, InputFrame, MAX_INPUTS_PER_MESSAGE};
+use crate::tick::{Seq, Tick};
+
+/// Largest `Up` a server decodes (a packet's payload).
+pub const MAX_UP_BYTES: usize = 1200;
+/// Largest `Down` a client decodes.
+pub const MAX_DOWN_BYTES: usize = 64 * 1024;
+
+/// Client to server, once per tick.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Up {
+    /// The newest snapshot tick the client applied (its baseline for the next one).
+    pub ack: Option<Tick>,
+    /// The newest inputs not yet acknowledged, oldest first (at most
+    /// `MAX_INPUTS_PER_MESSAGE`).
+    pub inputs: Vec<InputFrame>,
+    pub reliable: Outgoing,
+}
+
+/// Server to client, once per tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Down {
+    pub tick: Tick,
+    /// What the snapshot is coded against (`None`: in full).
+    pub baseline: Option<Tick>,
+    /// The bit-packed snapshot (`codec`).
+    pub snapshot: Vec<u8>,
+    pub reliable: Outgoing,
+}
+
+fn decode<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    bytes: &[u8],
+) -> Result<T, EnvelopeError> {
+    let (v, used): (T, usize) = bincode::serde::decode_from_slice(
+        bytes,
+        bincode::config::standard().with_limit::<LIMIT>(),
+    )?;
+    if used != bytes.len() {
+        return Err(EnvelopeError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(v)
+}
+
+impl Up {
+    /// Decodes what a client sent, refusing oversized input batches.
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        let up: Self = decode::<Self, MAX_UP_BYTES>(bytes)?;
+        if up.inputs.len() > MAX_INPUTS_PER_MESSAGE {
+            return Err(EnvelopeError::TooManyInputs(up.inputs.len()));
+        }
+        Ok(up)
+    }
+}
+
+impl Down {
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        decode::<Self, MAX_DOWN_BYTES>(bytes)
+    }
+}
+
+/// Client side: the inputs the server has not acknowledged yet, resent with every packet
+/// (the newest `MAX_INPUTS_PER_MESSAGE`).
+#[derive(Debug, Clone, Default)]
+pub struct InputRedundancy {
+    pending: VecDeque<InputFrame>,
+}
+
+impl InputRedundancy {
+    /// Adds this tick's input.
+    pub fn push(&mut self, input: InputFrame) {
+        if self.pending.len() == MAX_INPUTS_PER_MESSAGE {
+            self.pending.pop_front();
+        }
+        self.pending.push_back(input);
+    }
+
+    /// Forgets what a snapshot acknowledged (the player's `last_seq`).
+    pub fn acknowledged(&mut self, last_seq: Seq) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|f| !f.seq.is_after(last_seq))
+        {
+            self.pending.pop_front();
+        }
+    }
+
+    /// The inputs to put in the next packet, oldest first.
+    #[must_use]
+    pub fn to_send(&self) -> Vec<InputFrame> {
+        self.pending.iter().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::encode;
+
+    fn frame(n: u32) -> InputFrame {
+        InputFrame {
+            seq: Seq(n),
+            ..InputFrame::default()
+        }
+    }
+
+    #[test]
+    fn up_and_down_round_trip_and_are_bounded() {
+        let up = Up {
+            ack: Some(Tick(41)),
+            inputs: (1..=3).map(frame).collect(),
+            reliable: Outgoing {
+                ack: 2,
+                messages: vec![(5, b"chat".to_vec())],
+            },
+        };
+        assert_eq!(Up::decode(&encode(&up)).expect("decodes"), up);
+        let too_many = Up {
+            inputs: (1..=9).map(frame).collect(),
+            ..Up::default()
+        };
+        assert!(matches!(
+            Up::decode(&encode(&too_many)),
+            Err(EnvelopeError::TooManyInputs(9))
+        ));
+        let huge = Up {
+            reliable: Outgoing {
+                ack: 0,
+                messages: vec![(0, vec![0; 2000])],
+            },
+            ..Up::default()
+        };
+        assert!(Up::decode(&encode(&huge)).is_err(), "over the size limit");
+        let down = Down {
+            tick: Tick(42),
+            baseline: Some(Tick(41)),
+            snapshot: vec![1, 2, 3],
+            reliable: Outgoing::default(),
+        };
+        assert_eq!(Down::decode(&encode(&down)).expect("decodes"), down);
+    }
+
+    #[test]
+    fn unacknowledged_inputs_are_resent_until_a_snapshot_acknowledges_them() {
+        let mut r = InputRedundancy::default();
+        for n in 1..=3 {
+            r.push(frame(n));
+        }
+        assert_eq!(r.to_send(), [frame(1), frame(2), frame(3)]);
+        r.acknowledged(Seq(2));
+        assert_eq!(r.to_send(), [frame(3)]);
+        for n in 4..=20 {
+            r.push(frame(n)); // the server went quiet: only the newest are kept
+        }
+        assert_eq!(r.to_send().len(), MAX_INPUTS_PER_MESSAGE);
+        assert_eq!(r.to_send().last(), Some(&frame(20)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1500)) {
+            let _ = Up::decode(&bytes);
+            let _ = Down::decode(&bytes);
+        }
+    }
+}
