@@ -63,6 +63,17 @@ pub struct InputFrame {
     pub buttons: u8,
 }
 
+impl InputFrame {
+    /// Input `seq` that does nothing (no move, aim 0, no buttons).
+    #[must_use]
+    pub fn idle(seq: u32) -> Self {
+        Self {
+            seq: Seq(seq),
+            ..Self::default()
+        }
+    }
+}
+
 /// A snapshot: the world at `tick`, coded against the world at `tick - baseline_age`
 /// (`baseline_age == 0`: a full snapshot, no baseline), plus the game events this client has
 /// not been sent yet, oldest first.

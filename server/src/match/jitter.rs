@@ -103,14 +103,10 @@ impl InputQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skirmish_shared::tick::Seq;
     use std::sync::Arc;
 
     fn frame(n: u32) -> InputFrame {
-        InputFrame {
-            seq: Seq(n),
-            ..InputFrame::default()
-        }
+        InputFrame::idle(n)
     }
 
     #[test]

@@ -109,10 +109,7 @@ mod tests {
     use crate::protocol::encode;
 
     fn frame(n: u32) -> InputFrame {
-        InputFrame {
-            seq: Seq(n),
-            ..InputFrame::default()
-        }
+        InputFrame::idle(n)
     }
 
     #[test]
