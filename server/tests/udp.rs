@@ -65,6 +65,22 @@ async fn the_matchmade_token_opens_a_session_that_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_client_completes_the_handshake_and_pings() {
+    let server = start_default().await;
+    let mm = client::matchmake(&server.base_url(), "shared", None)
+        .await
+        .expect("matchmake");
+    let ticket = mm.udp.expect("a datagram ticket");
+    let mut session = skirmish_shared::client_udp::connect(&ticket, DEADLINE)
+        .await
+        .expect("handshake");
+    session.ping(DEADLINE).await.expect("pong");
+    session.ping(DEADLINE).await.expect("pong again");
+    assert_eq!(server.stats.udp_sessions.get(), 1);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_replayed_tokens_get_no_answer() {
     let server = start_default().await;
     let (addr, token) = ticket(&server, "forger").await;

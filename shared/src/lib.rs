@@ -25,7 +25,8 @@
 //! - [`workload`] — the benchmark workload (wandering players), its steering shared with the
 //!   bots, and a match of wanderers without a network.
 //! - `client` (feature `client`): a WebSocket client used by the Bevy game, bots and tests;
-//!   `client_tls`: its `https://`/`wss://` side (system roots plus CAs the program trusts).
+//!   `client_tls`: its `https://`/`wss://` side (system roots plus CAs the program trusts);
+//!   `client_udp`: the datagram handshake (play over UDP is not built yet).
 
 pub mod api;
 pub mod bits;
@@ -47,3 +48,5 @@ pub mod world;
 pub mod client;
 #[cfg(feature = "client")]
 pub mod client_tls;
+#[cfg(feature = "client")]
+pub mod client_udp;
