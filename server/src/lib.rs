@@ -94,17 +94,24 @@ fn ws_base(
     public_url: Option<&str>,
     local_addr: SocketAddr,
     tls: bool,
-) -> Result<String, StartError> {
+) -> Result<PublicAddress, StartError> {
     let scheme = if tls { "wss" } else { "ws" };
     let Some(url) = public_url else {
-        if local_addr.ip().is_unspecified() {
+        let host = if local_addr.ip().is_unspecified() {
             warn!(
                 "listening on {local_addr}: matchmaking's ws_url names 127.0.0.1; set --public-url to the address players reach"
             );
-            let port = local_addr.port();
-            return Ok(format!("{scheme}://127.0.0.1:{port}"));
-        }
-        return Ok(format!("{scheme}://{local_addr}"));
+            "127.0.0.1".to_string()
+        } else {
+            match local_addr.ip() {
+                std::net::IpAddr::V4(ip) => ip.to_string(),
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            }
+        };
+        return Ok(PublicAddress {
+            ws_base: format!("{scheme}://{host}:{}", local_addr.port()),
+            host,
+        });
     };
     let trimmed = url.trim_end_matches('/');
     let (scheme, rest) = match (
@@ -118,7 +125,31 @@ fn ws_base(
     if rest.is_empty() || rest.starts_with('/') || rest.contains(['?', '#', ' ']) {
         return Err(StartError::PublicUrl(url.to_string()));
     }
-    Ok(format!("{scheme}://{rest}"))
+    // The host alone: the authority before any path, without its port ("[v6]" kept whole).
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.rsplit_once(':') {
+        Some((h, port))
+            if !h.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && !authority.ends_with(']') =>
+        {
+            h
+        }
+        _ => authority,
+    };
+    Ok(PublicAddress {
+        ws_base: format!("{scheme}://{rest}"),
+        host: host.to_string(),
+    })
+}
+
+/// Where players reach this server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PublicAddress {
+    /// `ws://host:port[/prefix]` or `wss://…`: what `ws_url`s start with.
+    ws_base: String,
+    /// The host alone, for the datagram endpoint's address.
+    host: String,
 }
 
 /// How long shutdown waits for connections to finish their close handshakes.
@@ -216,7 +247,7 @@ impl Server {
             config.agones_sdk_port,
             config.max_connections,
         );
-        let ws_base = ws_base(config.public_url.as_deref(), local_addr, tls.is_some())?;
+        let public = ws_base(config.public_url.as_deref(), local_addr, tls.is_some())?;
         let udp = if config.no_udp {
             None
         } else {
@@ -228,19 +259,13 @@ impl Server {
             let bound = socket.local_addr().map_err(|e| StartError::Bind(at, e))?;
             Some((socket, bound))
         };
-        let udp_addr = udp.as_ref().map(|(_, bound)| {
-            let host = ws_base
-                .split_once("://")
-                .map_or("127.0.0.1", |(_, rest)| {
-                    rest.rsplit_once(':').map_or(rest, |(h, _)| h)
-                })
-                .to_string();
-            format!("{host}:{}", bound.port())
-        });
+        let udp_addr = udp
+            .as_ref()
+            .map(|(_, bound)| format!("{}:{}", public.host, bound.port()));
         let datagram_key = tokens.datagram_key();
         let (instance, any_instance) = (tokens.instance, tokens.any_instance);
         let max_sessions = config.max_connections;
-        let mut state = AppState::new(config, ctx, registry, tokens, seed, ws_base);
+        let mut state = AppState::new(config, ctx, registry, tokens, seed, public.ws_base);
         state.udp_addr = udp_addr.map(Into::into);
         if let Some((socket, _)) = udp {
             let endpoint = udp::UdpEndpoint {
@@ -369,5 +394,34 @@ impl Server {
             agones.shutdown().await;
         }
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_address_comes_from_the_url_or_the_listen_address() {
+        let local: SocketAddr = "127.0.0.1:7777".parse().expect("addr");
+        let p = ws_base(None, local, false).expect("ok");
+        assert_eq!(
+            (p.ws_base.as_str(), p.host.as_str()),
+            ("ws://127.0.0.1:7777", "127.0.0.1")
+        );
+        let v6: SocketAddr = "[::1]:9000".parse().expect("addr");
+        let p = ws_base(None, v6, true).expect("ok");
+        assert_eq!(
+            (p.ws_base.as_str(), p.host.as_str()),
+            ("wss://[::1]:9000", "[::1]")
+        );
+        let p = ws_base(Some("https://play.example.com:8443/game/"), local, false).expect("ok");
+        assert_eq!(
+            (p.ws_base.as_str(), p.host.as_str()),
+            ("wss://play.example.com:8443/game", "play.example.com")
+        );
+        let p = ws_base(Some("http://[2001:db8::1]"), local, false).expect("ok");
+        assert_eq!(p.host, "[2001:db8::1]");
+        assert!(ws_base(Some("ftp://x"), local, false).is_err());
     }
 }

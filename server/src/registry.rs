@@ -69,7 +69,10 @@ impl Registry {
         MatchGauges {
             by_phase,
             players: matches.iter().map(|m| m.seats().len()).sum(),
-            spectators: matches.iter().map(|m| m.info().spectators).sum(),
+            spectators: matches
+                .iter()
+                .map(|m| m.spectators.load(Ordering::Relaxed))
+                .sum(),
         }
     }
 

@@ -35,10 +35,6 @@ pub struct UdpEndpoint {
     pub max_sessions: usize,
 }
 
-fn unix_now_s() -> u64 {
-    crate::token::unix_now_s()
-}
-
 impl UdpEndpoint {
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
@@ -73,7 +69,7 @@ impl UdpEndpoint {
                 continue;
             }
             let cookie = random_cookie();
-            match handshake.on_packet(&from, packet, unix_now_s(), cookie) {
+            match handshake.on_packet(&from, packet, crate::token::unix_now_s(), cookie) {
                 Step::Reply(challenge) => {
                     let _ = self.socket.send_to(&challenge, from).await;
                 }
