@@ -42,29 +42,19 @@ async fn the_client_joins_and_draws_the_arena_under_xvfb() {
 /// The same over HTTPS/WSS, the client trusting the server's private CA with `--ca`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_plays_over_wss_trusting_a_private_ca() {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    use skirmish_shared::test_certs;
     let dir = tempfile_dir();
-    let ca_key = KeyPair::generate().expect("key");
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "skirmish client test CA");
-    let ca = ca.self_signed(&ca_key).expect("ca");
-    let key = KeyPair::generate().expect("key");
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    leaf.subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
-    leaf.distinguished_name
-        .push(DnType::CommonName, "skirmish client test server");
-    let leaf = leaf.signed_by(&key, &ca, &ca_key).expect("leaf");
+    let ca = test_certs::ca("skirmish client test CA").expect("a CA");
+    let leaf =
+        test_certs::server_cert(&ca, "skirmish client test server", false).expect("a certificate");
     let (cert, key_path, ca_path) = (
         dir.join("tls-cert.pem"),
         dir.join("tls-key.pem"),
         dir.join("tls-ca.pem"),
     );
-    std::fs::write(&cert, leaf.pem()).expect("write");
-    std::fs::write(&key_path, key.serialize_pem()).expect("write");
-    std::fs::write(&ca_path, ca.pem()).expect("write");
+    std::fs::write(&cert, &leaf.cert_pem).expect("write");
+    std::fs::write(&key_path, &leaf.key_pem).expect("write");
+    std::fs::write(&ca_path, ca.cert.pem()).expect("write");
     let mut config = Config::ephemeral();
     config.open = false;
     config.tls_cert = Some(cert);

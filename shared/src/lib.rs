@@ -27,6 +27,7 @@
 //! - `client` (feature `client`): a WebSocket client used by the Bevy game, bots and tests;
 //!   `client_tls`: its `https://`/`wss://` side (system roots plus CAs the program trusts);
 //!   `client_udp`: the datagram handshake (play over UDP is not built yet).
+//! - `test_certs` (feature `test-certs`): a private CA and server certificates for tests.
 
 pub mod api;
 pub mod bits;
@@ -50,3 +51,5 @@ pub mod client;
 pub mod client_tls;
 #[cfg(feature = "client")]
 pub mod client_udp;
+#[cfg(feature = "test-certs")]
+pub mod test_certs;

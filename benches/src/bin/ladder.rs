@@ -85,29 +85,18 @@ struct TlsFiles {
 }
 
 fn make_tls(dir: &std::path::Path) -> anyhow::Result<TlsFiles> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+    use skirmish_shared::test_certs;
     std::fs::create_dir_all(dir)?;
-    let ca_key = KeyPair::generate()?;
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "skirmish ladder CA");
-    let ca = ca.self_signed(&ca_key)?;
-    let key = KeyPair::generate()?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string()])?;
-    leaf.subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse()?));
-    leaf.distinguished_name
-        .push(DnType::CommonName, "skirmish ladder server");
-    let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
+    let ca = test_certs::ca("skirmish ladder CA")?;
+    let leaf = test_certs::server_cert(&ca, "skirmish ladder server", false)?;
     let files = TlsFiles {
         cert: dir.join("cert.pem"),
         key: dir.join("key.pem"),
         ca: dir.join("ca.pem"),
     };
-    std::fs::write(&files.cert, leaf.pem())?;
-    std::fs::write(&files.key, key.serialize_pem())?;
-    std::fs::write(&files.ca, ca.pem())?;
+    std::fs::write(&files.cert, leaf.cert_pem)?;
+    std::fs::write(&files.key, leaf.key_pem)?;
+    std::fs::write(&files.ca, ca.cert.pem())?;
     Ok(files)
 }
 

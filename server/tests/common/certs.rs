@@ -1,47 +1,26 @@
-//! Certificates made in the test (rcgen) for the TLS tests: a CA, server certificates for
-//! 127.0.0.1, a TLS server on them, and what certificate a new connection is shown.
+//! Certificates for the TLS tests (`skirmish_shared::test_certs`), a TLS server on them, and
+//! what certificate a new connection is shown.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair, SanType, date_time_ymd,
-};
 use skirmish_server::Config;
 use skirmish_shared::client_tls;
 use tokio_rustls::rustls;
 
 use super::start;
 
-pub struct Ca {
-    pub cert: Certificate,
-    pub key: KeyPair,
-}
+pub use skirmish_shared::test_certs::TestCa as Ca;
 
 pub fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().expect("key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    let cert = params.self_signed(&key).expect("self-signed");
-    Ca { cert, key }
+    skirmish_shared::test_certs::ca(name).expect("a CA")
 }
 
 /// A server certificate for 127.0.0.1 and localhost, signed by `ca`; `expired` puts its
 /// validity in the past. Returns (cert PEM, key PEM, cert DER).
 pub fn leaf(ca: &Ca, cn: &str, expired: bool) -> (String, String, Vec<u8>) {
-    let key = KeyPair::generate().expect("key");
-    let mut params = CertificateParams::new(vec!["localhost".to_string()]).expect("params");
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().expect("ip")));
-    params.distinguished_name.push(DnType::CommonName, cn);
-    if expired {
-        params.not_before = date_time_ymd(2020, 1, 1);
-        params.not_after = date_time_ymd(2021, 1, 1);
-    }
-    let cert = params.signed_by(&key, &ca.cert, &ca.key).expect("signed");
-    (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    let c = skirmish_shared::test_certs::server_cert(ca, cn, expired).expect("a certificate");
+    (c.cert_pem, c.key_pem, c.der)
 }
 
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
