@@ -19,8 +19,10 @@ use crate::r#match::jitter::InputRing;
 use crate::socket::{self, Socket};
 use crate::stats::Stats;
 
-/// The most one read of a game socket takes (the reader's per-tick byte budget).
-const READ_BUDGET: usize = 4 * 1024;
+/// The most one read of a game socket takes. An honest client sends far less per tick, so
+/// this is one `recv`; a flood takes a few, up to the reader's per-tick budget. (Small, as
+/// before the budget: the stack buffer is zeroed for every read.)
+const READ_CHUNK: usize = 1024;
 
 pub(super) struct Reader {
     pub(super) socket: Socket,
@@ -96,7 +98,7 @@ impl Reader {
                 let prefix: Vec<u8> = self.prefix.drain(..take).collect();
                 self.core.feed(&prefix, now, events)?;
             }
-            let mut chunk = [0u8; READ_BUDGET];
+            let mut chunk = [0u8; READ_CHUNK];
             loop {
                 let want = self.core.room().min(chunk.len());
                 if want == 0 {
