@@ -63,7 +63,8 @@ pub struct TickEncodings<'a> {
 }
 
 impl<'a> TickEncodings<'a> {
-    /// Encodings of `ring`'s newest world; `checksum` goes into every one.
+    /// Encodings of `ring`'s newest world; `checksum` goes into every delta (full snapshots
+    /// always carry one).
     #[must_use]
     pub fn new(ring: &'a WorldRing, params: Params, checksum: Option<u32>) -> Self {
         Self {
@@ -83,7 +84,12 @@ impl<'a> TickEncodings<'a> {
             .filter(|t| newest.tick.is_after(*t))
             .and_then(|t| self.ring.get(t));
         let key = baseline.map(|b| b.tick);
-        let (params, checksum) = (self.params, self.checksum);
+        // A full snapshot always carries the checksum (as over WebSocket): it starts a stream.
+        let checksum = match key {
+            None => Some(self.checksum.unwrap_or_else(|| newest.checksum())),
+            Some(_) => self.checksum,
+        };
+        let params = self.params;
         let bytes = self
             .cache
             .entry(key)

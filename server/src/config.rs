@@ -57,10 +57,14 @@ pub struct Config {
     #[arg(long, env = "SKIRMISH_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// UDP port of the datagram endpoint (default: the HTTP port's number). For now it only
-    /// completes handshakes: play over UDP is not built yet.
+    /// UDP port of the datagram endpoint (default: the HTTP port's number).
     #[arg(long, env = "SKIRMISH_UDP_PORT")]
     pub udp_port: Option<u16>,
+
+    /// A datagram session that sends nothing for this long is dropped (its seat then waits
+    /// `--reconnect-grace` for the player to come back).
+    #[arg(long, env = "SKIRMISH_UDP_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub udp_timeout: Duration,
 
     /// No datagram endpoint (matchmaking then offers WebSocket only).
     #[arg(long, env = "SKIRMISH_NO_UDP")]

@@ -146,6 +146,31 @@ impl AppState {
         }
     }
 
+    /// A datagram connect token for `seat` (fresh keys), when the UDP endpoint runs.
+    fn udp_ticket(&self, match_id: u32, seat: u32, name: &str, exp: u64) -> Option<UdpTicket> {
+        let addr = self.udp_addr.as_ref()?;
+        let mut keys = [0u8; 88];
+        getrandom::fill(&mut keys).ok()?;
+        let [c2s, s2c, nonce] = [&keys[..32], &keys[32..64], &keys[64..]];
+        let sealed = ConnectToken::seal(
+            &self.tokens.datagram_key(),
+            &DatagramClaims {
+                match_id,
+                seat,
+                name: name.to_string(),
+                instance: self.tokens.instance,
+                expires_at: exp,
+                client_to_server: c2s.try_into().ok()?,
+                server_to_client: s2c.try_into().ok()?,
+            },
+            nonce.try_into().ok()?,
+        );
+        Some(UdpTicket {
+            addr: addr.to_string(),
+            connect_token: sealed.to_text(),
+        })
+    }
+
     /// The `/ws` URL a token is used at, from `--public-url` (never the request's `Host`).
     fn ws_url(&self, token: &str) -> String {
         format!(
@@ -213,6 +238,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/matches/{id}/results", get(results))
         .route("/api/matches/{id}/spectate", post(spectate))
         .route("/api/matchmake", post(matchmake))
+        .route("/api/udp-ticket", post(udp_ticket))
         .route("/api/stats", get(stats))
         .route("/ws", get(join))
         .merge(crate::web::routes())
@@ -381,6 +407,54 @@ async fn spectate(
     .into_response()
 }
 
+/// A fresh datagram ticket for the seat of a join token (`Authorization: Bearer <token>`):
+/// how a player comes back over UDP after its session timed out (a connect token works from
+/// one address only, and a reconnecting client may have a new one). The seat must still be
+/// the token's: reserved, or waiting for its reconnect.
+async fn udp_ticket(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = state.rate_limit(&peer) {
+        return *r;
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let Some(token) = token else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "a datagram ticket needs the seat's join token: Authorization: Bearer <token>",
+        );
+    };
+    let claims = match state.tokens.verify(token, unix_now_s()) {
+        Ok(c) if !c.spectator => c,
+        Ok(_) => return refuse(StatusCode::FORBIDDEN, "spectators do not play over UDP"),
+        Err(e) => return refuse(StatusCode::UNAUTHORIZED, format!("join token refused: {e}")),
+    };
+    let Some(handle) = state.registry.get(claims.match_id) else {
+        return refuse(
+            StatusCode::GONE,
+            format!("match {} is over", claims.match_id),
+        );
+    };
+    if handle.seats().get(claims.seat).is_none() {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "seat is no longer reserved: its reservation or reconnect window expired",
+        );
+    }
+    match state.udp_ticket(claims.match_id, claims.seat, &claims.name, claims.exp) {
+        Some(t) => Json(t).into_response(),
+        None => refuse(
+            StatusCode::NOT_FOUND,
+            "this server has no datagram endpoint (--no-udp)",
+        ),
+    }
+}
+
 async fn matchmake(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -430,28 +504,7 @@ async fn matchmake(
     };
     let token = state.tokens.sign(&claims);
     let ws_url = state.ws_url(&token);
-    let udp = state.udp_addr.as_ref().and_then(|addr| {
-        let mut keys = [0u8; 88];
-        getrandom::fill(&mut keys).ok()?;
-        let [c2s, s2c, nonce] = [&keys[..32], &keys[32..64], &keys[64..]];
-        let sealed = ConnectToken::seal(
-            &state.tokens.datagram_key(),
-            &DatagramClaims {
-                match_id: handle.id,
-                seat,
-                name: name.to_string(),
-                instance: state.tokens.instance,
-                expires_at: exp,
-                client_to_server: c2s.try_into().ok()?,
-                server_to_client: s2c.try_into().ok()?,
-            },
-            nonce.try_into().ok()?,
-        );
-        Some(UdpTicket {
-            addr: addr.to_string(),
-            connect_token: sealed.to_text(),
-        })
-    });
+    let udp = state.udp_ticket(handle.id, seat, &name, exp);
     Json(MatchmakeResponse {
         match_id: handle.id,
         seat,

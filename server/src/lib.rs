@@ -22,6 +22,7 @@
 //!   `agones`) — the Agones SDK lifecycle.
 
 pub mod acked;
+pub mod budget;
 pub mod config;
 pub mod connection;
 pub mod context;
@@ -253,9 +254,7 @@ impl Server {
         } else {
             let port = config.udp_port.unwrap_or(local_addr.port());
             let at = SocketAddr::new(local_addr.ip(), port);
-            let socket = tokio::net::UdpSocket::bind(at)
-                .await
-                .map_err(|e| StartError::Bind(at, e))?;
+            let socket = udp::bind(at).map_err(|e| StartError::Bind(at, e))?;
             let bound = socket.local_addr().map_err(|e| StartError::Bind(at, e))?;
             Some((socket, bound))
         };
@@ -265,11 +264,19 @@ impl Server {
         let datagram_key = tokens.datagram_key();
         let (instance, any_instance) = (tokens.instance, tokens.any_instance);
         let max_sessions = config.max_connections;
+        let (udp_timeout, limits, input_queue) = (
+            config.udp_timeout,
+            connection::reader::Limits::for_tick_rate(config.tick_hz),
+            config.input_queue,
+        );
         let mut state = AppState::new(config, ctx, registry, tokens, seed, public.ws_base);
         state.udp_addr = udp_addr.map(Into::into);
         if let Some((socket, _)) = udp {
             let endpoint = udp::UdpEndpoint {
-                socket,
+                socket: Arc::new(socket),
+                timeout: udp_timeout,
+                limits,
+                input_queue,
                 key: datagram_key,
                 instance,
                 any_instance,

@@ -122,8 +122,33 @@ counters! {
     tls_cert_not_after => "skirmish_tls_certificate_expiry_timestamp_seconds", Gauge;
     /// Datagram sessions that completed the handshake.
     udp_sessions => "skirmish_udp_sessions_total", Counter;
-    /// Datagrams dropped: unauthenticated, replayed, malformed, expired, not ours.
+    /// Datagrams dropped, every reason: unauthenticated, replayed, malformed, expired token,
+    /// not ours, over budget.
     udp_dropped => "skirmish_udp_packets_dropped_total", Counter;
+    /// Datagrams dropped because they did not authenticate (forged or tampered).
+    udp_dropped_unauthenticated => "skirmish_udp_packets_unauthenticated_total", Counter;
+    /// Datagrams dropped as replays (seen before, or older than the replay window).
+    udp_dropped_replayed => "skirmish_udp_packets_replayed_total", Counter;
+    /// Datagrams dropped as malformed (bad kind, size, payload, or expired token).
+    udp_dropped_malformed => "skirmish_udp_packets_malformed_total", Counter;
+    /// Authenticated datagrams dropped because their client was over its message budget.
+    udp_dropped_over_budget => "skirmish_udp_packets_over_budget_total", Counter;
+    /// Players seated over UDP now.
+    udp_players => "skirmish_udp_players", Gauge;
+    /// Datagrams received (every kind, before authentication).
+    udp_packets_in => "skirmish_udp_packets_received_total", Counter;
+    /// Bytes of datagrams received.
+    udp_bytes_in => "skirmish_udp_bytes_received_total", Counter;
+    /// Datagrams sent.
+    udp_packets_out => "skirmish_udp_packets_sent_total", Counter;
+    /// Bytes of datagrams sent.
+    udp_bytes_out => "skirmish_udp_bytes_sent_total", Counter;
+    /// Datagrams not sent because the socket's buffer was full.
+    udp_send_dropped => "skirmish_udp_send_dropped_total", Counter;
+    /// Reliable-channel messages sent again (not yet acknowledged).
+    udp_resends => "skirmish_udp_reliable_resends_total", Counter;
+    /// Snapshots sent over UDP in full (no acknowledged baseline).
+    udp_full_snapshots => "skirmish_udp_full_snapshots_total", Counter;
 }
 
 /// Close codes counted one by one: 1000..=1015.

@@ -1,16 +1,30 @@
-//! The datagram endpoint over real UDP sockets on loopback: the connect token from
-//! matchmaking completes the handshake and the session answers a sealed ping; an expired,
-//! forged or replayed token gets no answer at all.
+//! The datagram transport over real UDP sockets on loopback: the connect token from
+//! matchmaking completes the handshake and the session plays (welcome, snapshots against
+//! acknowledgements, inputs, chat, the final ranking); expired, forged or replayed tokens get
+//! no answer; tampered and replayed packets are dropped and counted; a timed-out player
+//! comes back to its seat; loss, reordering and duplication keep the state exact; `auto`
+//! falls back to WebSocket.
 
 mod common;
 
 use std::net::UdpSocket;
 use std::time::Duration;
 
+use std::collections::VecDeque;
+
 use common::*;
 use skirmish_server::Config;
-use skirmish_shared::client;
-use skirmish_shared::datagram::{ClientHandshake, ConnectToken, Kind};
+use skirmish_shared::api::UdpTicket;
+use skirmish_shared::client::{self, ClientError, Incoming, Transport};
+use skirmish_shared::client_udp::{self, UdpPlay};
+use skirmish_shared::datagram::{ClientHandshake, ConnectToken};
+use skirmish_shared::link_sim::LinkConfig;
+use skirmish_shared::protocol::{ClientMessage, EventKind, GameEvent, InputFrame, ServerMessage};
+use skirmish_shared::quant::MoveVec;
+use skirmish_shared::receiver::{Received, SnapshotReceiver};
+use skirmish_shared::rules::Params;
+use skirmish_shared::tick::Seq;
+use skirmish_shared::world::PlayerId;
 
 /// Waits for one datagram, at most `wait`.
 fn recv(socket: &UdpSocket, wait: Duration) -> Option<Vec<u8>> {
@@ -34,49 +48,394 @@ async fn ticket(server: &skirmish_server::Server, name: &str) -> (String, Connec
     (udp.addr, token)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_matchmade_token_opens_a_session_that_answers() {
-    let server = start_default().await;
-    let (addr, token) = ticket(&server, "udp").await;
-    let handle = tokio::task::spawn_blocking(move || {
-        let socket = client_socket(&addr);
-        let mut hs = ClientHandshake::new(token);
-        let request = hs.request();
-        socket.send(&request).expect("send");
-        let challenge = recv(&socket, DEADLINE).expect("a challenge");
-        assert!(challenge.len() < request.len(), "no amplification");
-        let response = hs.on_challenge(&challenge).expect("our challenge");
-        socket.send(&response).expect("send");
-        let (mut up, mut down) = hs.into_session();
-        // The session is in place once the response arrived; ping until it answers.
-        for _ in 0..20 {
-            socket.send(&up.seal(Kind::Payload, b"ping")).expect("send");
-            if let Some(p) = recv(&socket, Duration::from_millis(200)) {
-                let (kind, _, body) = down.open(&p).expect("sealed for us");
-                assert_eq!((kind, body.as_slice()), (Kind::Payload, &b"pong"[..]));
-                return;
+/// A raw session over a blocking socket: the handshake, then `UdpPlay` until the welcome.
+/// Returns the socket, the session and what arrived first.
+fn raw_session(addr: &str, token: ConnectToken) -> (UdpSocket, UdpPlay, VecDeque<Incoming>) {
+    let socket = client_socket(addr);
+    let mut hs = ClientHandshake::new(token);
+    let request = hs.request();
+    socket.send(&request).expect("send");
+    let challenge = recv(&socket, DEADLINE).expect("a challenge");
+    assert!(challenge.len() < request.len(), "no amplification");
+    let response = hs.on_challenge(&challenge).expect("our challenge");
+    socket.send(&response).expect("send");
+    let (up, down) = hs.into_session();
+    let mut play = UdpPlay::new(up, down, response);
+    let mut got = VecDeque::new();
+    for _ in 0..50 {
+        for p in play.packets() {
+            socket.send(&p).expect("send");
+        }
+        while let Some(p) = recv(&socket, Duration::from_millis(100)) {
+            play.on_packet(&p, &mut got).expect("sealed for us");
+            if !got.is_empty() {
+                return (socket, play, got);
             }
         }
-        panic!("no pong");
-    });
-    handle.await.expect("udp client");
+    }
+    panic!("no welcome over udp");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_matchmade_token_opens_a_session_that_plays() {
+    let server = start_default().await;
+    let (addr, token) = ticket(&server, "udp").await;
+    let got = tokio::task::spawn_blocking(move || raw_session(&addr, token).2)
+        .await
+        .expect("udp client");
+    let Some(Incoming::Message(
+        ServerMessage::Welcome {
+            player_id,
+            snapshot,
+            tick_hz,
+            ..
+        },
+        _,
+    )) = got.front()
+    else {
+        panic!("expected a welcome, got {got:?}");
+    };
+    assert!(player_id.is_some());
+    assert_eq!(snapshot.baseline(), None, "the first snapshot is full");
+    let mut worlds = SnapshotReceiver::new(Params::new(*tick_hz));
+    assert!(matches!(
+        worlds.receive(snapshot),
+        Received::Applied { verified: true, .. }
+    ));
     assert_eq!(server.stats.udp_sessions.get(), 1);
+    assert_eq!(server.stats.udp_players.get(), 1);
     server.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shared_client_completes_the_handshake_and_pings() {
+async fn tampered_and_replayed_packets_are_dropped_and_counted() {
+    let server = start_default().await;
+    let (addr, token) = ticket(&server, "tamper").await;
+    tokio::task::spawn_blocking(move || {
+        let (socket, mut play, _) = raw_session(&addr, token);
+        let packet = play.packets().pop().expect("an up packet");
+        socket.send(&packet).expect("send");
+        socket.send(&packet).expect("send the same packet again");
+        let mut tampered = play.packets().pop().expect("an up packet");
+        let last = tampered.len() - 1;
+        tampered[last] ^= 0x80;
+        socket.send(&tampered).expect("send");
+    })
+    .await
+    .expect("udp client");
+    let stats = server.stats.clone();
+    eventually("a replay and a forgery counted", || {
+        stats.udp_dropped_replayed.get() >= 1 && stats.udp_dropped_unauthenticated.get() >= 1
+    })
+    .await;
+    assert_eq!(
+        server.stats.udp_players.get(),
+        1,
+        "the session itself lives on"
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+/// Waits (at most `DEADLINE`) until `cond` holds.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Plays `ticks` ticks over `conn` (one input per tick, steering right), decoding every
+/// snapshot; returns the receiver, our player and the newest input the server acknowledged.
+async fn play(
+    conn: client::Connection,
+    ticks: u32,
+    chat: Option<&str>,
+) -> (
+    SnapshotReceiver,
+    PlayerId,
+    Seq,
+    Vec<GameEvent>,
+    Option<ServerMessage>,
+) {
+    let (mut rx, mut tx) = conn.split();
+    let (msg, _) = rx.recv_message().await.expect("welcome");
+    let ServerMessage::Welcome {
+        player_id: Some(me),
+        tick_hz,
+        snapshot,
+        ..
+    } = msg
+    else {
+        panic!("expected a welcome, got {msg:?}");
+    };
+    let params = Params::new(tick_hz);
+    let mut worlds = SnapshotReceiver::new(params);
+    worlds.receive(&snapshot);
+    let mut events = snapshot.events.clone();
+    let mut acked = Seq(0);
+    let mut ended = None;
+    if let Some(text) = chat {
+        tx.send(&ClientMessage::Chat { text: text.into() })
+            .await
+            .expect("chat");
+    }
+    let period = Duration::from_secs(1) / tick_hz;
+    let mut ticker = tokio::time::interval(period);
+    let mut seq = Seq(0);
+    while seq.0 < ticks {
+        tokio::select! {
+            _ = ticker.tick() => {
+                seq = seq.next();
+                let frame = InputFrame { seq, mv: MoveVec::from_f32(1.0, 0.0), ..InputFrame::idle(0) };
+                tx.send(&ClientMessage::Input { frames: vec![frame] }).await.expect("input");
+            }
+            got = rx.recv() => match got.expect("connection") {
+                Incoming::Message(ServerMessage::Snapshot(s), _) => {
+                    events.extend(s.events.iter().cloned());
+                    if let Received::NeedFull { request_full: true, .. } = worlds.receive(&s) {
+                        tx.send(&ClientMessage::RequestFull).await.expect("resync");
+                    }
+                    if let Some(p) = worlds.latest().and_then(|w| w.player(me)) {
+                        acked = p.last_seq;
+                    }
+                }
+                Incoming::Message(m @ ServerMessage::MatchEnded { .. }, _) => ended = Some(m),
+                Incoming::Message(_, _) => {}
+                Incoming::Close { .. } => break,
+            },
+        }
+    }
+    tx.close(1000, "done").await.expect("close");
+    (worlds, me, acked, events, ended)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_client_plays_over_udp_and_leaves() {
     let server = start_default().await;
     let mm = client::matchmake(&server.base_url(), "shared", None)
         .await
         .expect("matchmake");
-    let ticket = mm.udp.expect("a datagram ticket");
-    let mut session = skirmish_shared::client_udp::connect(&ticket, DEADLINE)
+    let conn = client::connect_transport(
+        &server.base_url(),
+        &mm,
+        Transport::Udp,
+        LinkConfig::default(),
+    )
+    .await
+    .expect("udp join");
+    assert_eq!(conn.tx.transport(), Transport::Udp);
+    let (worlds, me, acked, events, _) = play(conn, 60, Some("hello over udp")).await;
+    assert_eq!(worlds.desyncs, 0);
+    assert!(worlds.checksums_ok >= 1, "checksums verified");
+    assert!(acked.0 >= 30, "the server took our inputs: acked {acked:?}");
+    assert!(
+        worlds.latest().and_then(|w| w.player(me)).is_some(),
+        "our player is in the world"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.kind, EventKind::Chat { text, .. } if text == "hello over udp")),
+        "our chat line came back as an event: {events:?}"
+    );
+    let stats = server.stats.clone();
+    eventually("the disconnect frees the player", || {
+        stats.udp_players.get() == 0
+    })
+    .await;
+    let (_, body) = http(&server, "GET", "/api/matches").await;
+    assert!(body.contains("\"players\":0"), "seat released: {body}");
+    assert!(server.stats.udp_packets_out.get() >= 30);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_reordering_and_duplication_keep_the_state_exact() {
+    let server = start_default().await;
+    let mm = client::matchmake(&server.base_url(), "lossy", None)
         .await
-        .expect("handshake");
-    session.ping(DEADLINE).await.expect("pong");
-    session.ping(DEADLINE).await.expect("pong again");
-    assert_eq!(server.stats.udp_sessions.get(), 1);
+        .expect("matchmake");
+    let link = LinkConfig {
+        latency: Duration::from_millis(50),
+        jitter: Duration::from_millis(40),
+        loss: 0.05,
+        duplicate: 0.05,
+    };
+    let conn = client::connect_transport(&server.base_url(), &mm, Transport::Udp, link)
+        .await
+        .expect("udp join");
+    let (worlds, _, acked, _, _) = play(conn, 150, None).await;
+    assert_eq!(worlds.desyncs, 0, "every checksum matched");
+    assert_eq!(worlds.decode_errors, 0);
+    // A checksum rides one snapshot a second (and every full one); 5 % of them are lost.
+    assert!(
+        worlds.checksums_ok >= 3,
+        "checksums verified: {}",
+        worlds.checksums_ok
+    );
+    assert!(
+        acked.0 >= 120,
+        "inputs got through the loss: acked {acked:?}"
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_player_comes_back_to_its_seat_over_udp() {
+    let mut config = Config::ephemeral();
+    config.udp_timeout = Duration::from_millis(300);
+    config.reconnect_grace = Duration::from_secs(20);
+    let server = start(config).await;
+    let mm = client::matchmake(&server.base_url(), "comeback", None)
+        .await
+        .expect("matchmake");
+    let conn = client::connect_transport(
+        &server.base_url(),
+        &mm,
+        Transport::Udp,
+        LinkConfig::default(),
+    )
+    .await
+    .expect("udp join");
+    let (mut rx, tx) = conn.split();
+    let Ok((
+        ServerMessage::Welcome {
+            player_id: Some(first),
+            ..
+        },
+        _,
+    )) = rx.recv_message().await
+    else {
+        panic!("no welcome");
+    };
+    drop((rx, tx)); // vanish without a disconnect
+    let stats = server.stats.clone();
+    eventually("the silent session timed out", || {
+        stats.udp_players.get() == 0
+    })
+    .await;
+    let (_, body) = http(&server, "GET", "/api/matches").await;
+    assert!(body.contains("\"players\":1"), "the seat waits: {body}");
+
+    // A connect token works from one address: the join token buys a fresh one.
+    let (status, body) = http_with(
+        &server,
+        "POST",
+        "/api/udp-ticket",
+        Some(&format!("Bearer {}", mm.token)),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let ticket: UdpTicket = serde_json::from_str(&body).expect("a ticket");
+    let (mut rx, _tx) = client_udp::join(&ticket, DEADLINE, LinkConfig::default())
+        .await
+        .expect("back over udp");
+    let Ok(Incoming::Message(
+        ServerMessage::Welcome {
+            player_id: Some(again),
+            ..
+        },
+        _,
+    )) = rx.recv().await
+    else {
+        panic!("no welcome");
+    };
+    assert_eq!(again, first, "the same player, score and all");
+    let (status, _) = http_with(&server, "POST", "/api/udp-ticket", Some("Bearer nope")).await;
+    assert_eq!(status, 401);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_falls_back_to_websocket_when_no_datagram_gets_through() {
+    // A server without the datagram endpoint: no ticket, straight to WebSocket.
+    let mut config = Config::ephemeral();
+    config.no_udp = true;
+    let server = start(config).await;
+    let mm = client::matchmake(&server.base_url(), "tcp-only", None)
+        .await
+        .expect("matchmake");
+    assert!(mm.udp.is_none());
+    let conn = client::connect_transport(
+        &server.base_url(),
+        &mm,
+        Transport::Auto,
+        LinkConfig::default(),
+    )
+    .await
+    .expect("websocket join");
+    assert_eq!(conn.tx.transport(), Transport::Ws);
+    let err = client::connect_transport(
+        &server.base_url(),
+        &mm,
+        Transport::Udp,
+        LinkConfig::default(),
+    )
+    .await;
+    assert!(
+        matches!(err, Err(ClientError::Udp(_))),
+        "udp alone fails: {err:?}"
+    );
+    drop(conn);
+    server.shutdown().await.expect("shutdown");
+
+    // UDP blocked: the ticket's address swallows every datagram.
+    let server = start_default().await;
+    let black_hole = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let mut mm = client::matchmake(&server.base_url(), "blocked", None)
+        .await
+        .expect("matchmake");
+    if let Some(t) = mm.udp.as_mut() {
+        t.addr = black_hole.local_addr().expect("addr").to_string();
+    }
+    let started = tokio::time::Instant::now();
+    let conn = client::connect_transport(
+        &server.base_url(),
+        &mm,
+        Transport::Auto,
+        LinkConfig::default(),
+    )
+    .await
+    .expect("fell back");
+    assert_eq!(conn.tx.transport(), Transport::Ws);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "within a second or two: {:?}",
+        started.elapsed()
+    );
+    let (mut rx, _tx) = conn.split();
+    assert!(matches!(
+        rx.recv_message().await,
+        Ok((ServerMessage::Welcome { .. }, _))
+    ));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_final_ranking_arrives_over_udp() {
+    let mut config = Config::ephemeral();
+    config.match_duration = Duration::from_secs(2);
+    let server = start(config).await;
+    let mm = client::matchmake(&server.base_url(), "finisher", None)
+        .await
+        .expect("matchmake");
+    let conn = client::connect_transport(
+        &server.base_url(),
+        &mm,
+        Transport::Udp,
+        LinkConfig::default(),
+    )
+    .await
+    .expect("udp join");
+    let (_, me, _, _, ended) = play(conn, 30 * 5, None).await;
+    let Some(ServerMessage::MatchEnded { ranking }) = ended else {
+        panic!("no final ranking");
+    };
+    assert_eq!(ranking.first().map(|r| r.player_id), Some(me));
     server.shutdown().await.expect("shutdown");
 }
 

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use bytes::Bytes;
 use fastwebsockets::{
@@ -106,6 +107,10 @@ pub enum ClientError {
     Closed { code: u16, reason: String },
     #[error(transparent)]
     Tls(#[from] crate::client_tls::ClientTlsError),
+    #[error("datagram transport: {0}")]
+    Udp(String),
+    #[error("raw frames need a WebSocket connection, and this one is UDP")]
+    NotWebSocket,
 }
 
 /// Where a base URL points: `host:port`, and whether it is `https://` (or `wss://`).
@@ -325,9 +330,93 @@ pub async fn connect(opts: &JoinOptions) -> Result<Connection, ClientError> {
     ws.set_max_message_size(MAX_SERVER_MESSAGE_BYTES);
     let (read, write) = ws.split(tokio::io::split);
     Ok(Connection {
-        rx: Receiver { read },
-        tx: Sender { write },
+        rx: Receiver {
+            inner: RxInner::Ws(read),
+        },
+        tx: Sender {
+            inner: TxInner::Ws(write),
+        },
     })
+}
+
+/// Which transport to play over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// UDP datagrams (the matchmaking answer's ticket); fails if none gets through.
+    Udp,
+    /// WebSocket over TCP.
+    Ws,
+    /// UDP, falling back to WebSocket when no datagram gets through within
+    /// [`AUTO_UDP_WAIT`] (UDP blocked, or the server has no datagram endpoint).
+    #[default]
+    Auto,
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "udp" => Ok(Self::Udp),
+            "ws" => Ok(Self::Ws),
+            "auto" => Ok(Self::Auto),
+            other => Err(format!("unknown transport {other:?}: udp, ws or auto")),
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Udp => "udp",
+            Self::Ws => "ws",
+            Self::Auto => "auto",
+        })
+    }
+}
+
+/// How long `auto` waits for the datagram path before it falls back to WebSocket.
+pub const AUTO_UDP_WAIT: Duration = Duration::from_millis(1500);
+/// How long `udp` waits for the datagram path.
+pub const UDP_WAIT: Duration = Duration::from_secs(5);
+
+/// Joins with a matchmaking answer over `transport`; `link` simulates a network per packet
+/// on UDP (over WebSocket it is the caller's: TCP cannot lose a message).
+pub async fn connect_transport(
+    base_url: &str,
+    mm: &MatchmakeResponse,
+    transport: Transport,
+    link: crate::link_sim::LinkConfig,
+) -> Result<Connection, ClientError> {
+    let udp_wait = match transport {
+        Transport::Ws => None,
+        Transport::Udp => Some(UDP_WAIT),
+        Transport::Auto => Some(AUTO_UDP_WAIT),
+    };
+    if let Some(wait) = udp_wait {
+        let attempt = match &mm.udp {
+            Some(ticket) => crate::client_udp::join(ticket, wait, link)
+                .await
+                .map_err(|e| ClientError::Udp(e.to_string())),
+            None => Err(ClientError::Udp(
+                "the server offers no datagram endpoint".into(),
+            )),
+        };
+        match attempt {
+            Ok((rx, tx)) => {
+                return Ok(Connection {
+                    rx: Receiver {
+                        inner: RxInner::Udp(rx),
+                    },
+                    tx: Sender {
+                        inner: TxInner::Udp(tx),
+                    },
+                });
+            }
+            Err(e) if transport == Transport::Udp => return Err(e),
+            Err(_) => {} // auto: fall back
+        }
+    }
+    connect(&JoinOptions::with_token(base_url.to_string(), mm)).await
 }
 
 async fn open_tcp(authority: &str, recv_buffer: Option<u32>) -> Result<TcpStream, ClientError> {
@@ -380,9 +469,14 @@ pub enum Incoming {
     Close { code: u16, reason: String },
 }
 
-/// The reading half.
+/// The reading half (of a WebSocket, or of a datagram session).
 pub struct Receiver {
-    read: WebSocketRead<ReadHalf<Stream>>,
+    inner: RxInner,
+}
+
+enum RxInner {
+    Ws(WebSocketRead<ReadHalf<Stream>>),
+    Udp(crate::client_udp::UdpReceiver),
 }
 
 impl std::fmt::Debug for Receiver {
@@ -396,10 +490,13 @@ type NoSend = Pin<Box<dyn Future<Output = Result<(), WebSocketError>> + Send>>;
 impl Receiver {
     /// The next message or close. Pings are ignored (the server sends none).
     pub async fn recv(&mut self) -> Result<Incoming, ClientError> {
+        let read = match &mut self.inner {
+            RxInner::Ws(read) => read,
+            RxInner::Udp(udp) => return udp.recv().await,
+        };
         loop {
             // Auto-close and auto-pong are off, so there are no obligated sends.
-            let frame = self
-                .read
+            let frame = read
                 .read_frame::<NoSend, WebSocketError>(&mut |_| Box::pin(async { Ok(()) }))
                 .await?;
             match frame.opcode {
@@ -438,9 +535,14 @@ pub fn parse_close(payload: &[u8]) -> (u16, String) {
     (code, String::from_utf8_lossy(&payload[2..]).into_owned())
 }
 
-/// The writing half.
+/// The writing half (of a WebSocket, or of a datagram session).
 pub struct Sender {
-    write: WebSocketWrite<WriteHalf<Stream>>,
+    inner: TxInner,
+}
+
+enum TxInner {
+    Ws(WebSocketWrite<WriteHalf<Stream>>),
+    Udp(crate::client_udp::UdpSender),
 }
 
 impl std::fmt::Debug for Sender {
@@ -452,19 +554,40 @@ impl std::fmt::Debug for Sender {
 impl Sender {
     /// Sends one message as a binary frame.
     pub async fn send(&mut self, msg: &ClientMessage) -> Result<(), ClientError> {
+        if let TxInner::Udp(udp) = &mut self.inner {
+            udp.send(msg);
+            return Ok(());
+        }
         self.send_frame(Frame::binary(Payload::Owned(protocol::encode(msg))))
             .await
     }
 
-    /// Sends any frame (tests send text, garbage and oversized frames on purpose).
+    /// Sends any frame (tests send text, garbage and oversized frames on purpose); over UDP
+    /// there are no frames, and this fails.
     pub async fn send_frame(&mut self, frame: Frame<'_>) -> Result<(), ClientError> {
-        self.write.write_frame(frame).await?;
+        match &mut self.inner {
+            TxInner::Ws(write) => write.write_frame(frame).await?,
+            TxInner::Udp(_) => return Err(ClientError::NotWebSocket),
+        }
         Ok(())
     }
 
-    /// Sends a close frame with `code` and `reason`.
+    /// Sends a close frame with `code` and `reason` (over UDP: the session's disconnect).
     pub async fn close(&mut self, code: u16, reason: &str) -> Result<(), ClientError> {
+        if let TxInner::Udp(udp) = &mut self.inner {
+            udp.close();
+            return Ok(());
+        }
         self.send_frame(Frame::close(code, reason.as_bytes())).await
+    }
+
+    /// Which transport this connection uses.
+    #[must_use]
+    pub fn transport(&self) -> Transport {
+        match self.inner {
+            TxInner::Ws(_) => Transport::Ws,
+            TxInner::Udp(_) => Transport::Udp,
+        }
     }
 }
 

@@ -33,6 +33,7 @@ pub mod api;
 pub mod bits;
 pub mod codec;
 pub mod datagram;
+pub mod link_sim;
 pub mod netcode;
 pub mod process;
 pub mod protocol;

@@ -10,8 +10,10 @@ use crate::rules::Params;
 use crate::tick::Tick;
 use crate::world::WorldState;
 
-/// How many decoded worlds are kept as possible baselines.
-pub const BASELINE_HISTORY: usize = 8;
+/// How many decoded worlds are kept as possible baselines: half a second at 30 Hz. Over UDP
+/// the server codes against the newest world a client acknowledged, which is up to a round
+/// trip old when the snapshot arrives; it never uses a baseline older than this many ticks.
+pub const BASELINE_HISTORY: usize = 16;
 
 /// What became of one snapshot message.
 #[derive(Debug, Clone, PartialEq, Eq)]

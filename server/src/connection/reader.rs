@@ -14,13 +14,14 @@
 //! RFC 6455 rules (masking, reserved bits, control frames, fragmentation) are checked here
 //! and in `client_frame`; each violation is a [`Close`] with its code and reason.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use skirmish_shared::protocol::{
-    self, CHAT_BURST, CHAT_WINDOW_S, ClientMessage, EnvelopeError, InputFrame, MAX_CHAT_CHARS,
-    MAX_CLIENT_MESSAGE_BYTES, close_code,
+    self, ClientMessage, EnvelopeError, InputFrame, MAX_CLIENT_MESSAGE_BYTES, close_code,
 };
 use skirmish_shared::tick::Seq;
+
+use crate::budget::{ChatLimit, TokenBucket};
 
 use super::frame::{self as client_frame, FrameError, OpCode};
 
@@ -91,50 +92,6 @@ impl Close {
     }
 }
 
-/// Tokens refilled continuously (see the module docs). Written here rather than taken from
-/// `governor`: it must take the caller's `now` (sans-IO, testable without a clock) and costs
-/// two floats per connection.
-#[derive(Debug, Clone)]
-struct TokenBucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl TokenBucket {
-    /// Takes `cost` tokens; false when the bucket is empty.
-    fn take(&mut self, cost: f64, now: Instant, limits: &Limits) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * limits.rate_per_s).min(limits.burst);
-        self.at = now;
-        self.tokens -= cost;
-        self.tokens >= 0.0
-    }
-}
-
-/// At most `CHAT_BURST` chat lines in any `CHAT_WINDOW_S` seconds.
-#[derive(Debug, Default)]
-struct ChatLimit {
-    sent: std::collections::VecDeque<Instant>,
-}
-
-impl ChatLimit {
-    fn allow(&mut self, now: Instant) -> bool {
-        let window = Duration::from_secs(CHAT_WINDOW_S);
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
-        {
-            self.sent.pop_front();
-        }
-        if self.sent.len() >= CHAT_BURST as usize {
-            return false;
-        }
-        self.sent.push_back(now);
-        true
-    }
-}
-
 /// One connection's reader (see the module docs).
 #[derive(Debug)]
 pub struct ConnReader {
@@ -162,10 +119,7 @@ impl ConnReader {
             is_player,
             buf: Vec::new(),
             partial: None,
-            bucket: TokenBucket {
-                tokens: limits.burst,
-                at: now,
-            },
+            bucket: TokenBucket::full(limits.burst, now),
             chat: ChatLimit::default(),
             last_input: None,
             bytes_left: limits.bytes_per_tick,
@@ -284,7 +238,10 @@ impl ConnReader {
         now: Instant,
         out: &mut Vec<Event>,
     ) -> Result<(), Close> {
-        if !self.bucket.take(1.0, now, &self.limits) {
+        if !self
+            .bucket
+            .take(1.0, now, self.limits.rate_per_s, self.limits.burst)
+        {
             return Err(Close::new(
                 close_code::POLICY,
                 format!(
@@ -378,7 +335,14 @@ impl ConnReader {
                     out.push(Event::Input(f));
                 }
                 // The message paid one token; each further new input pays one more.
-                if new > 1 && !self.bucket.take(f64::from(new - 1), now, &self.limits) {
+                if new > 1
+                    && !self.bucket.take(
+                        f64::from(new - 1),
+                        now,
+                        self.limits.rate_per_s,
+                        self.limits.burst,
+                    )
+                {
                     return Err(Close::new(
                         close_code::POLICY,
                         "input flood: more inputs than ticks, sustained",
@@ -393,24 +357,13 @@ impl ConnReader {
     }
 
     fn chat(&mut self, text: String, now: Instant) -> Event {
-        let text = skirmish_shared::rules::clean_text(&text);
         if !self.is_player {
             return Event::ChatRefused("spectators cannot chat".into());
         }
-        if text.chars().count() > MAX_CHAT_CHARS {
-            return Event::ChatRefused(format!(
-                "chat message longer than {MAX_CHAT_CHARS} characters"
-            ));
+        match self.chat.check(&text, now) {
+            Ok(text) => Event::Chat(text),
+            Err(reason) => Event::ChatRefused(reason),
         }
-        if text.trim().is_empty() {
-            return Event::ChatRefused("empty chat message".into());
-        }
-        if !self.chat.allow(now) {
-            return Event::ChatRefused(format!(
-                "chat rate limit: at most {CHAT_BURST} messages per {CHAT_WINDOW_S} s"
-            ));
-        }
-        Event::Chat(text)
     }
 }
 

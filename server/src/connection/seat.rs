@@ -14,6 +14,7 @@ use super::writer::write_close;
 use super::{ConnectionContext, JoinKind, serve};
 use crate::link::End;
 use crate::r#match::jitter::InputRing;
+use crate::r#match::seats::keep_for_reconnect;
 use crate::r#match::{MatchCommand, MatchHandle};
 use crate::socket;
 
@@ -97,9 +98,7 @@ async fn end_seat(
     keep: bool,
     ctx: &ConnectionContext,
 ) {
-    let keep = keep
-        && !ctx.reconnect_grace.is_zero()
-        && handle.phase() != skirmish_shared::world::Phase::Ended;
+    let keep = keep_for_reconnect(keep, ctx.reconnect_grace, handle.phase());
     if keep {
         handle
             .seats()

@@ -157,6 +157,14 @@ pub enum MatchCommand {
         inputs: Arc<InputRing>,
         reply: oneshot::Sender<PlayerId>,
     },
+    /// A datagram session completed its handshake with the seat's token (already claimed):
+    /// add its player (or bring back `resume`) and drive its packets each tick.
+    JoinDatagram {
+        resume: Option<PlayerId>,
+        peer: Arc<crate::udp::peer::Peer>,
+        sealer: skirmish_shared::datagram::Sealer,
+        socket: Arc<tokio::net::UdpSocket>,
+    },
     /// The player's connection dropped; it stands still while its seat waits for a reconnect.
     Disconnected { player: PlayerId },
     /// Remove a player now.

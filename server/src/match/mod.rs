@@ -3,6 +3,7 @@
 //! state machine ([`phase`]), the players' input queues ([`jitter`]) and its seats
 //! ([`seats`]). A finished match's result is assembled in `results`.
 
+pub mod datagrams;
 pub mod handle;
 pub mod jitter;
 pub mod phase;

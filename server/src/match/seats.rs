@@ -9,7 +9,15 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use skirmish_shared::world::PlayerId;
+use skirmish_shared::world::{Phase, PlayerId};
+
+/// Whether a player's seat waits for a reconnect when its connection ends: only after an
+/// abrupt end (not a close or disconnect the player asked for), with a grace window, while
+/// the match is not over.
+#[must_use]
+pub fn keep_for_reconnect(abrupt: bool, grace: std::time::Duration, phase: Phase) -> bool {
+    abrupt && !grace.is_zero() && phase != Phase::Ended
+}
 
 /// One seat's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,15 +17,17 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use skirmish_shared::datagram::play::Notice;
 use skirmish_shared::protocol::{EventKind, RankEntry};
 use skirmish_shared::rules::Params;
 use skirmish_shared::sim::{Game, SimEvent};
 use skirmish_shared::world::{Phase, PlayerId, WorldState};
 
+use super::datagrams::Datagrams;
 use super::handle::{MatchCommand, MatchHandle};
 use super::jitter::{InputQueue, TRIM_WINDOW};
 use super::phase::{PhaseClock, Timings, ticks};
-use super::seats::SeatTable;
+use super::seats::{SeatTable, keep_for_reconnect};
 use crate::config::Config;
 use crate::context::{LifecycleEvent, ServerContext};
 use crate::events::EventLog;
@@ -98,6 +100,8 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
         empty_ttl: config.empty_match_ttl(),
         started_at: None,
         departed: Vec::new(),
+        datagrams: Datagrams::default(),
+        reconnect_grace: config.reconnect_grace,
         ctx,
         _wake_on_exit: WakeWritersOnDrop(handle.clone()),
     };
@@ -122,6 +126,10 @@ struct MatchTask {
     started_at: Option<(SystemTime, Instant)>,
     /// Players who left while the match ran: (id, name, score, disconnects), for the results.
     departed: Vec<(PlayerId, String, u32, u32)>,
+    /// The players who play over UDP (their packets are this task's to read and write).
+    datagrams: Datagrams,
+    /// How long a seat waits for a player whose connection dropped.
+    reconnect_grace: Duration,
     ctx: ServerContext,
     /// Last field: dropped after `outputs`, so woken writers find the channel closed.
     _wake_on_exit: WakeWritersOnDrop,
@@ -199,6 +207,8 @@ impl MatchTask {
                 empty_since = None;
             }
         }
+        self.datagrams
+            .disconnect_all("match closed", &self.ctx.stats);
         self.handle.closed.store(true, Ordering::Release);
         self.ctx.stats.matches.dec();
         info!(tick = self.game.world.tick.0, "match closed");
@@ -212,31 +222,31 @@ impl MatchTask {
                 inputs,
                 reply,
             } => {
-                let player = match resume.filter(|p| self.game.world.player(*p).is_some()) {
-                    Some(p) => {
-                        self.pending.push(EventKind::Reconnected { player: p });
-                        debug!(player_id = p.0, "player reconnected");
-                        p
-                    }
-                    None => {
-                        let p = self.game.add_player(name.clone());
-                        self.pending.push(EventKind::Joined {
-                            player: p,
-                            name: name.to_string(),
-                        });
-                        self.lifecycle(LifecycleEvent::PlayerJoined(format!(
-                            "{}/{}",
-                            self.handle.id, p.0
-                        )));
-                        debug!(player_id = p.0, "player joined");
-                        p
-                    }
-                };
+                let player = self.join(name, resume);
                 self.inputs.insert(player, InputQueue::new(inputs));
                 if reply.send(player).is_err() {
                     // The connection went away while joining.
                     self.leave(player);
                 }
+            }
+            MatchCommand::JoinDatagram {
+                resume,
+                peer,
+                sealer,
+                socket,
+            } => {
+                let player = self.join(peer.name.clone(), resume);
+                self.handle.seats().set_player(peer.seat, player);
+                self.inputs
+                    .insert(player, InputQueue::new(peer.inputs.clone()));
+                let welcome = Notice::Welcome {
+                    player_id: player,
+                    match_id: self.handle.id,
+                    tick_hz: self.game.params.tick_hz,
+                };
+                debug!(player_id = player.0, addr = %peer.addr, "player joined over udp");
+                self.datagrams
+                    .add(peer, sealer, socket, player, &welcome, &self.ctx.stats);
             }
             MatchCommand::Disconnected { player } => {
                 self.inputs.remove(&player);
@@ -244,6 +254,57 @@ impl MatchTask {
                 self.pending.push(EventKind::Disconnected { player });
             }
             MatchCommand::Leave { player } => self.leave(player),
+        }
+    }
+
+    /// Adds a player, or brings back `resume` if it is still in the world.
+    fn join(&mut self, name: Arc<str>, resume: Option<PlayerId>) -> PlayerId {
+        match resume.filter(|p| self.game.world.player(*p).is_some()) {
+            Some(p) => {
+                self.pending.push(EventKind::Reconnected { player: p });
+                debug!(player_id = p.0, "player reconnected");
+                p
+            }
+            None => {
+                let p = self.game.add_player(name.clone());
+                self.pending.push(EventKind::Joined {
+                    player: p,
+                    name: name.to_string(),
+                });
+                self.lifecycle(LifecycleEvent::PlayerJoined(format!(
+                    "{}/{}",
+                    self.handle.id, p.0
+                )));
+                debug!(player_id = p.0, "player joined");
+                p
+            }
+        }
+    }
+
+    /// Datagram players: acknowledgements and chat in, sessions that ended out (their seats
+    /// kept for a reconnect after a timeout, freed after a disconnect).
+    fn read_datagrams(&mut self) {
+        let mut chat = Vec::new();
+        let gone = self.datagrams.read(std::time::Instant::now(), &mut chat);
+        for (from, text) in chat {
+            self.pending.push(EventKind::Chat { from, text });
+        }
+        for g in gone {
+            self.ctx.stats.udp_players.dec();
+            let keep = keep_for_reconnect(
+                g.how == crate::link::End::Abrupt,
+                self.reconnect_grace,
+                self.game.world.phase,
+            );
+            if keep {
+                self.handle
+                    .seats()
+                    .disconnect(g.peer.seat, Instant::now() + self.reconnect_grace);
+                self.command(MatchCommand::Disconnected { player: g.player });
+            } else {
+                self.handle.seats().release(g.peer.seat);
+                self.leave(g.player);
+            }
         }
     }
 
@@ -280,6 +341,7 @@ impl MatchTask {
         for link in self.handle.links().iter() {
             link.inlet.poll_reader();
         }
+        self.read_datagrams();
 
         // Seats whose reservation or reconnect window ran out.
         let freed = self.handle.seats().sweep(Instant::now());
@@ -374,6 +436,24 @@ impl MatchTask {
             link.outlet
                 .offer(&out, &self.handle.events, &self.ctx.stats);
         }
+        self.datagrams.send(&out, true, &self.ctx.stats);
+    }
+
+    /// After the last publication: resend it to the datagram players until they all
+    /// acknowledged the final ranking (at most a second), then say goodbye.
+    async fn linger_for_datagram_acks(&mut self) {
+        let hz = self.game.params.tick_hz;
+        let period = Duration::from_nanos(1_000_000_000 / u64::from(hz));
+        for _ in 0..hz {
+            if !self.datagrams.awaiting_acks() {
+                break;
+            }
+            tokio::time::sleep(period).await;
+            self.read_datagrams();
+            let last = self.outputs.borrow().clone();
+            self.datagrams.send(&last, false, &self.ctx.stats);
+        }
+        self.datagrams.disconnect_all("match over", &self.ctx.stats);
     }
 
     /// The match is over (or cut short): rank, persist the results, tell everyone.
@@ -415,5 +495,6 @@ impl MatchTask {
             .store(Phase::Ended.to_bits(), Ordering::Relaxed);
         let prev = self.outputs.borrow().world.clone();
         self.publish(Some(&prev), Some(ranking));
+        self.linger_for_datagram_acks().await;
     }
 }

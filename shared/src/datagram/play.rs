@@ -9,8 +9,9 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::reliable::Outgoing;
-use crate::protocol::{EnvelopeError, InputFrame, MAX_INPUTS_PER_MESSAGE};
+use crate::protocol::{EnvelopeError, GameEvent, InputFrame, MAX_INPUTS_PER_MESSAGE, RankEntry};
 use crate::tick::{Seq, Tick};
+use crate::world::PlayerId;
 
 /// Largest `Up` a server decodes (a packet's payload).
 pub const MAX_UP_BYTES: usize = 1200;
@@ -36,7 +37,45 @@ pub struct Down {
     pub baseline: Option<Tick>,
     /// The bit-packed snapshot (`codec`).
     pub snapshot: Vec<u8>,
+    /// The newest input the server has from this client (the client stops resending it and
+    /// everything before it).
+    pub inputs_acked: Option<Seq>,
     pub reliable: Outgoing,
+}
+
+/// What the server sends on the reliable channel (each message once, in order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notice {
+    /// First message of a session: who you are.
+    Welcome {
+        player_id: PlayerId,
+        match_id: u32,
+        tick_hz: u32,
+    },
+    /// One tick's game events (ids consecutive, as over WebSocket).
+    Events(Vec<GameEvent>),
+    /// The match is over: the final ranking. A `Disconnect` packet follows.
+    MatchEnded { ranking: Vec<RankEntry> },
+    /// Your chat line was not sent (too long, empty, or over the rate limit).
+    ChatRejected { reason: String },
+}
+
+/// What a client sends on the reliable channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientNotice {
+    Chat { text: String },
+}
+
+impl Notice {
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        decode::<Self, MAX_DOWN_BYTES>(bytes)
+    }
+}
+
+impl ClientNotice {
+    pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        decode::<Self, MAX_UP_BYTES>(bytes)
+    }
 }
 
 fn decode<T: serde::de::DeserializeOwned, const LIMIT: usize>(
@@ -143,6 +182,7 @@ mod tests {
             tick: Tick(42),
             baseline: Some(Tick(41)),
             snapshot: vec![1, 2, 3],
+            inputs_acked: Some(Seq(7)),
             reliable: Outgoing::default(),
         };
         assert_eq!(Down::decode(&encode(&down)).expect("decodes"), down);

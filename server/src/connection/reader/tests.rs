@@ -1,6 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 use skirmish_shared::protocol::{encode, masked_frame};
+use std::time::Duration;
 
 const M: [u8; 4] = [7, 1, 9, 3];
 const HZ: u32 = 30;

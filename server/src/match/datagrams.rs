@@ -1,0 +1,261 @@
+//! The match's datagram players (issue 14): what it takes from their inboxes at the start of
+//! a tick, and the packets it sends them at the end.
+//!
+//! Over UDP a snapshot may be lost, so each player's snapshot is coded against the newest one
+//! it *acknowledged* (`acked`: one encode per distinct baseline per tick, shared by the
+//! players on it; with no loss that is one encode per tick, as over TCP), or in full when it
+//! acknowledged none still kept. The world ring is as long as the client's baseline history
+//! (`receiver::BASELINE_HISTORY`), so every baseline used is one the client still has.
+//! Game events, chat refusals, the welcome and the final ranking go on each player's reliable
+//! channel, resent in every packet until acknowledged. A tick's packets leave in one
+//! `sendmmsg` pass.
+//!
+//! Snapshots bigger than one packet are not fragmented: at 16 players the full snapshot is a
+//! few hundred bytes (the codec quantises and bit-packs), so a packet always holds one; the
+//! reliable messages fill what is left (at least one goes per packet). Cutting large worlds
+//! by priority to fit a budget is issue 15's interest management.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tracing::debug;
+
+use skirmish_shared::datagram::play::{ClientNotice, Down, Notice};
+use skirmish_shared::datagram::reliable::Reliable;
+use skirmish_shared::datagram::{Kind, Sealer};
+use skirmish_shared::protocol::encode;
+use skirmish_shared::receiver::BASELINE_HISTORY;
+use skirmish_shared::tick::{Seq, Tick};
+use skirmish_shared::world::PlayerId;
+
+use crate::acked::{TickEncodings, WorldRing};
+use crate::budget::ChatLimit;
+use crate::fanout::TickOutput;
+use crate::link::End;
+use crate::stats::Stats;
+use crate::udp::batch::SendBatch;
+use crate::udp::peer::Peer;
+
+/// Largest payload put in one packet (with the seal's 25 bytes, well under a 1,280-byte
+/// IPv6 minimum MTU).
+pub const MAX_PACKET_PAYLOAD: usize = 1200;
+/// Unacknowledged reliable messages a player may have before it is considered gone (about
+/// eight seconds of a busy match's event messages).
+const MAX_RELIABLE_BACKLOG: usize = 256;
+
+/// One datagram player, as the match drives it.
+#[derive(Debug)]
+struct Player {
+    peer: Arc<Peer>,
+    sealer: Sealer,
+    reliable: Reliable,
+    id: PlayerId,
+    /// The newest snapshot it acknowledged.
+    acked: Option<Tick>,
+    /// The newest input received from it.
+    last_input: Option<Seq>,
+    /// Reliable ids below this were sent at least once (later sends are resends).
+    sent_below: u64,
+    chat: ChatLimit,
+}
+
+/// Every datagram player of one match (see the module docs).
+#[derive(Debug)]
+pub struct Datagrams {
+    socket: Option<Arc<UdpSocket>>,
+    players: Vec<Player>,
+    ring: WorldRing,
+    batch: SendBatch,
+}
+
+/// A datagram player whose session ended this tick.
+#[derive(Debug)]
+pub struct Gone {
+    pub peer: Arc<Peer>,
+    pub player: PlayerId,
+    pub how: End,
+}
+
+impl Default for Datagrams {
+    fn default() -> Self {
+        Self {
+            socket: None,
+            players: Vec::new(),
+            ring: WorldRing::new(BASELINE_HISTORY),
+            batch: SendBatch::default(),
+        }
+    }
+}
+
+impl Datagrams {
+    /// Seats `peer` as `id`; its first reliable message says who it is.
+    pub fn add(
+        &mut self,
+        peer: Arc<Peer>,
+        sealer: Sealer,
+        socket: Arc<UdpSocket>,
+        id: PlayerId,
+        welcome: &Notice,
+        stats: &Stats,
+    ) {
+        self.socket.get_or_insert(socket);
+        let mut reliable = Reliable::new(MAX_RELIABLE_BACKLOG);
+        let _ = reliable.send(encode(welcome));
+        stats.udp_players.inc();
+        self.players.push(Player {
+            peer,
+            sealer,
+            reliable,
+            id,
+            acked: None,
+            last_input: None,
+            sent_below: 0,
+            chat: ChatLimit::default(),
+        });
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.players.is_empty()
+    }
+
+    /// Start of a tick: takes each player's acknowledgement and reliable traffic; returns the
+    /// chat lines to broadcast (each player's checked against the chat rules) and the players
+    /// whose session ended (removed here; their seats are the caller's).
+    pub fn read(&mut self, now: Instant, chat: &mut Vec<(PlayerId, String)>) -> Vec<Gone> {
+        let mut gone = Vec::new();
+        self.players.retain_mut(|p| {
+            let (ack, incoming, ended) = {
+                let mut inbox = p.peer.inbox();
+                p.last_input = inbox.last_input;
+                (inbox.ack, std::mem::take(&mut inbox.reliable), inbox.ended)
+            };
+            if let Some(how) = ended {
+                gone.push(Gone {
+                    peer: p.peer.clone(),
+                    player: p.id,
+                    how,
+                });
+                return false;
+            }
+            p.acked = ack;
+            for o in incoming {
+                for bytes in p.reliable.receive(o) {
+                    let Ok(ClientNotice::Chat { text }) = ClientNotice::decode(&bytes) else {
+                        continue;
+                    };
+                    match p.chat.check(&text, now) {
+                        Ok(text) => chat.push((p.id, text)),
+                        Err(reason) => {
+                            let _ = p.reliable.send(encode(&Notice::ChatRejected { reason }));
+                        }
+                    }
+                }
+            }
+            true
+        });
+        gone
+    }
+
+    /// End of a tick: queues `out`'s events (and the final ranking, on the last tick) on
+    /// every reliable channel, then sends every player its snapshot. `fresh` is false when
+    /// `out` was already sent (the resends after the match ended).
+    pub fn send(&mut self, out: &TickOutput, fresh: bool, stats: &Stats) {
+        if fresh {
+            self.ring.push(out.world.clone());
+        }
+        if self.players.is_empty() {
+            return;
+        }
+        let notices: Vec<Vec<u8>> = if fresh {
+            let events =
+                (!out.events.is_empty()).then(|| encode(&Notice::Events(out.events.clone())));
+            let ended = out
+                .ended
+                .as_ref()
+                .map(|r| encode(&Notice::MatchEnded { ranking: r.clone() }));
+            events.into_iter().chain(ended).collect()
+        } else {
+            Vec::new()
+        };
+        let mut encodings = TickEncodings::new(&self.ring, out.params, out.checksum);
+        for p in &mut self.players {
+            if notices.iter().any(|n| p.reliable.send(n.clone()).is_err()) {
+                debug!(
+                    player_id = p.id.0,
+                    "udp reliable backlog full: dropping the session"
+                );
+                p.peer.end(End::Abrupt);
+                continue;
+            }
+            let Some((baseline, snapshot)) = encodings.for_client(p.acked) else {
+                continue;
+            };
+            if baseline.is_none() {
+                stats.udp_full_snapshots.inc();
+            }
+            let room = MAX_PACKET_PAYLOAD.saturating_sub(snapshot.len() + 16);
+            let reliable = p.reliable.outgoing(room);
+            let resent = reliable
+                .messages
+                .iter()
+                .filter(|(id, _)| *id < p.sent_below)
+                .count();
+            stats.udp_resends.add(resent as u64);
+            if let Some((last, _)) = reliable.messages.last() {
+                p.sent_below = p.sent_below.max(last + 1);
+            }
+            let down = Down {
+                tick: out.world.tick,
+                baseline,
+                snapshot: snapshot.to_vec(),
+                inputs_acked: p.last_input,
+                reliable,
+            };
+            let packet = p.sealer.seal(Kind::Payload, &encode(&down));
+            self.batch.push(p.peer.addr, packet);
+        }
+        stats
+            .snapshots_encoded_per_client
+            .add(encodings.encodes().saturating_sub(1) as u64);
+        self.flush(stats);
+    }
+
+    /// Whether some player has reliable messages it has not acknowledged.
+    #[must_use]
+    pub fn awaiting_acks(&self) -> bool {
+        self.players.iter().any(|p| p.reliable.unacknowledged() > 0)
+    }
+
+    /// Tells every player the session is over and lets them go (the match ended or closed).
+    pub fn disconnect_all(&mut self, reason: &str, stats: &Stats) {
+        for p in &mut self.players {
+            let packet = p.sealer.seal(Kind::Disconnect, reason.as_bytes());
+            self.batch.push(p.peer.addr, packet);
+            p.peer.end(End::Closed);
+            stats.udp_players.dec();
+        }
+        self.players.clear();
+        self.flush(stats);
+    }
+
+    fn flush(&mut self, stats: &Stats) {
+        let Some(socket) = &self.socket else {
+            return;
+        };
+        let f = self.batch.flush(&**socket);
+        stats.udp_packets_out.add(f.packets as u64);
+        stats.udp_bytes_out.add(f.bytes as u64);
+        stats.udp_send_dropped.add(f.dropped as u64);
+    }
+}
+
+impl Drop for Datagrams {
+    /// The match is gone: its sessions too (the endpoint forgets them at its next sweep).
+    fn drop(&mut self) {
+        for p in &self.players {
+            p.peer.end(End::Closed);
+        }
+    }
+}
