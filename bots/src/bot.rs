@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use skirmish_shared::client::{self, ClientError, Incoming, JoinOptions, Receiver};
+use skirmish_shared::client::{self, ClientError, Incoming, Receiver, Transport};
+use skirmish_shared::link_sim::LinkConfig;
 use skirmish_shared::netcode::StepCheck;
 use skirmish_shared::protocol::{ClientMessage, ServerMessage};
 use skirmish_shared::receiver::{Received, SnapshotReceiver};
@@ -33,6 +34,9 @@ pub struct BotConfig {
     pub name: String,
     pub match_id: Option<u32>,
     pub behavior: Behavior,
+    /// What to play over, and the simulated link per packet (UDP).
+    pub transport: Transport,
+    pub link: LinkConfig,
     pub seed: u64,
 }
 
@@ -56,18 +60,22 @@ fn lock(s: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 
 /// Runs one bot until `stop` turns true (or the server ends it).
 pub async fn run(cfg: BotConfig, stats: Arc<SwarmStats>, mut stop: watch::Receiver<bool>) {
-    let opts = match join_options(&cfg).await {
-        Ok(o) => o,
+    let mm = match client::matchmake(&cfg.base_url, &cfg.name, cfg.match_id).await {
+        Ok(mm) => mm,
         Err(e) => return fail(&stats, &e),
     };
     let conn = tokio::select! {
-        c = client::connect(&opts) => c,
+        c = client::connect_transport(&cfg.base_url, &mm, cfg.transport, cfg.link) => c,
         _ = stop.wait_for(|s| *s) => return,
     };
     let (mut rx, mut tx) = match conn {
         Ok(c) => c.split(),
         Err(e) => return fail(&stats, &e),
     };
+    let udp = tx.transport() == Transport::Udp;
+    if udp {
+        stats.on_udp.fetch_add(1, Ordering::Relaxed);
+    }
     let welcome = tokio::time::timeout(Duration::from_secs(15), rx.recv_message()).await;
     let (player, tick_hz, snapshot) = match welcome {
         Ok(Ok((
@@ -79,7 +87,7 @@ pub async fn run(cfg: BotConfig, stats: Arc<SwarmStats>, mut stop: watch::Receiv
             },
             n,
         ))) => {
-            count_bytes(&stats, n);
+            count_bytes(&stats, n, udp);
             (p, tick_hz, snapshot)
         }
         Ok(Ok((other, _))) => return stats.fail(format!("unexpected first message: {other:?}")),
@@ -94,6 +102,7 @@ pub async fn run(cfg: BotConfig, stats: Arc<SwarmStats>, mut stop: watch::Receiv
     let period = Duration::from_nanos(1_000_000_000 / u64::from(params.tick_hz));
     let reader = tokio::spawn(read_loop(
         rx,
+        udp,
         worlds,
         player,
         params,
@@ -140,23 +149,21 @@ pub async fn run(cfg: BotConfig, stats: Arc<SwarmStats>, mut stop: watch::Receiv
         let msg = ClientMessage::Input {
             frames: vec![frame],
         };
-        let bytes = skirmish_shared::protocol::encode(&msg).len();
+        let before = tx.bytes_sent();
         if tx.send(&msg).await.is_err() {
             break;
         }
+        let bytes = if udp {
+            tx.bytes_sent() - before
+        } else {
+            skirmish_shared::protocol::encode(&msg).len() as u64
+        };
         stats.inputs_sent.fetch_add(1, Ordering::Relaxed);
-        stats
-            .upload_bytes
-            .fetch_add(bytes as u64, Ordering::Relaxed);
+        stats.upload_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
     // Leave politely and wait (briefly) for the server's answer.
     let _ = tx.close(1000, "bot done").await;
     let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
-}
-
-async fn join_options(cfg: &BotConfig) -> Result<JoinOptions, ClientError> {
-    let mm = client::matchmake(&cfg.base_url, &cfg.name, cfg.match_id).await?;
-    Ok(JoinOptions::with_token(cfg.base_url.clone(), &mm))
 }
 
 fn fail(stats: &SwarmStats, e: &ClientError) {
@@ -169,8 +176,14 @@ fn fail(stats: &SwarmStats, e: &ClientError) {
     });
 }
 
-fn count_bytes(stats: &SwarmStats, payload: usize) {
-    let wire = skirmish_shared::protocol::ws_frame_len(payload);
+/// Counts a message of `payload` bytes: over WebSocket its frame adds a header; over UDP
+/// `payload` is the whole sealed datagram already.
+fn count_bytes(stats: &SwarmStats, payload: usize, udp: bool) {
+    let wire = if udp {
+        payload
+    } else {
+        skirmish_shared::protocol::ws_frame_len(payload)
+    };
     stats
         .payload_bytes
         .fetch_add(payload as u64, Ordering::Relaxed);
@@ -178,8 +191,10 @@ fn count_bytes(stats: &SwarmStats, payload: usize) {
 }
 
 /// Reads until the connection ends: decode, check, measure.
+#[allow(clippy::too_many_arguments)]
 async fn read_loop(
     mut rx: Receiver,
+    udp: bool,
     mut worlds: SnapshotReceiver,
     me: PlayerId,
     params: Params,
@@ -190,6 +205,8 @@ async fn read_loop(
     let mut last_arrival: Option<Instant> = None;
     let mut latency = Vec::with_capacity(SAMPLE_BATCH);
     let mut jitter = Vec::with_capacity(SAMPLE_BATCH);
+    let mut gaps = Vec::with_capacity(SAMPLE_BATCH);
+    let mut applied_tick: Option<Tick> = None;
     let mut prev: Option<(Tick, PlayerState)> = None;
     let (mut checksum_desyncs, mut decode_errors) = (0, 0);
     let mut resyncing = false;
@@ -207,7 +224,7 @@ async fn read_loop(
                 break;
             }
         };
-        count_bytes(&stats, n);
+        count_bytes(&stats, n, udp);
         let ServerMessage::Snapshot(snap) = msg else {
             continue;
         };
@@ -223,7 +240,13 @@ async fn read_loop(
         last_arrival = Some(now);
         let full = snap.baseline().is_none();
         match worlds.receive(&snap) {
-            Received::Applied { .. } => {
+            Received::Applied { tick, .. } => {
+                if let Some(t) = applied_tick
+                    && measuring
+                {
+                    gaps.push(tick.diff(t).max(1) as u64);
+                }
+                applied_tick = Some(tick);
                 if resyncing && full {
                     resyncing = false;
                     stats.resyncs.fetch_add(1, Ordering::Relaxed);
@@ -286,9 +309,13 @@ async fn read_loop(
         if jitter.len() >= SAMPLE_BATCH {
             SwarmStats::record(&stats.jitter_us, &mut jitter);
         }
+        if gaps.len() >= SAMPLE_BATCH {
+            SwarmStats::record(&stats.gap_ticks, &mut gaps);
+        }
     }
     SwarmStats::record(&stats.latency_us, &mut latency);
     SwarmStats::record(&stats.jitter_us, &mut jitter);
+    SwarmStats::record(&stats.gap_ticks, &mut gaps);
 }
 
 fn nearest_other(world: &WorldState, me: &PlayerState) -> Option<(f32, f32)> {

@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::Parser;
 use skirmish_bots::behavior::Behavior;
 use skirmish_bots::swarm::{self, SwarmConfig};
+use skirmish_shared::client::Transport;
+use skirmish_shared::link_sim::LinkConfig;
 
 /// Load-test a Skirmish server with bots that play like real clients.
 #[derive(Debug, Parser)]
@@ -66,12 +68,36 @@ struct Args {
     /// No live progress line.
     #[arg(long)]
     quiet: bool,
+    /// What the bots play over: udp, ws, or auto (UDP, falling back to WebSocket).
+    #[arg(long, default_value_t = Transport::Ws)]
+    transport: Transport,
+    /// Simulated one-way latency per packet, both directions (UDP), milliseconds.
+    #[arg(long, default_value_t = 0)]
+    sim_latency_ms: u64,
+    /// Simulated jitter: extra random delay up to this per packet (UDP), milliseconds.
+    #[arg(long, default_value_t = 0)]
+    sim_jitter_ms: u64,
+    /// Simulated packet loss, both directions (UDP), 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    sim_loss: f64,
+    /// Simulated packet duplication, both directions (UDP), 0..1.
+    #[arg(long, default_value_t = 0.0)]
+    sim_duplicate: f64,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(ca) = &args.ca {
         skirmish_shared::client_tls::trust_ca_file(ca)?;
+    }
+    let link = LinkConfig {
+        latency: Duration::from_millis(args.sim_latency_ms),
+        jitter: Duration::from_millis(args.sim_jitter_ms),
+        loss: args.sim_loss.clamp(0.0, 1.0),
+        duplicate: args.sim_duplicate.clamp(0.0, 1.0),
+    };
+    if link.is_active() && args.transport == Transport::Ws {
+        anyhow::bail!("the simulated link works per packet on UDP: add --transport udp (or auto)");
     }
     if args.attack.is_some_and(|a| !a.is_attack()) {
         anyhow::bail!(
@@ -102,6 +128,8 @@ fn main() -> anyhow::Result<()> {
             },
             attack: args.attack,
             admin_key: args.admin_key.clone(),
+            transport: args.transport,
+            link,
         };
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;

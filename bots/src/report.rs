@@ -32,6 +32,27 @@ impl Percentiles {
     }
 }
 
+/// Percentiles of a histogram of counts (ticks).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Counts {
+    pub p50: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub samples: u64,
+}
+
+impl Counts {
+    #[must_use]
+    pub fn of(h: &Histogram<u64>) -> Self {
+        Self {
+            p50: h.value_at_quantile(0.50),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+            samples: h.len(),
+        }
+    }
+}
+
 /// The server, measured over the window (from `--server-metrics`).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct ServerUsage {
@@ -50,6 +71,12 @@ pub struct ServerUsage {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub url: String,
+    /// What the bots asked for (`auto` may have fallen back to WebSocket for some).
+    pub transport: String,
+    /// Bots that played over UDP.
+    pub bots_on_udp: u64,
+    /// The simulated link, if any: latency / jitter ms, loss / duplication fractions.
+    pub link: Option<(f64, f64, f64, f64)>,
     pub behavior: Behavior,
     pub bots: usize,
     pub bots_connected: u64,
@@ -68,6 +95,8 @@ pub struct Report {
     pub inputs_per_bot_per_s: f64,
     pub latency: Percentiles,
     pub jitter: Percentiles,
+    /// Ticks between consecutive snapshots applied (p99 <= 3: no freezes).
+    pub snapshot_gap_ticks: Counts,
     pub predictions_checked: u64,
     pub desyncs: u64,
     pub checksum_desyncs: u64,
@@ -94,6 +123,20 @@ impl Report {
             let _ = writeln!(t, "  {k:<34} {v}");
         };
         row("server", self.url.clone());
+        row(
+            "transport (bots on UDP)",
+            format!("{} ({})", self.transport, self.bots_on_udp),
+        );
+        if let Some((lat, jit, loss, dup)) = self.link {
+            row(
+                "simulated link",
+                format!(
+                    "{lat:.0} ms + {jit:.0} ms jitter each way, {:.1} % loss, {:.1} % duplicated",
+                    loss * 100.0,
+                    dup * 100.0
+                ),
+            );
+        }
         row(
             "behavior / match size / tick",
             format!(
@@ -147,6 +190,15 @@ impl Report {
             format!(
                 "{:.2} / {:.2} / {:.2} ms",
                 self.jitter.p50_ms, self.jitter.p99_ms, self.jitter.max_ms
+            ),
+        );
+        row(
+            "snapshot gap p50/p99/max",
+            format!(
+                "{} / {} / {} ticks",
+                self.snapshot_gap_ticks.p50,
+                self.snapshot_gap_ticks.p99,
+                self.snapshot_gap_ticks.max
             ),
         );
         row(

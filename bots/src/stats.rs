@@ -11,6 +11,8 @@ use hdrhistogram::Histogram;
 #[derive(Debug)]
 pub struct SwarmStats {
     pub connected: AtomicU64,
+    /// Bots that joined over UDP.
+    pub on_udp: AtomicU64,
     /// Bots started and not finished yet.
     pub active: AtomicU64,
     pub failed: AtomicU64,
@@ -38,6 +40,9 @@ pub struct SwarmStats {
     pub latency_us: Mutex<Histogram<u64>>,
     /// |inter-arrival - tick period|, microseconds.
     pub jitter_us: Mutex<Histogram<u64>>,
+    /// Ticks between consecutive snapshots a bot applied (1 = none missed; over UDP a lost
+    /// snapshot makes a gap of 2, and a freeze a long one).
+    pub gap_ticks: Mutex<Histogram<u64>>,
     /// Why bots failed or were closed: "http 409: match 3 is full", "closed 1008: ...".
     pub failures: Mutex<BTreeMap<String, u64>>,
 }
@@ -47,6 +52,7 @@ impl Default for SwarmStats {
         let hist = || Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
         Self {
             connected: AtomicU64::new(0),
+            on_udp: AtomicU64::new(0),
             active: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
@@ -64,6 +70,7 @@ impl Default for SwarmStats {
             measuring: AtomicBool::new(false),
             latency_us: Mutex::new(hist()),
             jitter_us: Mutex::new(hist()),
+            gap_ticks: Mutex::new(hist()),
             failures: Mutex::new(BTreeMap::new()),
         }
     }

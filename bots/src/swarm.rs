@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use skirmish_shared::client;
+use skirmish_shared::client::{self, Transport};
+use skirmish_shared::link_sim::LinkConfig;
 
 use crate::behavior::Behavior;
 use crate::bot::{self, BotConfig};
@@ -41,6 +42,10 @@ pub struct SwarmConfig {
     pub attack: Option<Behavior>,
     /// The operator key, to create the swarm's matches on a server that is not `--open`.
     pub admin_key: Option<String>,
+    /// What the bots play over.
+    pub transport: Transport,
+    /// A simulated link per packet (UDP only).
+    pub link: LinkConfig,
 }
 
 /// Why a swarm could not run.
@@ -115,6 +120,8 @@ pub async fn run(
                     name: format!("bot{i}"),
                     match_id: match_ids.get(i / cfg.match_size.max(1)).copied(),
                     behavior: cfg.behavior,
+                    transport: cfg.transport,
+                    link: cfg.link,
                     seed: cfg
                         .seed
                         .wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
@@ -140,6 +147,8 @@ pub async fn run(
                         name: format!("attacker{i}"),
                         match_id: (!match_ids.is_empty()).then(|| match_ids[i % match_ids.len()]),
                         behavior: kind,
+                        transport: Transport::Ws,
+                        link: LinkConfig::default(),
                         seed: cfg.seed ^ (i as u64 + 1),
                     };
                     let s = stats.clone();
@@ -306,8 +315,21 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
         .lock()
         .map(|h| Percentiles::of(&h))
         .unwrap_or_default();
+    let gaps = stats
+        .gap_ticks
+        .lock()
+        .map(|h| crate::report::Counts::of(&h))
+        .unwrap_or_default();
     Report {
         url: cfg.base_url.clone(),
+        transport: cfg.transport.to_string(),
+        bots_on_udp: stats.on_udp.load(Ordering::Relaxed),
+        link: cfg.link.is_active().then_some((
+            cfg.link.latency.as_secs_f64() * 1e3,
+            cfg.link.jitter.as_secs_f64() * 1e3,
+            cfg.link.loss,
+            cfg.link.duplicate,
+        )),
         behavior: cfg.behavior,
         bots: cfg.bots,
         bots_connected: connected,
@@ -324,6 +346,7 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
         inputs_per_bot_per_s: per_bot_s(d.inputs_sent),
         latency: lat,
         jitter: jit,
+        snapshot_gap_ticks: gaps,
         predictions_checked: stats.predictions_checked.load(Ordering::Relaxed),
         desyncs: stats.desyncs.load(Ordering::Relaxed),
         checksum_desyncs: stats.checksum_desyncs.load(Ordering::Relaxed),

@@ -32,6 +32,8 @@ fn honest(server: &Server) -> SwarmConfig {
         attackers: 0,
         attack: None,
         admin_key: Some(ADMIN_KEY.into()),
+        transport: skirmish_shared::client::Transport::Ws,
+        link: skirmish_shared::link_sim::LinkConfig::default(),
     }
 }
 
@@ -58,6 +60,8 @@ fn attackers(
                 name: format!("attacker{i}"),
                 match_id: None, // filled in below, once the honest matches exist
                 behavior: kind,
+                transport: skirmish_shared::client::Transport::Ws,
+                link: skirmish_shared::link_sim::LinkConfig::default(),
                 seed: i as u64,
             };
             let (s, stop) = (stats.clone(), stop.clone());

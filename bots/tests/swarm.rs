@@ -22,6 +22,8 @@ fn swarm_config(server: &Server, bots: usize, behavior: Behavior) -> SwarmConfig
         attackers: 0,
         attack: None,
         admin_key: Some(ADMIN_KEY.into()),
+        transport: skirmish_shared::client::Transport::Ws,
+        link: skirmish_shared::link_sim::LinkConfig::default(),
     }
 }
 
@@ -76,6 +78,49 @@ async fn wandering_bots_play_with_zero_desyncs_and_a_full_report() {
         list.as_array().expect("array").len(),
         2,
         "16 bots in matches of 8: {list}"
+    );
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bots_play_over_udp_through_a_lossy_link_with_zero_desyncs() {
+    let server = token_server().await;
+    let mut cfg = swarm_config(&server, 16, Behavior::Wander);
+    cfg.transport = skirmish_shared::client::Transport::Udp;
+    cfg.link = skirmish_shared::link_sim::LinkConfig {
+        latency: Duration::from_millis(25),
+        jitter: Duration::from_millis(10),
+        loss: 0.05,
+        duplicate: 0.01,
+    };
+    let report = swarm::run(cfg, std::future::pending())
+        .await
+        .expect("swarm runs");
+    assert_eq!(report.bots_connected, 16, "{:?}", report.failures);
+    assert_eq!(report.bots_on_udp, 16);
+    assert_eq!(report.desyncs, 0);
+    assert_eq!(report.checksum_desyncs, 0);
+    assert_eq!(report.decode_errors, 0);
+    assert!(
+        report.predictions_checked > 16 * 10,
+        "{}",
+        report.predictions_checked
+    );
+    // 5 % of snapshots are lost on the way: about 95 % arrive, and none is waited for.
+    assert!(
+        report.delivery > 0.85 && report.delivery < 1.05,
+        "delivery {}",
+        report.delivery
+    );
+    assert!(
+        report.snapshot_gap_ticks.p50 == 1,
+        "{:?}",
+        report.snapshot_gap_ticks
+    );
+    assert!(report.snapshot_gap_ticks.samples > 0);
+    assert!(
+        report.latency.samples > 16 * 30,
+        "inputs acknowledged despite the loss"
     );
     server.shutdown().await.expect("shutdown");
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::Parser;
 use skirmish_client::game::{self, AppOptions};
 use skirmish_client::net::{self, NetConfig, SimLink};
+use skirmish_shared::client::Transport;
 
 /// The Skirmish game client.
 #[derive(Debug, Parser)]
@@ -25,13 +26,17 @@ struct Args {
     /// Join without matchmaking (servers run with --open).
     #[arg(long)]
     open: bool,
+    /// What to play over: udp, ws, or auto (UDP, falling back to WebSocket when no datagram
+    /// gets through within 1.5 s).
+    #[arg(long, default_value_t = Transport::Auto)]
+    transport: Transport,
     /// Simulated one-way latency added to both directions, milliseconds.
     #[arg(long, default_value_t = 0)]
     sim_latency_ms: u64,
     /// Simulated jitter (extra random delay up to this), milliseconds.
     #[arg(long, default_value_t = 0)]
     sim_jitter_ms: u64,
-    /// Simulated snapshot loss, 0..1.
+    /// Simulated loss, 0..1: every packet in both directions on UDP, snapshots on WebSocket.
     #[arg(long, default_value_t = 0.0)]
     sim_loss: f64,
     /// Take a screenshot this long after start.
@@ -61,6 +66,7 @@ fn main() {
         name: args.name,
         match_id: args.match_id,
         open: args.open,
+        transport: args.transport,
         sim: SimLink {
             latency_ms: args.sim_latency_ms,
             jitter_ms: args.sim_jitter_ms,

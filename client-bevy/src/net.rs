@@ -1,13 +1,18 @@
 //! The connection, on a background thread with its own tokio runtime: matchmake (or join
 //! openly), connect, hand every server message to the game, send what the game asks, and
-//! reconnect with backoff when the connection drops or is refused. An optional simulated
-//! link (`--sim-latency-ms`, `--sim-jitter-ms`, `--sim-loss`) delays both directions and drops
-//! snapshots, so a developer can feel latency locally.
+//! reconnect with backoff when the connection drops or is refused. It plays over UDP when it
+//! can (`--transport auto`, the default, falls back to WebSocket when no datagram gets
+//! through). An optional simulated link (`--sim-latency-ms`, `--sim-jitter-ms`, `--sim-loss`)
+//! works per packet on UDP (delay, jitter that reorders, loss, in both directions); over
+//! WebSocket it delays both directions and drops snapshots, so a developer can feel latency
+//! locally either way.
 
 use std::sync::mpsc;
 use std::time::Duration;
 
-use skirmish_shared::client::{self, ClientError, Incoming, JoinOptions};
+use skirmish_shared::api::MatchmakeResponse;
+use skirmish_shared::client::{self, ClientError, Incoming, JoinOptions, Transport};
+use skirmish_shared::link_sim::LinkConfig;
 use skirmish_shared::protocol::{ClientMessage, ServerMessage};
 use skirmish_shared::rng::Rng;
 use tokio::time::Instant;
@@ -29,7 +34,22 @@ pub struct NetConfig {
     pub match_id: Option<u32>,
     /// Join without matchmaking (servers started with `--open`).
     pub open: bool,
+    /// What to play over (`Auto`: UDP, else WebSocket).
+    pub transport: Transport,
     pub sim: SimLink,
+}
+
+impl SimLink {
+    /// The same link, per packet (for UDP).
+    #[must_use]
+    pub fn per_packet(&self) -> LinkConfig {
+        LinkConfig {
+            latency: Duration::from_millis(self.latency_ms),
+            jitter: Duration::from_millis(self.jitter_ms),
+            loss: self.loss,
+            duplicate: 0.0,
+        }
+    }
 }
 
 /// What the network tells the game.
@@ -107,7 +127,7 @@ async fn run(
     mut commands: tokio::sync::mpsc::Receiver<ClientMessage>,
 ) {
     let mut attempt = 0u32;
-    let mut token: Option<JoinOptions> = None;
+    let mut token: Option<MatchmakeResponse> = None;
     loop {
         attempt += 1;
         if events.send(NetEvent::Connecting { attempt }).is_err() {
@@ -139,27 +159,44 @@ async fn run(
 /// One connection, until it ends. `Ok` only when the game went away.
 async fn session(
     cfg: &NetConfig,
-    token: &mut Option<JoinOptions>,
+    token: &mut Option<MatchmakeResponse>,
     events: &mpsc::Sender<NetEvent>,
     commands: &mut tokio::sync::mpsc::Receiver<ClientMessage>,
 ) -> Result<(), NetError> {
-    let opts = match (token.clone(), cfg.open) {
-        (Some(o), _) => o,
+    let conn = match (token.as_mut(), cfg.open) {
+        (Some(mm), _) => {
+            // Back to the same seat: a fresh datagram ticket (the old one is bound to the
+            // last socket's address), and the join token for WebSocket.
+            if cfg.transport != Transport::Ws
+                && let Ok(t) = client::udp_ticket(&cfg.base_url, &mm.token).await
+            {
+                mm.udp = Some(t);
+            }
+            client::connect_transport(&cfg.base_url, mm, cfg.transport, cfg.sim.per_packet())
+                .await?
+        }
         (None, true) => {
             let mut o = JoinOptions::new(cfg.base_url.clone(), cfg.name.clone());
             o.match_id = cfg.match_id;
-            o
+            client::connect(&o).await?
         }
         (None, false) => {
             let mm = client::matchmake(&cfg.base_url, &cfg.name, cfg.match_id).await?;
-            let o = JoinOptions::with_token(cfg.base_url.clone(), &mm);
+            let conn =
+                client::connect_transport(&cfg.base_url, &mm, cfg.transport, cfg.sim.per_packet())
+                    .await?;
             // Keep the token: reconnecting with it resumes the same seat and score.
-            *token = Some(o.clone());
-            o
+            *token = Some(mm);
+            conn
         }
     };
-    let (mut rx, mut tx) = client::connect(&opts).await?.split();
-    let sim = cfg.sim;
+    let (mut rx, mut tx) = conn.split();
+    // Over UDP the link is simulated per packet inside the transport; over WebSocket here.
+    let sim = if tx.transport() == Transport::Udp {
+        SimLink::default()
+    } else {
+        cfg.sim
+    };
     let mut rng = Rng::new(u64::from(std::process::id()));
     let mut jitter = move |now: Instant| {
         let j = if sim.jitter_ms > 0 {

@@ -36,7 +36,8 @@ fn has_colour(px: &[[u8; 3]], want: [u8; 3], tolerance: i16) -> usize {
 async fn the_client_joins_and_draws_the_arena_under_xvfb() {
     let mut config = Config::ephemeral();
     config.open = false; // the client matchmakes like a player would
-    joins_and_draws(config, Vec::new(), "client.png").await;
+    // The default transport is `auto`: with the datagram endpoint up, that is UDP.
+    joins_and_draws(config, Vec::new(), "client.png", true).await;
 }
 
 /// The same over HTTPS/WSS, the client trusting the server's private CA with `--ca`.
@@ -59,14 +60,19 @@ async fn the_client_plays_over_wss_trusting_a_private_ca() {
     config.open = false;
     config.tls_cert = Some(cert);
     config.tls_key = Some(key_path);
-    let extra = vec!["--ca".to_string(), ca_path.display().to_string()];
-    joins_and_draws(config, extra, "client-wss.png").await;
+    let extra = vec![
+        "--ca".to_string(),
+        ca_path.display().to_string(),
+        "--transport".to_string(),
+        "ws".to_string(),
+    ];
+    joins_and_draws(config, extra, "client-wss.png", false).await;
 }
 
 /// Starts a server with `config`, runs the client under Xvfb against it (with `extra`
 /// flags) until its screenshot, and checks that the server saw the player and the PNG shows
-/// the arena and the player's colour.
-async fn joins_and_draws(config: Config, extra: Vec<String>, name: &str) {
+/// the arena and the player's colour, over UDP when `over_udp` (else WebSocket).
+async fn joins_and_draws(config: Config, extra: Vec<String>, name: &str, over_udp: bool) {
     let server = Server::start(config).await.expect("server");
     let dir = tempfile_dir();
     let shot = dir.join(name);
@@ -105,6 +111,12 @@ async fn joins_and_draws(config: Config, extra: Vec<String>, name: &str) {
     }
     assert!(status.success(), "the client failed: {status}\n{stderr}");
     assert!(saw_player, "the server never saw the player join");
+    assert_eq!(
+        server.stats.udp_sessions.get() >= 1,
+        over_udp,
+        "played over {}",
+        if over_udp { "UDP" } else { "WebSocket" }
+    );
 
     // The PNG shows the arena and the player, not a blank or single-colour image.
     let (w, h, px) = pixels(&shot);

@@ -26,6 +26,9 @@ pub fn spawn(count: usize, base_url: String, shutdown: CancellationToken, tasks:
                     name: format!("demo{i}"),
                     match_id: None,
                     behavior: Behavior::Wander,
+                    // UDP when the datagram endpoint runs, else WebSocket.
+                    transport: skirmish_shared::client::Transport::Auto,
+                    link: skirmish_shared::link_sim::LinkConfig::default(),
                     seed: (i as u64) << 32 | round,
                 };
                 tokio::select! {

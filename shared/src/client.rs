@@ -253,6 +253,27 @@ pub async fn matchmake(
     })
 }
 
+/// `POST /api/udp-ticket`: a fresh datagram ticket for the seat of join token `token` (to
+/// come back over UDP after a session timed out: a connect token works from one address).
+pub async fn udp_ticket(base_url: &str, token: &str) -> Result<crate::api::UdpTicket, ClientError> {
+    let (status, body) = http_request_with(
+        base_url,
+        "POST",
+        "/api/udp-ticket",
+        None,
+        Some(&format!("Bearer {token}")),
+    )
+    .await?;
+    if status != 200 {
+        let reason = String::from_utf8_lossy(&body).into_owned();
+        return Err(ClientError::Refused { status, reason });
+    }
+    serde_json::from_slice(&body).map_err(|e| ClientError::Refused {
+        status,
+        reason: format!("bad ticket: {e}"),
+    })
+}
+
 /// `POST /api/matches`: a new match; returns its id. `admin_key` is the server's operator key
 /// (needed unless the server runs with `--open`).
 pub async fn create_match(base_url: &str, admin_key: Option<&str>) -> Result<u32, ClientError> {
@@ -579,6 +600,15 @@ impl Sender {
             return Ok(());
         }
         self.send_frame(Frame::close(code, reason.as_bytes())).await
+    }
+
+    /// Datagram bytes sent so far (UDP); 0 over WebSocket (count frames there).
+    #[must_use]
+    pub fn bytes_sent(&self) -> u64 {
+        match &self.inner {
+            TxInner::Ws(_) => 0,
+            TxInner::Udp(u) => u.bytes_sent(),
+        }
     }
 
     /// Which transport this connection uses.

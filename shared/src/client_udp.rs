@@ -140,6 +140,8 @@ pub struct UdpPlay {
     response: Option<Vec<u8>>,
     /// Bytes of the last packet opened (for the caller's accounting).
     pub last_packet_bytes: usize,
+    /// This side ended the session: the receiver reports a close.
+    closed: bool,
 }
 
 impl UdpPlay {
@@ -157,6 +159,7 @@ impl UdpPlay {
             events: Vec::new(),
             response: Some(response),
             last_packet_bytes: 0,
+            closed: false,
         }
     }
 
@@ -276,6 +279,7 @@ impl UdpPlay {
 
     /// The packet that ends the session.
     pub fn disconnect(&mut self) -> Vec<u8> {
+        self.closed = true;
         self.to_server.seal(Kind::Disconnect, b"bye")
     }
 }
@@ -290,11 +294,16 @@ struct Outbound {
     socket: Arc<UdpSocket>,
     link: Option<mpsc::Sender<Vec<u8>>>,
     sent_at: Arc<Mutex<Instant>>,
+    /// Bytes of every datagram handed to the network (or to the simulated link).
+    bytes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Outbound {
     fn send(&self, packets: Vec<Vec<u8>>) {
         *self.sent_at.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        let n: usize = packets.iter().map(Vec::len).sum();
+        self.bytes
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         for p in packets {
             match &self.link {
                 // A full simulated uplink drops, like a full queue on a real one.
@@ -339,6 +348,7 @@ pub fn split(session: UdpSession, link: LinkConfig) -> (UdpReceiver, UdpSender) 
         socket: socket.clone(),
         link: uplink,
         sent_at: Arc::new(Mutex::new(Instant::now())),
+        bytes: Arc::default(),
     };
     (
         UdpReceiver {
@@ -394,6 +404,13 @@ impl UdpReceiver {
         loop {
             if let Some(m) = self.ready.pop_front() {
                 return Ok(m);
+            }
+            if lock(&self.play).closed {
+                // Our own disconnect, as a WebSocket reports the answer to our close frame.
+                return Ok(Incoming::Close {
+                    code: 1000,
+                    reason: String::new(),
+                });
             }
             if let Ok(r) = tokio::time::timeout(KEEPALIVE, self.next_packet()).await {
                 r?;
@@ -461,6 +478,12 @@ impl UdpSender {
     pub fn keepalive(&mut self) {
         let packets = lock(&self.play).packets();
         self.out.send(packets);
+    }
+
+    /// Bytes of every datagram sent so far, keepalives and handshake resends included.
+    #[must_use]
+    pub fn bytes_sent(&self) -> u64 {
+        self.out.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Ends the session (the packet goes three times: it may be lost, and nothing answers).
