@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// One step of the ladder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Step {
+    /// `ws` or `udp`.
+    #[serde(default)]
+    pub transport: String,
     pub clients: usize,
     pub connected: u64,
     pub server_cpu_pct: f64,
@@ -17,6 +20,9 @@ pub struct Step {
     pub rss_kib_per_added_client: f64,
     pub bytes_per_client_per_s: f64,
     pub wire_bytes_per_client_per_s: f64,
+    /// What each client sent, on the wire (WebSocket frames, or whole datagrams).
+    #[serde(default)]
+    pub upload_wire_bytes_per_client_per_s: f64,
     pub latency_p50_ms: f64,
     pub latency_p99_ms: f64,
     pub delivery: f64,
@@ -41,12 +47,13 @@ impl Step {
 #[must_use]
 pub fn table(steps: &[Step]) -> String {
     let mut t = String::from(
-        "| clients | server CPU % of a core | CPU µs/client/s | RSS MiB | RSS KiB/added client | B/client/s payload | B/client/s wire | input→ack p50 ms | p99 ms | delivery % | overruns/skipped ticks | desyncs | bots CPU % |\n\
-         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| transport | clients | server CPU % of a core | CPU µs/client/s | RSS MiB | RSS KiB/added client | B/client/s payload | B/client/s wire down | B/client/s wire up | input→ack p50 ms | p99 ms | delivery % | overruns/skipped ticks | desyncs | bots CPU % |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for s in steps {
         t.push_str(&format!(
-            "| {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {}/{} | {} | {:.1}{} |\n",
+            "| {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {}/{} | {} | {:.1}{} |\n",
+            if s.transport.is_empty() { "ws" } else { &s.transport },
             s.clients,
             s.server_cpu_pct,
             s.cpu_us_per_client_per_s,
@@ -54,6 +61,7 @@ pub fn table(steps: &[Step]) -> String {
             s.rss_kib_per_added_client,
             s.bytes_per_client_per_s,
             s.wire_bytes_per_client_per_s,
+            s.upload_wire_bytes_per_client_per_s,
             s.latency_p50_ms,
             s.latency_p99_ms,
             s.delivery * 100.0,
@@ -110,6 +118,7 @@ mod tests {
 
     fn step(clients: usize, delivery: f64) -> Step {
         Step {
+            transport: "udp".into(),
             clients,
             connected: clients as u64,
             server_cpu_pct: 10.0,
@@ -118,6 +127,7 @@ mod tests {
             rss_kib_per_added_client: 8.0,
             bytes_per_client_per_s: 1800.0,
             wire_bytes_per_client_per_s: 1860.0,
+            upload_wire_bytes_per_client_per_s: 600.0,
             latency_p50_ms: 17.0,
             latency_p99_ms: 35.0,
             delivery,

@@ -156,7 +156,10 @@ pub async fn run(cfg: BotConfig, stats: Arc<SwarmStats>, mut stop: watch::Receiv
         let bytes = if udp {
             tx.bytes_sent() - before
         } else {
-            skirmish_shared::protocol::encode(&msg).len() as u64
+            // The frame: header plus the 4-byte mask every client frame carries.
+            skirmish_shared::protocol::ws_frame_len(skirmish_shared::protocol::encode(&msg).len())
+                as u64
+                + 4
         };
         stats.inputs_sent.fetch_add(1, Ordering::Relaxed);
         stats.upload_bytes.fetch_add(bytes, Ordering::Relaxed);

@@ -184,9 +184,7 @@ impl UdpPlay {
         }
         let down = Down::decode(&body).map_err(|_| DatagramError::Malformed)?;
         self.last_packet_bytes = packet.len();
-        if let Some(seq) = down.inputs_acked {
-            self.redundancy.acknowledged(seq);
-        }
+        self.redundancy.acknowledged(down.inputs_acked);
         let mut ended = Vec::new();
         for bytes in self.reliable.receive(down.reliable) {
             match Notice::decode(&bytes) {
@@ -208,13 +206,13 @@ impl UdpPlay {
             }
         }
         let fresh = self.newest.is_none_or(|n| down.tick.is_after(n));
-        let full = down.baseline.is_none();
+        let full = down.baseline_age == 0;
         if fresh && (self.welcomed || full) {
             self.newest = Some(down.tick);
             self.ack = Some(down.tick);
             let snapshot = SnapshotMsg {
                 tick: down.tick,
-                baseline_age: down.baseline.map_or(0, |b| down.tick.diff(b) as u32),
+                baseline_age: u32::from(down.baseline_age),
                 data: down.snapshot,
                 events: std::mem::take(&mut self.events),
             };

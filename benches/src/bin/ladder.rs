@@ -45,6 +45,9 @@ struct Args {
     /// have the bots verify it: the TLS cost per client.
     #[arg(long)]
     tls: bool,
+    /// Transports to measure at each step, in order (`ws,udp`: side by side in one run).
+    #[arg(long, value_delimiter = ',', default_value = "ws")]
+    transport: Vec<String>,
     /// A TrueType font for the plot's text.
     #[arg(
         long,
@@ -163,13 +166,16 @@ fn idle_rss_mib(args: &Args, tls: Option<&TlsFiles>) -> anyhow::Result<f64> {
 fn run_step(
     args: &Args,
     tls: Option<&TlsFiles>,
+    transport: &str,
     clients: usize,
     prev_rss: &mut Option<(usize, f64)>,
 ) -> anyhow::Result<Step> {
     let _server = start_server(args, tls)?;
     let idle = idle_rss_mib(args, tls)?;
     let base = prev_rss.get_or_insert((0, idle));
-    let json = args.out_dir.join(format!("bots-{clients}.json"));
+    let json = args
+        .out_dir
+        .join(format!("bots-{transport}-{clients}.json"));
     let ramp = Duration::from_millis((clients as u64 * 2).max(2000));
     let mut bots = Command::new("taskset");
     bots.args(["-c", "1"])
@@ -198,6 +204,7 @@ fn run_step(
             "3s",
         ])
         .args(["--threads", &args.bot_threads.to_string()])
+        .args(["--transport", transport])
         .args(["--server-metrics", &format!("{}/api/stats", base_url(args))])
         .arg("--json")
         .arg(&json)
@@ -214,6 +221,7 @@ fn run_step(
     let rss = sf("rss_mib");
     let added = clients.saturating_sub(base.0).max(1) as f64;
     let step = Step {
+        transport: transport.to_string(),
         clients,
         connected: r["bots_connected"].as_u64().unwrap_or(0),
         server_cpu_pct: sf("cpu_pct"),
@@ -222,6 +230,7 @@ fn run_step(
         rss_kib_per_added_client: (rss - base.1) * 1024.0 / added,
         bytes_per_client_per_s: f("payload_bytes_per_bot_per_s"),
         wire_bytes_per_client_per_s: f("wire_bytes_per_bot_per_s"),
+        upload_wire_bytes_per_client_per_s: f("upload_bytes_per_bot_per_s"),
         latency_p50_ms: r["latency"]["p50_ms"].as_f64().unwrap_or(f64::NAN),
         latency_p99_ms: r["latency"]["p99_ms"].as_f64().unwrap_or(f64::NAN),
         delivery: f("delivery"),
@@ -243,23 +252,34 @@ fn main() -> anyhow::Result<()> {
         None
     };
     let mut steps = Vec::new();
-    let mut prev_rss = None;
+    let mut prev_rss: Vec<Option<(usize, f64)>> = vec![None; args.transport.len()];
+    let mut climbing: Vec<bool> = vec![true; args.transport.len()];
     for &clients in &args.steps {
-        eprintln!("ladder: {clients} clients ...");
-        let step = run_step(&args, tls.as_ref(), clients, &mut prev_rss)?;
-        eprintln!(
-            "ladder: {clients}: server {:.1} % CPU, {:.0} us/client/s, delivery {:.1} %, p50/p99 {:.1}/{:.1} ms, bots {:.0} % CPU",
-            step.server_cpu_pct,
-            step.cpu_us_per_client_per_s,
-            step.delivery * 100.0,
-            step.latency_p50_ms,
-            step.latency_p99_ms,
-            step.bots_cpu_pct
-        );
-        let kept_up = step.kept_up();
-        steps.push(step);
-        if !kept_up && !args.all {
-            eprintln!("ladder: the server fell behind at {clients} clients; stopping");
+        for (ti, transport) in args.transport.iter().enumerate() {
+            if !climbing[ti] {
+                continue;
+            }
+            eprintln!("ladder: {transport} {clients} clients ...");
+            let step = run_step(&args, tls.as_ref(), transport, clients, &mut prev_rss[ti])?;
+            eprintln!(
+                "ladder: {transport} {clients}: server {:.1} % CPU, {:.0} us/client/s, delivery {:.1} %, p50/p99 {:.1}/{:.1} ms, bots {:.0} % CPU",
+                step.server_cpu_pct,
+                step.cpu_us_per_client_per_s,
+                step.delivery * 100.0,
+                step.latency_p50_ms,
+                step.latency_p99_ms,
+                step.bots_cpu_pct
+            );
+            let kept_up = step.kept_up();
+            steps.push(step);
+            if !kept_up && !args.all {
+                eprintln!(
+                    "ladder: over {transport} the server fell behind at {clients} clients; stopping"
+                );
+                climbing[ti] = false;
+            }
+        }
+        if !climbing.iter().any(|c| *c) {
             break;
         }
     }

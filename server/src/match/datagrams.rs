@@ -206,11 +206,12 @@ impl Datagrams {
             if let Some((last, _)) = reliable.messages.last() {
                 p.sent_below = p.sent_below.max(last + 1);
             }
+            let tick = out.world.tick;
             let down = Down {
-                tick: out.world.tick,
-                baseline,
+                tick,
+                baseline_age: baseline.map_or(0, |b| tick.diff(b).clamp(0, 255) as u8),
                 snapshot: snapshot.to_vec(),
-                inputs_acked: p.last_input,
+                inputs_acked: p.last_input.unwrap_or(Seq(0)),
                 reliable,
             };
             let packet = p.sealer.seal(Kind::Payload, &encode(&down));

@@ -33,13 +33,14 @@ pub struct Up {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Down {
     pub tick: Tick,
-    /// What the snapshot is coded against (`None`: in full).
-    pub baseline: Option<Tick>,
+    /// What the snapshot is coded against, in ticks before `tick` (0: in full; at most
+    /// `receiver::BASELINE_HISTORY`, so one byte).
+    pub baseline_age: u8,
     /// The bit-packed snapshot (`codec`).
     pub snapshot: Vec<u8>,
-    /// The newest input the server has from this client (the client stops resending it and
-    /// everything before it).
-    pub inputs_acked: Option<Seq>,
+    /// The newest input the server has from this client (`Seq(0)`: none yet); the client
+    /// stops resending it and everything before it.
+    pub inputs_acked: Seq,
     pub reliable: Outgoing,
 }
 
@@ -103,6 +104,12 @@ impl Up {
 }
 
 impl Down {
+    /// The tick the snapshot is coded against (`None`: in full).
+    #[must_use]
+    pub fn baseline(&self) -> Option<Tick> {
+        (self.baseline_age != 0).then(|| self.tick.minus(u32::from(self.baseline_age)))
+    }
+
     pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         decode::<Self, MAX_DOWN_BYTES>(bytes)
     }
@@ -180,9 +187,9 @@ mod tests {
         assert!(Up::decode(&encode(&huge)).is_err(), "over the size limit");
         let down = Down {
             tick: Tick(42),
-            baseline: Some(Tick(41)),
+            baseline_age: 1,
             snapshot: vec![1, 2, 3],
-            inputs_acked: Some(Seq(7)),
+            inputs_acked: Seq(7),
             reliable: Outgoing::default(),
         };
         assert_eq!(Down::decode(&encode(&down)).expect("decodes"), down);

@@ -92,7 +92,7 @@ fn packets_authenticate_in_their_direction_only_and_replays_are_dropped() {
     assert_eq!(server_in.open(&tampered), Err(DatagramError::Forged));
     // The kind is authenticated too.
     let mut rekind = client_out.seal(Kind::Payload, b"x");
-    rekind[0] = (DATAGRAM_VERSION << 4) | Kind::Disconnect as u8;
+    rekind[0] = (rekind[0] & !0x07) | Kind::Disconnect as u8;
     assert_eq!(server_in.open(&rekind), Err(DatagramError::Forged));
 }
 
@@ -117,8 +117,35 @@ fn the_replay_window_slides() {
 #[test]
 fn a_wrong_version_is_told_apart() {
     let mut p = Sealer::new(&[1; 32]).seal(Kind::Payload, b"x");
-    p[0] = (9 << 4) | 3;
-    assert_eq!(kind(&p), Err(DatagramError::Version(9)));
+    p[0] = (3 << 6) | 3;
+    assert_eq!(kind(&p), Err(DatagramError::Version(3)));
+}
+
+#[test]
+fn sequence_numbers_take_as_few_bytes_as_they_need() {
+    let key = [4; 32];
+    let mut sealer = Sealer::new(&key);
+    let mut opener = Opener::new(&key);
+    let first = sealer.seal(Kind::Payload, b"hello");
+    assert_eq!(
+        first.len(),
+        1 + 1 + 5 + 16,
+        "prefix, one sequence byte, payload, tag"
+    );
+    for _ in 1..300 {
+        let p = sealer.seal(Kind::Payload, b"hello");
+        assert!(opener.open(&p).is_ok());
+    }
+    let later = sealer.seal(Kind::Payload, b"hello");
+    assert_eq!(later.len(), 1 + 2 + 5 + 16, "seq 300 takes two bytes");
+    assert_eq!(
+        opener.open(&later).map(|(_, seq, b)| (seq, b)),
+        Ok((300, b"hello".to_vec()))
+    );
+    // The length bits are authenticated: changing them breaks the packet.
+    let mut bent = sealer.seal(Kind::Payload, b"hello");
+    bent[0] ^= 1 << 3;
+    assert!(opener.open(&bent).is_err());
 }
 
 #[test]
