@@ -2,7 +2,8 @@
 //! its own player with the shared rules, with a latency and bandwidth report.
 //!
 //! - [`behavior`] — how a bot steers (`wander` is the benchmark workload).
-//! - [`bot`] — one bot: matchmake, connect, send one input per tick, read and check snapshots.
+//! - [`brain`] — one bot's mind without I/O: snapshot checks, latency, the input per tick.
+//! - [`bot`] — one bot as a task over the shared client (WebSocket, or UDP).
 //! - [`stats`] — what the swarm counts, shared by all bots.
 //! - [`swarm`] — ramp, measurement window, progress, stop.
 //! - [`report`] — the final report (table and JSON).
@@ -12,6 +13,7 @@
 pub mod attack;
 pub mod behavior;
 pub mod bot;
+pub mod brain;
 pub mod probe;
 pub mod report;
 pub mod stats;
