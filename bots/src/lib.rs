@@ -4,6 +4,7 @@
 //! - [`behavior`] — how a bot steers (`wander` is the benchmark workload).
 //! - [`brain`] — one bot's mind without I/O: snapshot checks, latency, the input per tick.
 //! - [`bot`] — one bot as a task over the shared client (WebSocket, or UDP).
+//! - [`driver`] — UDP bots, many per thread, each served once per tick (`--transport udp`).
 //! - [`stats`] — what the swarm counts, shared by all bots.
 //! - [`swarm`] — ramp, measurement window, progress, stop.
 //! - [`report`] — the final report (table and JSON).
@@ -14,6 +15,7 @@ pub mod attack;
 pub mod behavior;
 pub mod bot;
 pub mod brain;
+pub mod driver;
 pub mod probe;
 pub mod report;
 pub mod stats;

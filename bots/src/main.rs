@@ -50,7 +50,8 @@ struct Args {
     /// The server's operator key, to create matches on a server that is not `--open`.
     #[arg(long, env = "SKIRMISH_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
-    /// Worker threads of the bots' tokio runtime.
+    /// Worker threads of the bots' tokio runtime, and with `--transport udp` as many threads
+    /// driving the UDP bots.
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// The server's tick rate (for delivery and jitter figures).
@@ -130,6 +131,7 @@ fn main() -> anyhow::Result<()> {
             admin_key: args.admin_key.clone(),
             transport: args.transport,
             link,
+            driver_threads: args.threads.max(1),
         };
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;

@@ -1,7 +1,7 @@
 //! A swarm run: create matches, ramp the bots up, measure a window, stop, report.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -13,6 +13,7 @@ use skirmish_shared::link_sim::LinkConfig;
 
 use crate::behavior::Behavior;
 use crate::bot::{self, BotConfig};
+use crate::driver::{Driver, NewBot};
 use crate::probe::{self, ServerReading};
 use crate::report::{Percentiles, Report, ServerUsage};
 use crate::stats::SwarmStats;
@@ -46,11 +47,16 @@ pub struct SwarmConfig {
     pub transport: Transport,
     /// A simulated link per packet (UDP only).
     pub link: LinkConfig,
+    /// Threads that drive the UDP bots (`--transport udp`), each polling its share once per
+    /// tick.
+    pub driver_threads: usize,
 }
 
 /// Why a swarm could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SwarmError {
+    #[error("cannot start a bot driver thread: {0}")]
+    Driver(#[source] std::io::Error),
     #[error("cannot create a match on {url}: {source}")]
     CreateMatch {
         url: String,
@@ -65,6 +71,18 @@ pub async fn run(
 ) -> Result<Report, SwarmError> {
     let stats = Arc::new(SwarmStats::default());
     let (stop_tx, stop_rx) = watch::channel(false);
+    // UDP bots play on driver threads; the runtime only matchmakes and shakes hands.
+    let drivers_stop = Arc::new(AtomicBool::new(false));
+    let drivers: Vec<Driver> = if cfg.transport == Transport::Udp {
+        (0..cfg.driver_threads.max(1))
+            .map(|_| Driver::start(cfg.tick_hz, stats.clone(), drivers_stop.clone()))
+            .collect::<Result<_, _>>()
+            .map_err(SwarmError::Driver)?
+    } else {
+        Vec::new()
+    };
+    let driver_inboxes: Vec<std::sync::mpsc::Sender<NewBot>> =
+        drivers.iter().map(|d| d.bots.clone()).collect();
 
     let mut match_ids = Vec::new();
     if cfg.match_size > 0 {
@@ -129,9 +147,15 @@ pub async fn run(
                 stats.active.fetch_add(1, Ordering::Relaxed);
                 let s = stats.clone();
                 let stop = stop_rx.clone();
+                let driver = (!driver_inboxes.is_empty())
+                    .then(|| driver_inboxes[i % driver_inboxes.len()].clone());
                 bots.spawn(async move {
                     if bc.behavior.is_attack() {
                         crate::attack::run(bc, s.clone(), stop).await;
+                    } else if let Some(driver) = driver {
+                        if hand_to_driver(bc, &s, &driver).await {
+                            return; // the driver counts it down when it ends
+                        }
                     } else {
                         bot::run(bc, s.clone(), stop).await;
                     }
@@ -215,6 +239,10 @@ pub async fn run(
         closed = Some(mark(&stats, &cfg).await);
     }
     let _ = stop_tx.send(true);
+    drivers_stop.store(true, Ordering::Relaxed);
+    for d in drivers {
+        let _ = tokio::task::spawn_blocking(move || d.join()).await;
+    }
     if let Ok(mut set) = spawner.await {
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while set.join_next().await.is_some() {}
@@ -226,6 +254,43 @@ pub async fn run(
         pb.finish_and_clear();
     }
     Ok(report(&cfg, &stats, window, closed))
+}
+
+/// Matchmakes and completes the datagram handshake, then hands the session to a driver;
+/// false (with the failure counted) if that did not work.
+async fn hand_to_driver(
+    bc: BotConfig,
+    stats: &SwarmStats,
+    driver: &std::sync::mpsc::Sender<NewBot>,
+) -> bool {
+    let fail = |why: String| {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        stats.fail(why);
+        false
+    };
+    let mm = match client::matchmake(&bc.base_url, &bc.name, bc.match_id).await {
+        Ok(mm) => mm,
+        Err(client::ClientError::Refused { status, reason }) => {
+            return fail(format!("http {status}: {reason}"));
+        }
+        Err(e) => return fail(e.to_string()),
+    };
+    let Some(ticket) = mm.udp else {
+        return fail("the server offers no datagram endpoint".into());
+    };
+    let session = match skirmish_shared::client_udp::connect(&ticket, client::UDP_WAIT).await {
+        Ok(s) => s,
+        Err(e) => return fail(format!("udp: {e}")),
+    };
+    driver
+        .send(NewBot {
+            session,
+            behavior: bc.behavior,
+            seed: bc.seed,
+            link: bc.link,
+        })
+        .is_ok()
+        || fail("the bot driver stopped".into())
 }
 
 async fn read_server(cfg: &SwarmConfig) -> Option<ServerReading> {

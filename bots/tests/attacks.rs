@@ -34,6 +34,7 @@ fn honest(server: &Server) -> SwarmConfig {
         admin_key: Some(ADMIN_KEY.into()),
         transport: skirmish_shared::client::Transport::Ws,
         link: skirmish_shared::link_sim::LinkConfig::default(),
+        driver_threads: 1,
     }
 }
 

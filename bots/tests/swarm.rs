@@ -24,6 +24,7 @@ fn swarm_config(server: &Server, bots: usize, behavior: Behavior) -> SwarmConfig
         admin_key: Some(ADMIN_KEY.into()),
         transport: skirmish_shared::client::Transport::Ws,
         link: skirmish_shared::link_sim::LinkConfig::default(),
+        driver_threads: 1,
     }
 }
 
@@ -122,6 +123,19 @@ async fn bots_play_over_udp_through_a_lossy_link_with_zero_desyncs() {
         report.latency.samples > 16 * 30,
         "inputs acknowledged despite the loss"
     );
+
+    // `auto` plays over the shared client, a task per bot: UDP too when it gets through.
+    let mut cfg = swarm_config(&server, 8, Behavior::Wander);
+    cfg.transport = skirmish_shared::client::Transport::Auto;
+    let report = swarm::run(cfg, std::future::pending())
+        .await
+        .expect("swarm runs");
+    assert_eq!(report.bots_on_udp, 8, "{:?}", report.failures);
+    assert_eq!(
+        report.desyncs + report.checksum_desyncs + report.decode_errors,
+        0
+    );
+    assert!(report.delivery > 0.9, "delivery {}", report.delivery);
     server.shutdown().await.expect("shutdown");
 }
 

@@ -86,8 +86,13 @@ impl<T: Clone> DelayLine<T> {
 
     /// The next packet due by `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<T> {
+        self.pop_due_at(now).map(|(_, x)| x)
+    }
+
+    /// The next packet due by `now`, with the time it was due.
+    pub fn pop_due_at(&mut self, now: Instant) -> Option<(Instant, T)> {
         if self.queue.front().is_some_and(|(t, _)| *t <= now) {
-            return self.queue.pop_front().map(|(_, x)| x);
+            return self.queue.pop_front();
         }
         None
     }

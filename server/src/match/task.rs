@@ -453,7 +453,8 @@ impl MatchTask {
             let last = self.outputs.borrow().clone();
             self.datagrams.send(&last, false, &self.ctx.stats);
         }
-        self.datagrams.disconnect_all("match over", &self.ctx.stats);
+        self.datagrams
+            .disconnect_all("match ended", &self.ctx.stats);
     }
 
     /// The match is over (or cut short): rank, persist the results, tell everyone.
