@@ -345,6 +345,18 @@ impl Opener {
     /// authenticate, or was seen before, or is older than the window, is refused (and does
     /// not move the window).
     pub fn open(&mut self, packet: &[u8]) -> Result<(Kind, u64, Vec<u8>), DatagramError> {
+        let mut buf = Vec::new();
+        let (k, seq) = self.open_into(packet, &mut buf)?;
+        Ok((k, seq, buf))
+    }
+
+    /// Like [`Opener::open`], with the payload left in `buf` (cleared first; reused by a
+    /// caller that opens many packets).
+    pub fn open_into(
+        &mut self,
+        packet: &[u8],
+        buf: &mut Vec<u8>,
+    ) -> Result<(Kind, u64), DatagramError> {
         let k = kind(packet)?;
         let n = usize::from((packet[0] >> 3) & 0x07) + 1;
         if packet.len() < 1 + n + TAG {
@@ -356,15 +368,16 @@ impl Opener {
         if !self.window.fresh(seq) {
             return Err(DatagramError::Replayed);
         }
-        let mut buf = packet[1 + n..].to_vec();
+        buf.clear();
+        buf.extend_from_slice(&packet[1 + n..]);
         let plain_len = self
             .key
-            .open_in_place(nonce(seq), Aad::from([packet[0]]), &mut buf)
+            .open_in_place(nonce(seq), Aad::from([packet[0]]), buf)
             .map_err(|_| DatagramError::Forged)?
             .len();
         buf.truncate(plain_len);
         self.window.mark(seq);
-        Ok((k, seq, buf))
+        Ok((k, seq))
     }
 }
 

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 use tracing::debug;
 
 use skirmish_shared::datagram::play::{ClientNotice, Down, Notice};
@@ -67,6 +67,8 @@ pub struct Datagrams {
     players: Vec<Player>,
     ring: WorldRing,
     batch: SendBatch,
+    /// A packet's plaintext, reused.
+    scratch: Vec<u8>,
 }
 
 /// A datagram player whose session ended this tick.
@@ -84,6 +86,7 @@ impl Default for Datagrams {
             players: Vec::new(),
             ring: WorldRing::new(BASELINE_HISTORY),
             batch: SendBatch::default(),
+            scratch: Vec::with_capacity(MAX_PACKET_PAYLOAD),
         }
     }
 }
@@ -207,14 +210,16 @@ impl Datagrams {
                 p.sent_below = p.sent_below.max(last + 1);
             }
             let tick = out.world.tick;
-            let down = Down {
+            self.scratch.clear();
+            Down::encode_into(
                 tick,
-                baseline_age: baseline.map_or(0, |b| tick.diff(b).clamp(0, 255) as u8),
-                snapshot: snapshot.to_vec(),
-                inputs_acked: p.last_input.unwrap_or(Seq(0)),
-                reliable,
-            };
-            let packet = p.sealer.seal(Kind::Payload, &encode(&down));
+                baseline.map_or(0, |b| tick.diff(b).clamp(0, 255) as u8),
+                &snapshot,
+                p.last_input.unwrap_or(Seq(0)),
+                &reliable,
+                &mut self.scratch,
+            );
+            let packet = p.sealer.seal(Kind::Payload, &self.scratch);
             self.batch.push(p.peer.addr, packet);
         }
         stats

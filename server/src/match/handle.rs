@@ -162,8 +162,8 @@ pub enum MatchCommand {
     JoinDatagram {
         resume: Option<PlayerId>,
         peer: Arc<crate::udp::peer::Peer>,
-        sealer: skirmish_shared::datagram::Sealer,
-        socket: Arc<tokio::net::UdpSocket>,
+        sealer: Box<skirmish_shared::datagram::Sealer>,
+        socket: Arc<std::net::UdpSocket>,
     },
     /// The player's connection dropped; it stands still while its seat waits for a reconnect.
     Disconnected { player: PlayerId },

@@ -103,7 +103,39 @@ impl Up {
     }
 }
 
+/// `Down`'s encoding without owning the snapshot and reliable bytes (the server encodes one
+/// per client per tick straight into a reused buffer).
+#[derive(Serialize)]
+struct DownRef<'a> {
+    tick: Tick,
+    baseline_age: u8,
+    snapshot: &'a [u8],
+    inputs_acked: Seq,
+    reliable: &'a Outgoing,
+}
+
 impl Down {
+    /// Appends the encoding of a `Down` with these fields to `out` (the same bytes as
+    /// encoding the owned struct).
+    pub fn encode_into(
+        tick: Tick,
+        baseline_age: u8,
+        snapshot: &[u8],
+        inputs_acked: Seq,
+        reliable: &Outgoing,
+        out: &mut Vec<u8>,
+    ) {
+        let r = DownRef {
+            tick,
+            baseline_age,
+            snapshot,
+            inputs_acked,
+            reliable,
+        };
+        // Writing into a Vec cannot fail.
+        let _ = bincode::serde::encode_into_std_write(&r, out, bincode::config::standard());
+    }
+
     /// The tick the snapshot is coded against (`None`: in full).
     #[must_use]
     pub fn baseline(&self) -> Option<Tick> {
@@ -193,6 +225,16 @@ mod tests {
             reliable: Outgoing::default(),
         };
         assert_eq!(Down::decode(&encode(&down)).expect("decodes"), down);
+        let mut borrowed = vec![9];
+        Down::encode_into(
+            down.tick,
+            down.baseline_age,
+            &down.snapshot,
+            down.inputs_acked,
+            &down.reliable,
+            &mut borrowed,
+        );
+        assert_eq!(borrowed[1..], encode(&down)[..], "the same bytes, appended");
     }
 
     #[test]
