@@ -140,6 +140,33 @@ async fn bots_play_over_udp_through_a_lossy_link_with_zero_desyncs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_bigger_than_a_datagram_arrive_in_fragments() {
+    let mut c = Config::ephemeral();
+    c.open = false;
+    c.admin_key = Some(ADMIN_KEY.into());
+    c.match_size = 64;
+    let server = Server::start(c).await.expect("server");
+    // 64 players in one match: a full snapshot is about 1,450 bytes, over one datagram.
+    let mut cfg = swarm_config(&server, 64, Behavior::Wander);
+    cfg.match_size = 64;
+    cfg.transport = skirmish_shared::client::Transport::Udp;
+    let report = swarm::run(cfg, std::future::pending())
+        .await
+        .expect("swarm runs");
+    assert_eq!(report.bots_connected, 64, "{:?}", report.failures);
+    assert!(
+        server.stats.udp_fragmented.get() > 0,
+        "some packets went in fragments"
+    );
+    assert_eq!(
+        report.desyncs + report.checksum_desyncs + report.decode_errors,
+        0
+    );
+    assert!(report.delivery > 0.9, "delivery {}", report.delivery);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggressive_bots_fire_and_idle_bots_send_nothing() {
     let server = token_server().await;
     let report = swarm::run(

@@ -147,6 +147,8 @@ counters! {
     udp_send_dropped => "skirmish_udp_send_dropped_total", Counter;
     /// Reliable-channel messages sent again (not yet acknowledged).
     udp_resends => "skirmish_udp_reliable_resends_total", Counter;
+    /// Packets sent over UDP in fragments (bigger than one datagram).
+    udp_fragmented => "skirmish_udp_fragmented_total", Counter;
     /// Snapshots sent over UDP in full (no acknowledged baseline).
     udp_full_snapshots => "skirmish_udp_full_snapshots_total", Counter;
 }

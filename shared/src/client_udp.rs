@@ -21,7 +21,9 @@ use tokio::time::Instant;
 
 use crate::api::UdpTicket;
 use crate::client::{ClientError, Incoming};
-use crate::datagram::play::{ClientNotice, Down, InputRedundancy, MAX_UP_BYTES, Notice, Up};
+use crate::datagram::play::{
+    ClientNotice, Down, InputRedundancy, MAX_UP_BYTES, Notice, Reassembly, Up,
+};
 use crate::datagram::reliable::Reliable;
 use crate::datagram::{ClientHandshake, ConnectToken, DatagramError, Kind, Opener, Sealer};
 use crate::link_sim::{DelayLine, LinkConfig};
@@ -142,6 +144,10 @@ pub struct UdpPlay {
     pub last_packet_bytes: usize,
     /// This side ended the session: the receiver reports a close.
     closed: bool,
+    /// Server packets too big for one datagram, coming in as fragments.
+    reassembly: Reassembly,
+    /// Datagram bytes of the fragments since the last whole packet.
+    fragment_bytes: usize,
 }
 
 impl UdpPlay {
@@ -160,6 +166,8 @@ impl UdpPlay {
             response: Some(response),
             last_packet_bytes: 0,
             closed: false,
+            reassembly: Reassembly::default(),
+            fragment_bytes: 0,
         }
     }
 
@@ -172,18 +180,35 @@ impl UdpPlay {
         let (kind, _, body) = self.from_server.open(packet)?;
         self.response = None;
         match kind {
-            Kind::Payload => {}
+            Kind::Payload => {
+                self.last_packet_bytes = packet.len();
+                self.on_down(&body, out)
+            }
+            Kind::Fragment => {
+                self.fragment_bytes += packet.len();
+                match self.reassembly.add(&body) {
+                    Ok(Some(whole)) => {
+                        self.last_packet_bytes = std::mem::take(&mut self.fragment_bytes);
+                        self.on_down(&whole, out)
+                    }
+                    Ok(None) => Ok(()),
+                    Err(_) => Err(DatagramError::Malformed),
+                }
+            }
             Kind::Disconnect => {
                 out.push_back(Incoming::Close {
                     code: 1000,
                     reason: String::from_utf8_lossy(&body).into_owned(),
                 });
-                return Ok(());
+                Ok(())
             }
-            _ => return Err(DatagramError::Malformed),
+            _ => Err(DatagramError::Malformed),
         }
-        let down = Down::decode(&body).map_err(|_| DatagramError::Malformed)?;
-        self.last_packet_bytes = packet.len();
+    }
+
+    /// A whole server packet (from one datagram, or reassembled from fragments).
+    fn on_down(&mut self, body: &[u8], out: &mut VecDeque<Incoming>) -> Result<(), DatagramError> {
+        let down = Down::decode(body).map_err(|_| DatagramError::Malformed)?;
         self.redundancy.acknowledged(down.inputs_acked);
         let mut ended = Vec::new();
         for bytes in self.reliable.receive(down.reliable) {

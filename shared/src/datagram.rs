@@ -184,6 +184,8 @@ pub enum Kind {
     Response = 2,
     Payload = 3,
     Disconnect = 4,
+    /// A piece of a server packet too big for one datagram (`play::fragments`).
+    Fragment = 5,
 }
 
 impl Kind {
@@ -194,6 +196,7 @@ impl Kind {
             2 => Self::Response,
             3 => Self::Payload,
             4 => Self::Disconnect,
+            5 => Self::Fragment,
             _ => return None,
         })
     }

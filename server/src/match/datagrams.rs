@@ -10,10 +10,11 @@
 //! channel, resent in every packet until acknowledged. A tick's packets leave in one
 //! `sendmmsg` pass.
 //!
-//! Snapshots bigger than one packet are not fragmented: at 16 players the full snapshot is a
-//! few hundred bytes (the codec quantises and bit-packs), so a packet always holds one; the
-//! reliable messages fill what is left (at least one goes per packet). Cutting large worlds
-//! by priority to fit a budget is issue 15's interest management.
+//! A packet bigger than one datagram (a full snapshot of more than about 40 players) goes in
+//! fragments, reassembled by the client (`play::fragments`): cutting it by priority instead
+//! would make the snapshot lossy and uncheckable. At the default 16 players a full snapshot
+//! is about 510 bytes and everything fits one datagram. Cutting large worlds by priority to a
+//! bandwidth budget is issue 15's interest management.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,7 +22,7 @@ use std::time::Instant;
 use std::net::UdpSocket;
 use tracing::debug;
 
-use skirmish_shared::datagram::play::{ClientNotice, Down, Notice};
+use skirmish_shared::datagram::play::{ClientNotice, Down, Notice, fragments};
 use skirmish_shared::datagram::reliable::Reliable;
 use skirmish_shared::datagram::{Kind, Sealer};
 use skirmish_shared::protocol::encode;
@@ -40,6 +41,8 @@ use crate::udp::peer::Peer;
 /// Largest payload put in one packet (with the seal's 25 bytes, well under a 1,280-byte
 /// IPv6 minimum MTU).
 pub const MAX_PACKET_PAYLOAD: usize = 1200;
+/// Reliable-channel bytes a packet may carry even when the snapshot fills it.
+const MIN_RELIABLE_ROOM: usize = 256;
 /// Unacknowledged reliable messages a player may have before it is considered gone (about
 /// eight seconds of a busy match's event messages).
 const MAX_RELIABLE_BACKLOG: usize = 256;
@@ -198,7 +201,11 @@ impl Datagrams {
             if baseline.is_none() {
                 stats.udp_full_snapshots.inc();
             }
-            let room = MAX_PACKET_PAYLOAD.saturating_sub(snapshot.len() + 16);
+            // Reliable messages fill the packet; a snapshot that fills it alone goes in
+            // fragments anyway, and takes a few messages along.
+            let room = MAX_PACKET_PAYLOAD
+                .saturating_sub(snapshot.len() + 16)
+                .max(MIN_RELIABLE_ROOM);
             let reliable = p.reliable.outgoing(room);
             let resent = reliable
                 .messages
@@ -219,8 +226,16 @@ impl Datagrams {
                 &reliable,
                 &mut self.scratch,
             );
-            let packet = p.sealer.seal(Kind::Payload, &self.scratch);
-            self.batch.push(p.peer.addr, packet);
+            if self.scratch.len() <= MAX_PACKET_PAYLOAD {
+                let packet = p.sealer.seal(Kind::Payload, &self.scratch);
+                self.batch.push(p.peer.addr, packet);
+            } else {
+                stats.udp_fragmented.inc();
+                for f in fragments(tick, &self.scratch) {
+                    let packet = p.sealer.seal(Kind::Fragment, &f);
+                    self.batch.push(p.peer.addr, packet);
+                }
+            }
         }
         stats
             .snapshots_encoded_per_client

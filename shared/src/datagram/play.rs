@@ -147,6 +147,80 @@ impl Down {
     }
 }
 
+/// Payload bytes of one fragment (the rest of the datagram: 6 bytes of fragment header, the
+/// seal's at most 25), so every datagram stays under 1,232 bytes.
+pub const FRAGMENT_BYTES: usize = 1150;
+/// Most fragments of one packet (a `Down` is at most `MAX_DOWN_BYTES`).
+pub const MAX_FRAGMENTS: usize = MAX_DOWN_BYTES.div_ceil(FRAGMENT_BYTES);
+/// Ticks whose fragments a client keeps while they come in.
+const REASSEMBLY_TICKS: usize = 4;
+
+/// Cuts an encoded `Down` of `tick` into fragment payloads: `tick u32 LE | index u8 |
+/// count u8 | bytes`, each sealed as its own datagram of kind `Fragment`.
+#[must_use]
+pub fn fragments(tick: Tick, down: &[u8]) -> Vec<Vec<u8>> {
+    let count = down.len().div_ceil(FRAGMENT_BYTES).max(1);
+    down.chunks(FRAGMENT_BYTES)
+        .enumerate()
+        .map(|(i, bytes)| {
+            let mut f = Vec::with_capacity(6 + bytes.len());
+            f.extend_from_slice(&tick.0.to_le_bytes());
+            f.push(i as u8);
+            f.push(count as u8);
+            f.extend_from_slice(bytes);
+            f
+        })
+        .collect()
+}
+
+/// Client side: puts fragments back together. Fragments of the newest few ticks are kept; a
+/// tick whose pieces never all arrive is forgotten (its snapshot is lost, like a lost packet).
+#[derive(Debug, Default)]
+pub struct Reassembly {
+    /// Oldest first: the tick, and its pieces so far.
+    partial: VecDeque<(Tick, Vec<Option<Vec<u8>>>)>,
+}
+
+impl Reassembly {
+    /// Takes one fragment payload; the whole `Down` once its last piece is in.
+    pub fn add(&mut self, fragment: &[u8]) -> Result<Option<Vec<u8>>, EnvelopeError> {
+        let bad = || EnvelopeError::TrailingBytes(fragment.len());
+        if fragment.len() < 7 {
+            return Err(bad());
+        }
+        let tick = Tick(u32::from_le_bytes([
+            fragment[0],
+            fragment[1],
+            fragment[2],
+            fragment[3],
+        ]));
+        let (index, count) = (usize::from(fragment[4]), usize::from(fragment[5]));
+        if count == 0 || count > MAX_FRAGMENTS || index >= count {
+            return Err(bad());
+        }
+        let slot = match self.partial.iter().position(|(t, _)| *t == tick) {
+            Some(i) => i,
+            None => {
+                if self.partial.len() == REASSEMBLY_TICKS {
+                    self.partial.pop_front();
+                }
+                self.partial.push_back((tick, vec![None; count]));
+                self.partial.len() - 1
+            }
+        };
+        let pieces = &mut self.partial[slot].1;
+        if pieces.len() != count {
+            return Err(bad());
+        }
+        pieces[index].get_or_insert_with(|| fragment[6..].to_vec());
+        if pieces.iter().any(Option::is_none) {
+            return Ok(None);
+        }
+        let (_, pieces) = self.partial.remove(slot).unwrap_or_default();
+        Ok(Some(pieces.into_iter().flatten().flatten().collect()))
+    }
+}
+
 /// Client side: the inputs the server has not acknowledged yet, resent with every packet
 /// (the newest `MAX_INPUTS_PER_MESSAGE`).
 #[derive(Debug, Clone, Default)]
@@ -253,11 +327,37 @@ mod tests {
         assert_eq!(r.to_send().last(), Some(&frame(20)));
     }
 
+    #[test]
+    fn a_big_packet_comes_back_whole_from_its_fragments_in_any_order() {
+        let big: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+        let pieces = fragments(Tick(9), &big);
+        assert_eq!(pieces.len(), 5);
+        assert!(pieces.iter().all(|p| p.len() <= 6 + FRAGMENT_BYTES));
+        let mut r = Reassembly::default();
+        // Out of order, with a duplicate, and another tick's piece in between.
+        let other = fragments(Tick(10), &big);
+        for i in [3, 0, 3, 4, 1] {
+            assert_eq!(r.add(&pieces[i]).expect("a fragment"), None);
+        }
+        assert_eq!(r.add(&other[0]).expect("a fragment"), None);
+        assert_eq!(r.add(&pieces[2]).expect("a fragment"), Some(big.clone()));
+        // A tick that never completes is forgotten after a few newer ones.
+        for t in 11..20 {
+            let _ = r.add(&fragments(Tick(t), &big)[0]);
+        }
+        assert!(r.partial.len() <= REASSEMBLY_TICKS);
+        assert!(r.add(&[1, 2, 3]).is_err(), "too short");
+        let mut liar = pieces[0].clone();
+        liar[4] = 9; // index beyond the count
+        assert!(r.add(&liar).is_err());
+    }
+
     proptest::proptest! {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1500)) {
             let _ = Up::decode(&bytes);
             let _ = Down::decode(&bytes);
+            let _ = Reassembly::default().add(&bytes);
         }
     }
 }
