@@ -111,6 +111,11 @@ fn run(tick_hz: u32, rx: &mpsc::Receiver<NewBot>, stats: &SwarmStats, stop: &Ato
         for b in bots.iter_mut().filter(|b| b.slot == slot) {
             b.serve(now, &mut buf, &mut cmsg, &mut incoming, stats);
         }
+        // A simulated uplink delivers every slot, not only in its bot's (a slot's resolution
+        // instead of a tick's).
+        for b in bots.iter_mut().filter(|b| b.up.is_some()) {
+            b.flush_uplink(now);
+        }
         let before = bots.len();
         bots.retain(|b| !b.done);
         stats
@@ -213,6 +218,11 @@ impl Bot {
             }
             None => {}
         }
+        self.flush_uplink(now);
+    }
+
+    /// Sends what the simulated uplink has due.
+    fn flush_uplink(&mut self, now: Instant) {
         if let Some(line) = &mut self.up {
             while let Some(p) = line.pop_due(now) {
                 let _ = self.socket.send(&p);
