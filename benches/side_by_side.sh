@@ -11,10 +11,11 @@ cd "$(dirname "$0")/.."
 PEER=${PEER:-../shared/peers/colyseus}
 ROUNDS=${ROUNDS:-2}
 COUNTS=${COUNTS:-"16 64 256 1024"}
-OUT=docs/bench
+OUT=${OUT:-docs/bench}
+mkdir -p "$OUT"
 tmp=$(mktemp -d)
 : > "$OUT/colyseus-same-session.jsonl"
-head -2 "$OUT/ladder.md" > "$OUT/skirmish-same-session.md"
+head -2 docs/bench/ladder.md > "$OUT/skirmish-same-session.md"
 for r in $(seq 1 "$ROUNDS"); do
   for c in $COUNTS; do
     (cd "$PEER" && CLIENTS=$c ROOM_SIZE=16 TICK_HZ=30 DURATION=10 WARMUP=3 PIN=1 QUIET_WAIT=60 \

@@ -7,7 +7,7 @@ use clap::Parser;
 use skirmish_bots::behavior::Behavior;
 use skirmish_bots::swarm::{self, SwarmConfig};
 use skirmish_shared::client::Transport;
-use skirmish_shared::link_sim::LinkConfig;
+use skirmish_shared::link_sim::LinkArgs;
 
 /// Load-test a Skirmish server with bots that play like real clients.
 #[derive(Debug, Parser)]
@@ -72,18 +72,9 @@ struct Args {
     /// What the bots play over: udp, ws, or auto (UDP, falling back to WebSocket).
     #[arg(long, default_value_t = Transport::Ws)]
     transport: Transport,
-    /// Simulated one-way latency per packet, both directions (UDP), milliseconds.
-    #[arg(long, default_value_t = 0)]
-    sim_latency_ms: u64,
-    /// Simulated jitter: extra random delay up to this per packet (UDP), milliseconds.
-    #[arg(long, default_value_t = 0)]
-    sim_jitter_ms: u64,
-    /// Simulated packet loss, both directions (UDP), 0..1.
-    #[arg(long, default_value_t = 0.0)]
-    sim_loss: f64,
-    /// Simulated packet duplication, both directions (UDP), 0..1.
-    #[arg(long, default_value_t = 0.0)]
-    sim_duplicate: f64,
+    /// A simulated link per packet (UDP).
+    #[command(flatten)]
+    link: LinkArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -91,12 +82,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(ca) = &args.ca {
         skirmish_shared::client_tls::trust_ca_file(ca)?;
     }
-    let link = LinkConfig {
-        latency: Duration::from_millis(args.sim_latency_ms),
-        jitter: Duration::from_millis(args.sim_jitter_ms),
-        loss: args.sim_loss.clamp(0.0, 1.0),
-        duplicate: args.sim_duplicate.clamp(0.0, 1.0),
-    };
+    let link = args.link.config();
     if link.is_active() && args.transport == Transport::Ws {
         anyhow::bail!("the simulated link works per packet on UDP: add --transport udp (or auto)");
     }

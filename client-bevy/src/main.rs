@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use skirmish_client::game::{self, AppOptions};
-use skirmish_client::net::{self, NetConfig, SimLink};
+use skirmish_client::net::{self, NetConfig};
 use skirmish_shared::client::Transport;
+use skirmish_shared::link_sim::LinkArgs;
 
 /// The Skirmish game client.
 #[derive(Debug, Parser)]
@@ -30,15 +31,9 @@ struct Args {
     /// gets through within 1.5 s).
     #[arg(long, default_value_t = Transport::Auto)]
     transport: Transport,
-    /// Simulated one-way latency added to both directions, milliseconds.
-    #[arg(long, default_value_t = 0)]
-    sim_latency_ms: u64,
-    /// Simulated jitter (extra random delay up to this), milliseconds.
-    #[arg(long, default_value_t = 0)]
-    sim_jitter_ms: u64,
-    /// Simulated loss, 0..1: every packet in both directions on UDP, snapshots on WebSocket.
-    #[arg(long, default_value_t = 0.0)]
-    sim_loss: f64,
+    /// A simulated link: per packet over UDP, per message over WebSocket.
+    #[command(flatten)]
+    link: LinkArgs,
     /// Take a screenshot this long after start.
     #[arg(long, value_parser = humantime::parse_duration)]
     screenshot_after: Option<Duration>,
@@ -67,11 +62,7 @@ fn main() {
         match_id: args.match_id,
         open: args.open,
         transport: args.transport,
-        sim: SimLink {
-            latency_ms: args.sim_latency_ms,
-            jitter_ms: args.sim_jitter_ms,
-            loss: args.sim_loss.clamp(0.0, 1.0),
-        },
+        sim: args.link.config(),
     });
     let options = AppOptions {
         screenshot_after: args

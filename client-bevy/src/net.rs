@@ -17,15 +17,6 @@ use skirmish_shared::protocol::{ClientMessage, ServerMessage};
 use skirmish_shared::rng::Rng;
 use tokio::time::Instant;
 
-/// A simulated link.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SimLink {
-    pub latency_ms: u64,
-    pub jitter_ms: u64,
-    /// Probability of dropping a snapshot, 0..1.
-    pub loss: f64,
-}
-
 /// Where to play.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -36,20 +27,9 @@ pub struct NetConfig {
     pub open: bool,
     /// What to play over (`Auto`: UDP, else WebSocket).
     pub transport: Transport,
-    pub sim: SimLink,
-}
-
-impl SimLink {
-    /// The same link, per packet (for UDP).
-    #[must_use]
-    pub fn per_packet(&self) -> LinkConfig {
-        LinkConfig {
-            latency: Duration::from_millis(self.latency_ms),
-            jitter: Duration::from_millis(self.jitter_ms),
-            loss: self.loss,
-            duplicate: 0.0,
-        }
-    }
+    /// The simulated link: per packet over UDP (inside the transport); over WebSocket, in
+    /// order per message, losing snapshots only (TCP loses nothing, it stalls).
+    pub sim: LinkConfig,
 }
 
 /// What the network tells the game.
@@ -172,8 +152,7 @@ async fn session(
             {
                 mm.udp = Some(t);
             }
-            client::connect_transport(&cfg.base_url, mm, cfg.transport, cfg.sim.per_packet())
-                .await?
+            client::connect_transport(&cfg.base_url, mm, cfg.transport, cfg.sim).await?
         }
         (None, true) => {
             let mut o = JoinOptions::new(cfg.base_url.clone(), cfg.name.clone());
@@ -183,8 +162,7 @@ async fn session(
         (None, false) => {
             let mm = client::matchmake(&cfg.base_url, &cfg.name, cfg.match_id).await?;
             let conn =
-                client::connect_transport(&cfg.base_url, &mm, cfg.transport, cfg.sim.per_packet())
-                    .await?;
+                client::connect_transport(&cfg.base_url, &mm, cfg.transport, cfg.sim).await?;
             // Keep the token: reconnecting with it resumes the same seat and score.
             *token = Some(mm);
             conn
@@ -193,19 +171,12 @@ async fn session(
     let (mut rx, mut tx) = conn.split();
     // Over UDP the link is simulated per packet inside the transport; over WebSocket here.
     let sim = if tx.transport() == Transport::Udp {
-        SimLink::default()
+        LinkConfig::default()
     } else {
         cfg.sim
     };
     let mut rng = Rng::new(u64::from(std::process::id()));
-    let mut jitter = move |now: Instant| {
-        let j = if sim.jitter_ms > 0 {
-            rng.range_i32(0, sim.jitter_ms as i32) as u64
-        } else {
-            0
-        };
-        now + Duration::from_millis(sim.latency_ms + j)
-    };
+    let mut jitter = move |now: Instant| now + one_way(&sim, &mut rng);
     let mut drop_rng = Rng::new(u64::from(std::process::id()) ^ 0xD0D0);
     // Messages in flight on the simulated link, in order.
     let (down_tx, mut down_rx) =
@@ -264,8 +235,7 @@ async fn session(
             cmd = commands.recv() => match cmd {
                 None => break Ok(()),
                 Some(msg) => {
-                    let j = if sim.jitter_ms > 0 { rng_up.range_i32(0, sim.jitter_ms as i32) as u64 } else { 0 };
-                    up_last = (Instant::now() + Duration::from_millis(sim.latency_ms + j)).max(up_last);
+                    up_last = (Instant::now() + one_way(&sim, &mut rng_up)).max(up_last);
                     if up_tx.send((up_last, msg)).is_err() {
                         break Err(NetError::Gone);
                     }
@@ -277,4 +247,11 @@ async fn session(
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), deliver).await;
     result
+}
+
+/// One message's delay on the simulated WebSocket link: latency plus uniform jitter.
+fn one_way(sim: &LinkConfig, rng: &mut Rng) -> Duration {
+    let j = sim.jitter.as_millis() as i32;
+    let extra = if j > 0 { rng.range_i32(0, j) as u64 } else { 0 };
+    sim.latency + Duration::from_millis(extra)
 }

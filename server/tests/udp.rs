@@ -136,6 +136,22 @@ async fn tampered_and_replayed_packets_are_dropped_and_counted() {
     server.shutdown().await.expect("shutdown");
 }
 
+/// Matchmakes as `name` and joins over `transport` through `link`.
+async fn join(
+    server: &skirmish_server::Server,
+    name: &str,
+    transport: Transport,
+    link: LinkConfig,
+) -> (skirmish_shared::api::MatchmakeResponse, client::Connection) {
+    let mm = client::matchmake(&server.base_url(), name, None)
+        .await
+        .expect("matchmake");
+    let conn = client::connect_transport(&server.base_url(), &mm, transport, link)
+        .await
+        .expect("join");
+    (mm, conn)
+}
+
 /// Waits (at most `DEADLINE`) until `cond` holds.
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     let until = tokio::time::Instant::now() + DEADLINE;
@@ -216,17 +232,7 @@ async fn play(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shared_client_plays_over_udp_and_leaves() {
     let server = start_default().await;
-    let mm = client::matchmake(&server.base_url(), "shared", None)
-        .await
-        .expect("matchmake");
-    let conn = client::connect_transport(
-        &server.base_url(),
-        &mm,
-        Transport::Udp,
-        LinkConfig::default(),
-    )
-    .await
-    .expect("udp join");
+    let (_, conn) = join(&server, "shared", Transport::Udp, LinkConfig::default()).await;
     assert_eq!(conn.tx.transport(), Transport::Udp);
     let (worlds, me, acked, events, _) = play(conn, 60, Some("hello over udp")).await;
     assert_eq!(worlds.desyncs, 0);
@@ -256,18 +262,13 @@ async fn the_shared_client_plays_over_udp_and_leaves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loss_reordering_and_duplication_keep_the_state_exact() {
     let server = start_default().await;
-    let mm = client::matchmake(&server.base_url(), "lossy", None)
-        .await
-        .expect("matchmake");
     let link = LinkConfig {
         latency: Duration::from_millis(50),
         jitter: Duration::from_millis(40),
         loss: 0.05,
         duplicate: 0.05,
     };
-    let conn = client::connect_transport(&server.base_url(), &mm, Transport::Udp, link)
-        .await
-        .expect("udp join");
+    let (_, conn) = join(&server, "lossy", Transport::Udp, link).await;
     let (worlds, _, acked, _, _) = play(conn, 150, None).await;
     assert_eq!(worlds.desyncs, 0, "every checksum matched");
     assert_eq!(worlds.decode_errors, 0);
@@ -290,17 +291,7 @@ async fn a_timed_out_player_comes_back_to_its_seat_over_udp() {
     config.udp_timeout = Duration::from_millis(300);
     config.reconnect_grace = Duration::from_secs(20);
     let server = start(config).await;
-    let mm = client::matchmake(&server.base_url(), "comeback", None)
-        .await
-        .expect("matchmake");
-    let conn = client::connect_transport(
-        &server.base_url(),
-        &mm,
-        Transport::Udp,
-        LinkConfig::default(),
-    )
-    .await
-    .expect("udp join");
+    let (mm, conn) = join(&server, "comeback", Transport::Udp, LinkConfig::default()).await;
     let (mut rx, tx) = conn.split();
     let Ok((
         ServerMessage::Welcome {
@@ -420,17 +411,7 @@ async fn the_final_ranking_arrives_over_udp() {
     let mut config = Config::ephemeral();
     config.match_duration = Duration::from_secs(2);
     let server = start(config).await;
-    let mm = client::matchmake(&server.base_url(), "finisher", None)
-        .await
-        .expect("matchmake");
-    let conn = client::connect_transport(
-        &server.base_url(),
-        &mm,
-        Transport::Udp,
-        LinkConfig::default(),
-    )
-    .await
-    .expect("udp join");
+    let (_, conn) = join(&server, "finisher", Transport::Udp, LinkConfig::default()).await;
     let (_, me, _, _, ended) = play(conn, 30 * 5, None).await;
     let Some(ServerMessage::MatchEnded { ranking }) = ended else {
         panic!("no final ranking");

@@ -29,6 +29,40 @@ impl LinkConfig {
     }
 }
 
+/// The link simulation's command-line flags (feature `client`), shared by the bots and the
+/// game.
+#[cfg(feature = "client")]
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct LinkArgs {
+    /// Simulated one-way latency added to both directions, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub sim_latency_ms: u64,
+    /// Simulated jitter: extra random delay up to this, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub sim_jitter_ms: u64,
+    /// Simulated loss, 0..1: every packet in both directions over UDP (over WebSocket the
+    /// game drops whole snapshots; the bots simulate UDP only).
+    #[arg(long, default_value_t = 0.0)]
+    pub sim_loss: f64,
+    /// Simulated duplication, 0..1: every packet in both directions (UDP only).
+    #[arg(long, default_value_t = 0.0)]
+    pub sim_duplicate: f64,
+}
+
+#[cfg(feature = "client")]
+impl LinkArgs {
+    /// The link these flags describe (probabilities clamped to 0..1).
+    #[must_use]
+    pub fn config(&self) -> LinkConfig {
+        LinkConfig {
+            latency: Duration::from_millis(self.sim_latency_ms),
+            jitter: Duration::from_millis(self.sim_jitter_ms),
+            loss: self.sim_loss.clamp(0.0, 1.0),
+            duplicate: self.sim_duplicate.clamp(0.0, 1.0),
+        }
+    }
+}
+
 /// One direction of a simulated link.
 #[derive(Debug)]
 pub struct DelayLine<T> {
