@@ -50,8 +50,8 @@ struct Args {
     /// The server's operator key, to create matches on a server that is not `--open`.
     #[arg(long, env = "SKIRMISH_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
-    /// Worker threads of the bots' tokio runtime, and with `--transport udp` as many threads
-    /// driving the UDP bots.
+    /// Worker threads of the bots' tokio runtime, and as many threads driving the bots
+    /// (`--transport udp`, or `ws` over plain http; `auto` and https run a task per bot).
     #[arg(long, default_value_t = 1)]
     threads: usize,
     /// The server's tick rate (for delivery and jitter figures).

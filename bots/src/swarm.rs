@@ -13,7 +13,7 @@ use skirmish_shared::link_sim::LinkConfig;
 
 use crate::behavior::Behavior;
 use crate::bot::{self, BotConfig};
-use crate::driver::{Driver, NewBot};
+use crate::driver::{Driver, Joined, NewBot};
 use crate::probe::{self, ServerReading};
 use crate::report::{Percentiles, Report, ServerUsage};
 use crate::stats::SwarmStats;
@@ -47,8 +47,8 @@ pub struct SwarmConfig {
     pub transport: Transport,
     /// A simulated link per packet (UDP only).
     pub link: LinkConfig,
-    /// Threads that drive the UDP bots (`--transport udp`), each polling its share once per
-    /// tick.
+    /// Threads that drive the bots (`--transport udp`, or `ws` over plain http), each
+    /// polling its share once per tick.
     pub driver_threads: usize,
 }
 
@@ -71,9 +71,12 @@ pub async fn run(
 ) -> Result<Report, SwarmError> {
     let stats = Arc::new(SwarmStats::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    // UDP bots play on driver threads; the runtime only matchmakes and shakes hands.
+    // UDP bots, and WebSocket bots over plain http, play on driver threads; the runtime only
+    // matchmakes and connects. (`auto`, and WebSocket over TLS, keep a task per bot.)
     let drivers_stop = Arc::new(AtomicBool::new(false));
-    let drivers: Vec<Driver> = if cfg.transport == Transport::Udp {
+    let driven = cfg.transport == Transport::Udp
+        || (cfg.transport == Transport::Ws && !cfg.base_url.starts_with("https"));
+    let drivers: Vec<Driver> = if driven {
         (0..cfg.driver_threads.max(1))
             .map(|_| Driver::start(cfg.tick_hz, stats.clone(), drivers_stop.clone()))
             .collect::<Result<_, _>>()
@@ -256,8 +259,8 @@ pub async fn run(
     Ok(report(&cfg, &stats, window, closed))
 }
 
-/// Matchmakes and completes the datagram handshake, then hands the session to a driver;
-/// false (with the failure counted) if that did not work.
+/// Matchmakes and connects (the WebSocket upgrade, or the datagram handshake), then hands
+/// the socket to a driver; false (with the failure counted) if that did not work.
 async fn hand_to_driver(
     bc: BotConfig,
     stats: &SwarmStats,
@@ -275,19 +278,32 @@ async fn hand_to_driver(
         }
         Err(e) => return fail(e.to_string()),
     };
-    let Some(ticket) = mm.udp else {
-        return fail("the server offers no datagram endpoint".into());
-    };
-    let session = match skirmish_shared::client_udp::connect(&ticket, client::UDP_WAIT).await {
-        Ok(s) => s,
-        Err(e) => return fail(format!("udp: {e}")),
+    let joined = if bc.transport == Transport::Udp {
+        let Some(ticket) = mm.udp else {
+            return fail("the server offers no datagram endpoint".into());
+        };
+        match skirmish_shared::client_udp::connect(&ticket, client::UDP_WAIT).await {
+            Ok(session) => Joined::Udp {
+                session: Box::new(session),
+                link: bc.link,
+            },
+            Err(e) => return fail(format!("udp: {e}")),
+        }
+    } else {
+        let opts = client::JoinOptions::with_token(bc.base_url.clone(), &mm);
+        match client::connect_plain(&opts).await {
+            Ok((stream, read_ahead)) => Joined::Ws { stream, read_ahead },
+            Err(client::ClientError::Refused { status, reason }) => {
+                return fail(format!("http {status}: {reason}"));
+            }
+            Err(e) => return fail(e.to_string()),
+        }
     };
     driver
         .send(NewBot {
-            session,
+            joined,
             behavior: bc.behavior,
             seed: bc.seed,
-            link: bc.link,
         })
         .is_ok()
         || fail("the bot driver stopped".into())

@@ -4,7 +4,7 @@
 //! encodes the new world once per distinct baseline its clients acknowledged (with no loss
 //! they all acknowledged the previous tick: one encode, as over TCP), and in full for clients
 //! whose baseline left the ring or who never acknowledged one. Sans-IO: no socket, no clock.
-//! Not wired to the match loop yet (the datagram play path is the next part of issue 14).
+//! Used by the match's datagram players (`r#match::datagrams`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

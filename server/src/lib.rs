@@ -8,7 +8,7 @@
 //! - [`context`] — what matches and connections share; [`registry`] — the live matches and
 //!   where new players go.
 //! - `match` — one match's home: handle, task, phase rules, input queues,
-//!   seats.
+//!   seats, its datagram players.
 //! - [`connection`] — one WebSocket: seat lifecycle, sans-IO reader, writer, close handshake.
 //! - The match loop's I/O: [`link`] (a connection as the loop sees it), [`inlet`] (its read
 //!   side), [`outlet`] (its write side), [`socket`] (non-blocking sockets out of the
@@ -16,8 +16,10 @@
 //!   per-match event ring).
 //! - [`stats`] — the counters; [`metrics`] — `/metrics`; [`results`] — finished matches on
 //!   disk.
-//! - [`udp`] — the datagram endpoint (handshakes so far); [`acked`] — snapshots against
-//!   acknowledged baselines for it (not wired yet); [`tls`] — certificates.
+//! - [`udp`] — the datagram endpoint (the socket, handshakes, sessions, batched I/O); the
+//!   match's side is `match::datagrams`; [`acked`] — snapshots against acknowledged
+//!   baselines; [`budget`] — what one client may cost, either transport; [`tls`] —
+//!   certificates.
 //! - `demo` (feature `demo`, on by default) — in-process demo bots; `orchestrator` (feature
 //!   `agones`) — the Agones SDK lifecycle.
 

@@ -311,13 +311,55 @@ pub async fn spectator_token(base_url: &str, match_id: u32) -> Result<String, Cl
 /// Opens the WebSocket: TCP connect, HTTP upgrade, and on refusal the server's reason. A
 /// spectator without a token gets one from the API first.
 pub async fn connect(opts: &JoinOptions) -> Result<Connection, ClientError> {
+    let upgraded = upgrade(opts).await?;
+    let mut ws = WebSocket::after_handshake(TokioIo::new(upgraded), Role::Client);
+    ws.set_auto_close(false);
+    ws.set_auto_pong(false);
+    ws.set_max_message_size(MAX_SERVER_MESSAGE_BYTES);
+    let (read, write) = ws.split(tokio::io::split);
+    Ok(Connection {
+        rx: Receiver {
+            inner: RxInner::Ws(read),
+        },
+        tx: Sender {
+            inner: TxInner::Ws(write),
+        },
+    })
+}
+
+/// Upgrades like [`connect`], then hands over the plain TCP socket itself (non-blocking,
+/// outside any runtime) and the bytes the server sent past the upgrade's response: for a
+/// caller that speaks WebSocket frames by hand (the bots' driver). Plain `http://` only.
+pub async fn connect_plain(
+    opts: &JoinOptions,
+) -> Result<(std::net::TcpStream, Vec<u8>), ClientError> {
+    if target(&opts.base_url)?.tls {
+        return Err(ClientError::BadUrl(format!(
+            "{}: a raw socket needs plain http://",
+            opts.base_url
+        )));
+    }
+    let upgraded = upgrade(opts).await?;
+    let parts = upgraded
+        .downcast::<TokioIo<TcpStream>>()
+        .map_err(|_| ClientError::BadUrl("the upgraded connection is not a TCP stream".into()))?;
+    let stream = parts
+        .io
+        .into_inner()
+        .into_std()
+        .map_err(ClientError::Connect)?;
+    Ok((stream, parts.read_buf.to_vec()))
+}
+
+/// The HTTP upgrade of `/ws`.
+async fn upgrade(opts: &JoinOptions) -> Result<Upgraded, ClientError> {
     if opts.spectate
         && opts.token.is_none()
         && let Some(id) = opts.match_id
     {
         let mut with_token = opts.clone();
         with_token.token = Some(spectator_token(&opts.base_url, id).await?);
-        return Box::pin(connect(&with_token)).await;
+        return Box::pin(upgrade(&with_token)).await;
     }
     let target = target(&opts.base_url)?;
     let req = Request::builder()
@@ -344,20 +386,7 @@ pub async fn connect(opts: &JoinOptions) -> Result<Connection, ClientError> {
             .unwrap_or_default();
         return Err(ClientError::Refused { status, reason });
     }
-    let upgraded = hyper::upgrade::on(&mut response).await?;
-    let mut ws = WebSocket::after_handshake(TokioIo::new(upgraded), Role::Client);
-    ws.set_auto_close(false);
-    ws.set_auto_pong(false);
-    ws.set_max_message_size(MAX_SERVER_MESSAGE_BYTES);
-    let (read, write) = ws.split(tokio::io::split);
-    Ok(Connection {
-        rx: Receiver {
-            inner: RxInner::Ws(read),
-        },
-        tx: Sender {
-            inner: TxInner::Ws(write),
-        },
-    })
+    Ok(hyper::upgrade::on(&mut response).await?)
 }
 
 /// Which transport to play over.

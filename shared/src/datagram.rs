@@ -1,5 +1,6 @@
-//! The datagram transport's security core, in the netcode.io model, sans-IO (issue 14, first
-//! part: no socket, no match integration yet; see `docs/status.md`). What it guarantees:
+//! The datagram transport's security core, in the netcode.io model, sans-IO (the sockets are
+//! the server's `udp` module and `client_udp`; the wire format is in the README, "Datagrams
+//! (UDP)"). What it guarantees:
 //!
 //! - **Connect tokens.** The matchmaker (over HTTPS) hands a client a token whose private part
 //!   is sealed with the server's key (XChaCha20-Poly1305): the client can neither read nor

@@ -14,8 +14,9 @@
 //! - [`api`] — JSON bodies of the HTTP API that clients use (matchmaking).
 //! - [`bits`] — bit-level writer and reader with zig-zag and Exp-Golomb codes.
 //! - [`codec`] — the delta snapshot codec.
-//! - [`datagram`] — the datagram transport's security core (connect tokens, sealed packets,
-//!   replay window), sans-IO; the UDP transport itself is not built yet (issue 14).
+//! - [`datagram`] — the datagram transport's sans-IO core: connect tokens, the handshake,
+//!   sealed packets, the replay window; what packets carry (`play`), the reliable channel.
+//! - [`link_sim`] — a simulated network link per packet (latency, jitter, loss, duplication).
 //! - [`process`] — CPU time and RSS of a process, from `/proc`.
 //! - [`protocol`] — the bincode message envelope, input frames, close codes, version.
 //! - [`receiver`] — sans-IO client side of the snapshot stream (baseline tracking, checksum
@@ -24,9 +25,9 @@
 //!   the desync checker the bots and the game client share.
 //! - [`workload`] — the benchmark workload (wandering players), its steering shared with the
 //!   bots, and a match of wanderers without a network.
-//! - `client` (feature `client`): a WebSocket client used by the Bevy game, bots and tests;
-//!   `client_tls`: its `https://`/`wss://` side (system roots plus CAs the program trusts);
-//!   `client_udp`: the datagram handshake (play over UDP is not built yet).
+//! - `client` (feature `client`): the client used by the Bevy game, bots and tests, over
+//!   WebSocket or UDP (`Transport`); `client_tls`: its `https://`/`wss://` side (system roots
+//!   plus CAs the program trusts); `client_udp`: its datagram side (handshake, then play).
 //! - `test_certs` (feature `test-certs`): a private CA and server certificates for tests.
 
 pub mod api;
