@@ -152,6 +152,15 @@ async fn join(
     (mm, conn)
 }
 
+/// Joins with a matchmaking answer over `transport`, on a perfect link.
+async fn over(
+    server: &skirmish_server::Server,
+    mm: &skirmish_shared::api::MatchmakeResponse,
+    transport: Transport,
+) -> Result<client::Connection, ClientError> {
+    client::connect_transport(&server.base_url(), mm, transport, LinkConfig::default()).await
+}
+
 /// Waits (at most `DEADLINE`) until `cond` holds.
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     let until = tokio::time::Instant::now() + DEADLINE;
@@ -351,22 +360,11 @@ async fn auto_falls_back_to_websocket_when_no_datagram_gets_through() {
         .await
         .expect("matchmake");
     assert!(mm.udp.is_none());
-    let conn = client::connect_transport(
-        &server.base_url(),
-        &mm,
-        Transport::Auto,
-        LinkConfig::default(),
-    )
-    .await
-    .expect("websocket join");
+    let conn = over(&server, &mm, Transport::Auto)
+        .await
+        .expect("websocket join");
     assert_eq!(conn.tx.transport(), Transport::Ws);
-    let err = client::connect_transport(
-        &server.base_url(),
-        &mm,
-        Transport::Udp,
-        LinkConfig::default(),
-    )
-    .await;
+    let err = over(&server, &mm, Transport::Udp).await;
     assert!(
         matches!(err, Err(ClientError::Udp(_))),
         "udp alone fails: {err:?}"
@@ -384,14 +382,9 @@ async fn auto_falls_back_to_websocket_when_no_datagram_gets_through() {
         t.addr = black_hole.local_addr().expect("addr").to_string();
     }
     let started = tokio::time::Instant::now();
-    let conn = client::connect_transport(
-        &server.base_url(),
-        &mm,
-        Transport::Auto,
-        LinkConfig::default(),
-    )
-    .await
-    .expect("fell back");
+    let conn = over(&server, &mm, Transport::Auto)
+        .await
+        .expect("fell back");
     assert_eq!(conn.tx.transport(), Transport::Ws);
     assert!(
         started.elapsed() < Duration::from_secs(4),

@@ -243,13 +243,22 @@ pub async fn matchmake(
     })
     .map_err(|e| ClientError::BadUrl(e.to_string()))?;
     let (status, body) = http_request(base_url, "POST", "/api/matchmake", Some(body)).await?;
+    json_answer(status, &body, "matchmaking answer")
+}
+
+/// A 200 answer's JSON body as `T`; any other status is a refusal with the server's reason.
+fn json_answer<T: serde::de::DeserializeOwned>(
+    status: u16,
+    body: &[u8],
+    what: &str,
+) -> Result<T, ClientError> {
     if status != 200 {
-        let reason = String::from_utf8_lossy(&body).into_owned();
+        let reason = String::from_utf8_lossy(body).into_owned();
         return Err(ClientError::Refused { status, reason });
     }
-    serde_json::from_slice(&body).map_err(|e| ClientError::Refused {
+    serde_json::from_slice(body).map_err(|e| ClientError::Refused {
         status,
-        reason: format!("bad matchmaking answer: {e}"),
+        reason: format!("bad {what}: {e}"),
     })
 }
 
@@ -264,14 +273,7 @@ pub async fn udp_ticket(base_url: &str, token: &str) -> Result<crate::api::UdpTi
         Some(&format!("Bearer {token}")),
     )
     .await?;
-    if status != 200 {
-        let reason = String::from_utf8_lossy(&body).into_owned();
-        return Err(ClientError::Refused { status, reason });
-    }
-    serde_json::from_slice(&body).map_err(|e| ClientError::Refused {
-        status,
-        reason: format!("bad ticket: {e}"),
-    })
+    json_answer(status, &body, "datagram ticket")
 }
 
 /// `POST /api/matches`: a new match; returns its id. `admin_key` is the server's operator key
