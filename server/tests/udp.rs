@@ -414,6 +414,48 @@ async fn the_final_ranking_arrives_over_udp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoofed_source_cannot_complete_the_handshake() {
+    let server = start_default().await;
+    let (addr, token) = ticket(&server, "victim").await;
+    let stats = server.stats.clone();
+    tokio::task::spawn_blocking(move || {
+        // The attacker has the token (sniffed) and sends the request as the victim would;
+        // the challenge goes to the request's source, which the attacker does not read.
+        let victim = client_socket(&addr);
+        let attacker = client_socket(&addr);
+        let mut hs = ClientHandshake::new(token.clone());
+        victim.send(&hs.request()).expect("send");
+        let challenge = recv(&victim, DEADLINE).expect("the source gets the challenge");
+        // From its own address, with the keys but without the cookie, the attacker's
+        // response (here: a response to a challenge it made up) seats nobody and gets no
+        // answer.
+        let mut guess = ClientHandshake::new(token);
+        let mut fake = challenge.clone();
+        let last = fake.len() - 1;
+        fake[last] ^= 1;
+        assert!(
+            guess.on_challenge(&fake).is_err(),
+            "a changed challenge does not open"
+        );
+        attacker.send(&hs.request()).expect("send");
+        assert_eq!(
+            recv(&attacker, Duration::from_millis(300)),
+            None,
+            "the token is bound to the first source: no challenge for a second one"
+        );
+        let response = hs.on_challenge(&challenge).expect("our challenge");
+        attacker.send(&response).expect("send");
+        assert_eq!(recv(&attacker, Duration::from_millis(300)), None);
+    })
+    .await
+    .expect("udp clients");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(stats.udp_sessions.get(), 0, "nobody was seated");
+    assert_eq!(stats.udp_players.get(), 0);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_replayed_tokens_get_no_answer() {
     let server = start_default().await;
     let (addr, token) = ticket(&server, "forger").await;
