@@ -266,10 +266,11 @@ impl Server {
         let datagram_key = tokens.datagram_key();
         let (instance, any_instance) = (tokens.instance, tokens.any_instance);
         let max_sessions = config.max_connections;
-        let (udp_timeout, limits, input_queue) = (
+        let (udp_timeout, limits, input_queue, limit_loopback) = (
             config.udp_timeout,
             connection::reader::Limits::for_tick_rate(config.tick_hz),
             config.input_queue,
+            config.rate_limit_loopback,
         );
         let mut state = AppState::new(config, ctx, registry, tokens, seed, public.ws_base);
         state.udp_addr = udp_addr.map(Into::into);
@@ -279,6 +280,7 @@ impl Server {
                 timeout: udp_timeout,
                 limits,
                 input_queue,
+                limit_loopback,
                 key: datagram_key,
                 instance,
                 any_instance,

@@ -133,6 +133,8 @@ counters! {
     udp_dropped_malformed => "skirmish_udp_packets_malformed_total", Counter;
     /// Authenticated datagrams dropped because their client was over its message budget.
     udp_dropped_over_budget => "skirmish_udp_packets_over_budget_total", Counter;
+    /// Handshake packets dropped unread: their source IP was over its handshake rate.
+    udp_handshakes_limited => "skirmish_udp_handshakes_rate_limited_total", Counter;
     /// Players seated over UDP now.
     udp_players => "skirmish_udp_players", Gauge;
     /// Datagrams received (every kind, before authentication).

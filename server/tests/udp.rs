@@ -456,6 +456,53 @@ async fn a_spoofed_source_cannot_complete_the_handshake() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_connection_requests_is_cut_at_its_source() {
+    let mut config = Config::ephemeral();
+    config.rate_limit_loopback = true; // the limit spares loopback by default
+    let server = start(config).await;
+    let (addr, _) = ticket(&server, "bystander").await;
+    let sent = tokio::task::spawn_blocking(move || {
+        // Request-sized garbage: each one would cost a token decryption if it were looked at.
+        let flooder = client_socket(&addr);
+        let garbage = vec![0x40u8; skirmish_shared::datagram::REQUEST_BYTES];
+        let mut sent = 0u64;
+        for _ in 0..5_000 {
+            if flooder.send(&garbage).is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    })
+    .await
+    .expect("flooder");
+    let stats = server.stats.clone();
+    // Until the endpoint has read all that the kernel kept of it (a full receive buffer
+    // drops the rest before we see it).
+    let mut seen = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = stats.udp_packets_in.get();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    assert!(seen > 1_000, "the flood arrived: {seen} of {sent}");
+    // Looked at: the burst, and what refilled while the flood lasted.
+    let looked_at = u64::from(skirmish_server::udp::HANDSHAKE_BURST) + 16;
+    assert!(
+        stats.udp_handshakes_limited.get() >= seen - looked_at,
+        "{} of {seen} cut unread",
+        stats.udp_handshakes_limited.get()
+    );
+    // A player from the same address gets in once the bucket refills (its request is resent).
+    let (_, conn) = join(&server, "after", Transport::Udp, LinkConfig::default()).await;
+    assert_eq!(conn.tx.transport(), Transport::Udp);
+    assert_eq!(stats.ticks_skipped.get(), 0);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_replayed_tokens_get_no_answer() {
     let server = start_default().await;
     let (addr, token) = ticket(&server, "forger").await;

@@ -13,7 +13,10 @@
 //! Hostile traffic: a packet that does not authenticate costs one failed decryption and is
 //! counted, never answered; a seated client's packets are charged against the same message
 //! budget as a WebSocket client's (`budget`) after they authenticate (so a spoofer cannot
-//! spend another client's budget); handshake replies are never larger than the request.
+//! spend another client's budget); handshake replies are never larger than the request; a
+//! source address gets at most [`HANDSHAKES_PER_S`] handshake packets a second looked at
+//! (burst [`HANDSHAKE_BURST`]; loopback exempt unless `--rate-limit-loopback`), so a flood of
+//! connection requests from one place costs a map lookup each, not a token decryption.
 
 pub mod batch;
 pub mod peer;
@@ -41,6 +44,12 @@ use crate::stats::Stats;
 use batch::RecvBatch;
 use peer::{MAX_RELIABLE_PER_TICK, Peer};
 
+/// Handshake packets looked at per source IP and second, and the burst (a client resends its
+/// request every 250 ms, and several players may share an address).
+pub const HANDSHAKES_PER_S: u32 = 8;
+pub const HANDSHAKE_BURST: u32 = 32;
+/// Source addresses the handshake limiter remembers before it forgets idle ones.
+const LIMITER_SWEEP_AT: usize = 10_000;
 /// How often silent sessions are looked for.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 /// Batches read per wake-up before the endpoint lets other tasks run.
@@ -73,6 +82,8 @@ pub struct UdpEndpoint {
     pub limits: Limits,
     /// Input queue length per player.
     pub input_queue: usize,
+    /// Rate-limit handshakes from loopback addresses too.
+    pub limit_loopback: bool,
 }
 
 /// A seated session, as the endpoint keeps it.
@@ -108,6 +119,16 @@ impl UdpEndpoint {
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut handshake: Handshake<SocketAddr> = Handshake::new(self.key);
+        let limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr> =
+            governor::RateLimiter::keyed(
+                governor::Quota::per_second(
+                    std::num::NonZeroU32::new(HANDSHAKES_PER_S)
+                        .unwrap_or(std::num::NonZeroU32::MIN),
+                )
+                .allow_burst(
+                    std::num::NonZeroU32::new(HANDSHAKE_BURST).unwrap_or(std::num::NonZeroU32::MIN),
+                ),
+            );
         let mut clients: HashMap<SocketAddr, Client> = HashMap::new();
         let mut batch = RecvBatch::default();
         let mut plain = Vec::with_capacity(batch::MAX_DATAGRAM);
@@ -132,7 +153,14 @@ impl UdpEndpoint {
                 }
                 let now = Instant::now();
                 for (packet, from) in batch.datagrams() {
-                    self.on_datagram(packet, from, now, &mut handshake, &mut clients, &mut plain);
+                    self.on_datagram(
+                        packet,
+                        from,
+                        now,
+                        (&mut handshake, &limiter),
+                        &mut clients,
+                        &mut plain,
+                    );
                 }
             }
             let now = Instant::now();
@@ -151,7 +179,10 @@ impl UdpEndpoint {
         packet: &[u8],
         from: SocketAddr,
         now: Instant,
-        handshake: &mut Handshake<SocketAddr>,
+        (handshake, limiter): (
+            &mut Handshake<SocketAddr>,
+            &governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+        ),
         clients: &mut HashMap<SocketAddr, Client>,
         plain: &mut Vec<u8>,
     ) {
@@ -185,6 +216,17 @@ impl UdpEndpoint {
                 Err(e) => self.drop_packet(&e),
             }
             return;
+        }
+        let ip = from.ip().to_canonical();
+        if !ip.is_loopback() || self.limit_loopback {
+            if limiter.len() > LIMITER_SWEEP_AT {
+                limiter.retain_recent();
+            }
+            if limiter.check_key(&ip).is_err() {
+                self.stats.udp_dropped.inc();
+                self.stats.udp_handshakes_limited.inc();
+                return;
+            }
         }
         let cookie = random_cookie();
         match handshake.on_packet(&from, packet, crate::token::unix_now_s(), cookie) {
