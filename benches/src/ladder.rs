@@ -11,6 +11,9 @@ pub struct Step {
     /// `ws` or `udp`.
     #[serde(default)]
     pub transport: String,
+    /// Players per match.
+    #[serde(default = "sixteen")]
+    pub match_size: usize,
     pub clients: usize,
     pub connected: u64,
     pub server_cpu_pct: f64,
@@ -30,6 +33,10 @@ pub struct Step {
     pub ticks_skipped: u64,
     pub desyncs: u64,
     pub bots_cpu_pct: f64,
+}
+
+fn sixteen() -> usize {
+    16
 }
 
 impl Step {
@@ -53,7 +60,12 @@ pub fn table(steps: &[Step]) -> String {
     for s in steps {
         t.push_str(&format!(
             "| {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {}/{} | {} | {:.1}{} |\n",
-            if s.transport.is_empty() { "ws" } else { &s.transport },
+            match (s.transport.as_str(), s.match_size) {
+                ("", 16) => "ws".to_string(),
+                (t, 16) => t.to_string(),
+                ("", m) => format!("ws, {m}/match"),
+                (t, m) => format!("{t}, {m}/match"),
+            },
             s.clients,
             s.server_cpu_pct,
             s.cpu_us_per_client_per_s,
@@ -119,6 +131,7 @@ mod tests {
     fn step(clients: usize, delivery: f64) -> Step {
         Step {
             transport: "udp".into(),
+            match_size: 16,
             clients,
             connected: clients as u64,
             server_cpu_pct: 10.0,

@@ -45,6 +45,10 @@ struct Args {
     /// have the bots verify it: the TLS cost per client.
     #[arg(long)]
     tls: bool,
+    /// Players per match (the server's `--match-size` and the bots'): 16 is the benchmark
+    /// workload; 64-256 are the big matches of issue 15.
+    #[arg(long, default_value_t = 16)]
+    match_size: usize,
     /// Transports to measure at each step, in order (`ws,udp`: side by side in one run).
     #[arg(long, value_delimiter = ',', default_value = "ws")]
     transport: Vec<String>,
@@ -129,6 +133,7 @@ fn start_server(args: &Args, tls: Option<&TlsFiles>) -> anyhow::Result<ServerPro
             LADDER_KEY,
         ])
         .args(["--match-duration", "1h", "--empty-match-ttl-s", "600"])
+        .args(["--match-size", &args.match_size.to_string()])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -190,7 +195,7 @@ fn run_step(
             "--bots",
             &clients.to_string(),
             "--match-size",
-            "16",
+            &args.match_size.to_string(),
             "--quiet",
         ])
         .args([
@@ -222,6 +227,7 @@ fn run_step(
     let added = clients.saturating_sub(base.0).max(1) as f64;
     let step = Step {
         transport: transport.to_string(),
+        match_size: args.match_size,
         clients,
         connected: r["bots_connected"].as_u64().unwrap_or(0),
         server_cpu_pct: sf("cpu_pct"),
