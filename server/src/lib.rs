@@ -20,6 +20,8 @@
 //!   match's side is `match::datagrams`; [`acked`] — snapshots against acknowledged
 //!   baselines; [`budget`] — what one client may cost, either transport; [`tls`] —
 //!   certificates.
+//! - [`interest`] — big matches (issue 15, begun): the view grid and the priority under a
+//!   byte budget, not wired yet.
 //! - `demo` (feature `demo`, on by default) — in-process demo bots; `orchestrator` (feature
 //!   `agones`) — the Agones SDK lifecycle.
 
@@ -34,6 +36,7 @@ pub mod events;
 pub mod fanout;
 pub mod http;
 pub mod inlet;
+pub mod interest;
 pub mod link;
 pub mod r#match;
 pub mod metrics;
