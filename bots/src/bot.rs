@@ -28,6 +28,10 @@ pub struct BotConfig {
     pub transport: Transport,
     pub link: LinkConfig,
     pub seed: u64,
+    /// Decode and check every snapshot (latency, desyncs). A bot that does not still acks
+    /// and sends its inputs, so the server's work is the same: a swarm can check a sample
+    /// of its bots and drive more of them from one core.
+    pub verify: bool,
 }
 
 fn lock(b: &Mutex<Brain>) -> std::sync::MutexGuard<'_, Brain> {
@@ -77,6 +81,7 @@ pub async fn run(cfg: BotConfig, stats: Arc<SwarmStats>, mut stop: watch::Receiv
         &snapshot,
         cfg.behavior,
         cfg.seed,
+        cfg.verify,
     )));
     let period = lock(&brain).period();
     let mut reader = tokio::spawn(read_loop(rx, udp, brain.clone(), stats.clone()));

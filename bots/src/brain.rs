@@ -48,6 +48,8 @@ pub struct Brain {
     latency: Vec<u64>,
     jitter: Vec<u64>,
     gaps: Vec<u64>,
+    /// Decodes and checks snapshots; otherwise only counts and times their arrival.
+    verify: bool,
 }
 
 impl Brain {
@@ -59,6 +61,7 @@ impl Brain {
         first: &SnapshotMsg,
         behavior: Behavior,
         seed: u64,
+        verify: bool,
     ) -> Self {
         let params = Params::new(tick_hz);
         let mut worlds = SnapshotReceiver::new(params);
@@ -83,6 +86,7 @@ impl Brain {
             latency: Vec::with_capacity(SAMPLE_BATCH),
             jitter: Vec::with_capacity(SAMPLE_BATCH),
             gaps: Vec::with_capacity(SAMPLE_BATCH),
+            verify,
         }
     }
 
@@ -103,6 +107,9 @@ impl Brain {
             self.jitter.push(d.unsigned_abs());
         }
         self.last_arrival = Some(now);
+        if !self.verify {
+            return;
+        }
         let full = snap.baseline().is_none();
         match self.worlds.receive(snap) {
             Received::Applied { tick, .. } => {

@@ -64,6 +64,8 @@ pub struct NewBot {
     pub joined: Joined,
     pub behavior: Behavior,
     pub seed: u64,
+    /// Decode and check its snapshots (see `BotConfig::verify`).
+    pub verify: bool,
 }
 
 /// A driver thread's handle: send it bots, stop it, join it.
@@ -122,6 +124,7 @@ struct Bot {
     brain: Option<Brain>,
     behavior: Behavior,
     seed: u64,
+    verify: bool,
     slot: u32,
     heard: Instant,
     sent: Instant,
@@ -233,6 +236,7 @@ impl Bot {
             brain: None,
             behavior: nb.behavior,
             seed,
+            verify: nb.verify,
             slot,
             heard: now,
             sent: now.checked_sub(JOIN_RESEND).unwrap_or(now),
@@ -341,7 +345,14 @@ impl Bot {
                 if udp {
                     stats.on_udp.fetch_add(1, Ordering::Relaxed);
                 }
-                self.brain = Some(Brain::new(me, tick_hz, &snapshot, self.behavior, self.seed));
+                self.brain = Some(Brain::new(
+                    me,
+                    tick_hz,
+                    &snapshot,
+                    self.behavior,
+                    self.seed,
+                    self.verify,
+                ));
             }
             Incoming::Message(ServerMessage::Snapshot(snap), n) => {
                 count_bytes(stats, n, udp);

@@ -75,6 +75,11 @@ struct Args {
     /// A simulated link per packet (UDP).
     #[command(flatten)]
     link: LinkArgs,
+    /// One bot in this many decodes and checks its snapshots (latency, desyncs); the others
+    /// only count them, still acknowledging and sending inputs, so the server's work is the
+    /// same. For swarms bigger than one core can check.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    verify_every: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -118,6 +123,7 @@ fn main() -> anyhow::Result<()> {
             transport: args.transport,
             link,
             driver_threads: args.threads.max(1),
+            verify_every: usize::try_from(args.verify_every).unwrap_or(1),
         };
         let ctrl_c = async {
             let _ = tokio::signal::ctrl_c().await;

@@ -75,6 +75,9 @@ pub struct Report {
     pub transport: String,
     /// Bots that played over UDP.
     pub bots_on_udp: u64,
+    /// One bot in this many decoded and checked its snapshots (latency and desync figures
+    /// come from those).
+    pub verify_every: usize,
     /// The simulated link, if any: latency / jitter ms, loss / duplication fractions.
     pub link: Option<(f64, f64, f64, f64)>,
     pub behavior: Behavior,
@@ -127,6 +130,12 @@ impl Report {
             "transport (bots on UDP)",
             format!("{} ({})", self.transport, self.bots_on_udp),
         );
+        if self.verify_every > 1 {
+            row(
+                "bots checking their snapshots",
+                format!("1 in {}", self.verify_every),
+            );
+        }
         if let Some((lat, jit, loss, dup)) = self.link {
             row(
                 "simulated link",

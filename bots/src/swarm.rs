@@ -50,6 +50,8 @@ pub struct SwarmConfig {
     /// Threads that drive the bots (`--transport udp`, or `ws` over plain http), each
     /// polling its share once per tick.
     pub driver_threads: usize,
+    /// One bot in this many decodes and checks its snapshots (1: all).
+    pub verify_every: usize,
 }
 
 /// Why a swarm could not run.
@@ -146,6 +148,7 @@ pub async fn run(
                     seed: cfg
                         .seed
                         .wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+                    verify: i % cfg.verify_every.max(1) == 0,
                 };
                 stats.active.fetch_add(1, Ordering::Relaxed);
                 let s = stats.clone();
@@ -177,6 +180,7 @@ pub async fn run(
                         transport: Transport::Ws,
                         link: LinkConfig::default(),
                         seed: cfg.seed ^ (i as u64 + 1),
+                        verify: true,
                     };
                     let s = stats.clone();
                     let stop = stop_rx.clone();
@@ -304,6 +308,7 @@ async fn hand_to_driver(
             joined,
             behavior: bc.behavior,
             seed: bc.seed,
+            verify: bc.verify,
         })
         .is_ok()
         || fail("the bot driver stopped".into())
@@ -405,6 +410,7 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
         url: cfg.base_url.clone(),
         transport: cfg.transport.to_string(),
         bots_on_udp: stats.on_udp.load(Ordering::Relaxed),
+        verify_every: cfg.verify_every.max(1),
         link: cfg.link.is_active().then_some((
             cfg.link.latency.as_secs_f64() * 1e3,
             cfg.link.jitter.as_secs_f64() * 1e3,

@@ -35,6 +35,7 @@ fn honest(server: &Server) -> SwarmConfig {
         transport: skirmish_shared::client::Transport::Ws,
         link: skirmish_shared::link_sim::LinkConfig::default(),
         driver_threads: 1,
+        verify_every: 1,
     }
 }
 
@@ -64,6 +65,7 @@ fn attackers(
                 transport: skirmish_shared::client::Transport::Ws,
                 link: skirmish_shared::link_sim::LinkConfig::default(),
                 seed: i as u64,
+                verify: true,
             };
             let (s, stop) = (stats.clone(), stop.clone());
             let first_match = server.state.registry.clone();

@@ -25,6 +25,7 @@ fn swarm_config(server: &Server, bots: usize, behavior: Behavior) -> SwarmConfig
         transport: skirmish_shared::client::Transport::Ws,
         link: skirmish_shared::link_sim::LinkConfig::default(),
         driver_threads: 1,
+        verify_every: 1,
     }
 }
 
@@ -122,6 +123,28 @@ async fn bots_play_over_udp_through_a_lossy_link_with_zero_desyncs() {
     assert!(
         report.latency.samples > 16 * 30,
         "inputs acknowledged despite the loss"
+    );
+
+    // A sample of the bots checks: the rest only count and acknowledge.
+    let mut cfg = swarm_config(&server, 16, Behavior::Wander);
+    cfg.transport = skirmish_shared::client::Transport::Udp;
+    cfg.verify_every = 4;
+    let sampled = swarm::run(cfg, std::future::pending())
+        .await
+        .expect("swarm runs");
+    assert_eq!(sampled.bots_connected, 16);
+    assert!(
+        sampled.delivery > 0.9,
+        "every bot counts: {}",
+        sampled.delivery
+    );
+    assert_eq!(sampled.desyncs + sampled.checksum_desyncs, 0);
+    assert!(sampled.predictions_checked > 0);
+    assert!(
+        sampled.predictions_checked < report.predictions_checked / 2,
+        "a quarter of the bots check: {} against {}",
+        sampled.predictions_checked,
+        report.predictions_checked
     );
 
     // `auto` plays over the shared client, a task per bot: UDP too when it gets through.

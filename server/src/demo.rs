@@ -30,6 +30,7 @@ pub fn spawn(count: usize, base_url: String, shutdown: CancellationToken, tasks:
                     transport: skirmish_shared::client::Transport::Auto,
                     link: skirmish_shared::link_sim::LinkConfig::default(),
                     seed: (i as u64) << 32 | round,
+                    verify: true,
                 };
                 tokio::select! {
                     () = bot::run(cfg, stats.clone(), stop_rx.clone()) => {}

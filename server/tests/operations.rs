@@ -192,6 +192,7 @@ async fn sigterm_drains_the_server_process_with_bots_connected() {
         transport: skirmish_shared::client::Transport::Ws,
         link: skirmish_shared::link_sim::LinkConfig::default(),
         driver_threads: 1,
+        verify_every: 1,
     };
     let swarm = tokio::spawn(swarm::run(cfg, std::future::pending()));
     // Let the bots get in and the matches run.

@@ -49,6 +49,10 @@ struct Args {
     /// workload; 64-256 are the big matches of issue 15.
     #[arg(long, default_value_t = 16)]
     match_size: usize,
+    /// One bot in this many checks its snapshots (the bots' `--verify-every`): above about
+    /// 2,000 clients one core cannot check them all.
+    #[arg(long, default_value_t = 1)]
+    verify_every: u64,
     /// Transports to measure at each step, in order (`ws,udp`: side by side in one run).
     #[arg(long, value_delimiter = ',', default_value = "ws")]
     transport: Vec<String>,
@@ -210,6 +214,7 @@ fn run_step(
         ])
         .args(["--threads", &args.bot_threads.to_string()])
         .args(["--transport", transport])
+        .args(["--verify-every", &args.verify_every.to_string()])
         .args(["--server-metrics", &format!("{}/api/stats", base_url(args))])
         .arg("--json")
         .arg(&json)
