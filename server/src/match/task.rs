@@ -110,18 +110,6 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
     handle
 }
 
-/// The server's tick grid: every match of a tick rate ticks at the same instants (`origin +
-/// n / hz`), so one wake-up of the runtime runs every match's tick back to back instead of one
-/// wake-up (a context switch out of `epoll_wait`) per match per tick. Measured at 2,048 clients
-/// in 128 matches, the switches were about a tenth of the server's CPU before.
-fn on_the_server_tick_grid(now: Instant, hz: u64) -> Instant {
-    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let origin = *ORIGIN.get_or_init(Instant::now);
-    let period = 1_000_000_000 / hz.max(1);
-    let since = now.saturating_duration_since(origin).as_nanos() as u64;
-    origin + Duration::from_nanos(since.div_ceil(period) * period)
-}
-
 struct MatchTask {
     handle: Arc<MatchHandle>,
     game: Game,
@@ -161,7 +149,7 @@ impl Drop for WakeWritersOnDrop {
 impl MatchTask {
     async fn run(mut self) {
         let hz = u64::from(self.game.params.tick_hz);
-        let start = on_the_server_tick_grid(Instant::now(), hz);
+        let start = Instant::now();
         let due_at = |n: u64| start + Duration::from_nanos(n * 1_000_000_000 / hz);
         let mut done: u64 = 0;
         let mut empty_since = Some(start);
