@@ -1,7 +1,7 @@
 //! One bot over the shared client (a task per bot, either transport): matchmake, connect,
 //! then send one input per tick (drift-free, at its own random phase) while a reader task
-//! hands every snapshot to the bot's [`Brain`](crate::brain::Brain). The datagram driver
-//! (`driver`) runs the same brain for many bots on one thread.
+//! hands every snapshot to the bot's [`Brain`]. The driver (`driver`) runs the same brain
+//! for many bots on one thread.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
