@@ -67,7 +67,7 @@ pub async fn run(cfg: BotConfig, stats: Arc<SwarmStats>, mut stop: watch::Receiv
             },
             n,
         ))) => {
-            count_bytes(&stats, n, udp);
+            stats.count_received(n, udp);
             (p, tick_hz, snapshot)
         }
         Ok(Ok((other, _))) => return stats.fail(format!("unexpected first message: {other:?}")),
@@ -133,20 +133,6 @@ fn fail(stats: &SwarmStats, e: &ClientError) {
     });
 }
 
-/// Counts a message of `payload` bytes: over WebSocket its frame adds a header; over UDP
-/// `payload` is the whole sealed datagram already.
-fn count_bytes(stats: &SwarmStats, payload: usize, udp: bool) {
-    let wire = if udp {
-        payload
-    } else {
-        skirmish_shared::protocol::ws_frame_len(payload)
-    };
-    stats
-        .payload_bytes
-        .fetch_add(payload as u64, Ordering::Relaxed);
-    stats.wire_bytes.fetch_add(wire as u64, Ordering::Relaxed);
-}
-
 /// Reads until the connection ends, handing each snapshot to the brain.
 async fn read_loop(mut rx: Receiver, udp: bool, brain: Arc<Mutex<Brain>>, stats: Arc<SwarmStats>) {
     loop {
@@ -163,7 +149,7 @@ async fn read_loop(mut rx: Receiver, udp: bool, brain: Arc<Mutex<Brain>>, stats:
                 break;
             }
         };
-        count_bytes(&stats, n, udp);
+        stats.count_received(n, udp);
         if let ServerMessage::Snapshot(snap) = msg {
             lock(&brain).on_snapshot(&snap, std::time::Instant::now(), &stats);
         }

@@ -340,7 +340,7 @@ impl Bot {
                 },
                 n,
             ) => {
-                count_bytes(stats, n, udp);
+                stats.count_received(n, udp);
                 stats.connected.fetch_add(1, Ordering::Relaxed);
                 if udp {
                     stats.on_udp.fetch_add(1, Ordering::Relaxed);
@@ -355,12 +355,12 @@ impl Bot {
                 ));
             }
             Incoming::Message(ServerMessage::Snapshot(snap), n) => {
-                count_bytes(stats, n, udp);
+                stats.count_received(n, udp);
                 if let Some(brain) = &mut self.brain {
                     brain.on_snapshot(&snap, at, stats);
                 }
             }
-            Incoming::Message(_, n) => count_bytes(stats, n, udp),
+            Incoming::Message(_, n) => stats.count_received(n, udp),
             Incoming::Close { code, reason } => {
                 if code != 1000 || !reason.is_empty() {
                     stats.fail(format!("closed {code}: {reason}"));
@@ -520,14 +520,6 @@ fn recv_stamped(
         })
     });
     Some((msg.bytes, stamp.map_or(now, |ts| arrival(ts, now))))
-}
-
-/// Counts a message of `n` bytes: a whole datagram over UDP, a frame's payload over
-/// WebSocket (its header added).
-fn count_bytes(stats: &SwarmStats, n: usize, udp: bool) {
-    let wire = if udp { n } else { protocol::ws_frame_len(n) };
-    stats.payload_bytes.fetch_add(n as u64, Ordering::Relaxed);
-    stats.wire_bytes.fetch_add(wire as u64, Ordering::Relaxed);
 }
 
 /// The monotonic time of a kernel receive stamp (wall clock), given `now`.

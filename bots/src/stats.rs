@@ -112,6 +112,18 @@ impl SwarmStats {
         self.measuring.load(Ordering::Relaxed)
     }
 
+    /// Counts a received message of `n` bytes: over UDP `n` is the whole datagram already,
+    /// over WebSocket the frame adds its header.
+    pub fn count_received(&self, n: usize, udp: bool) {
+        let wire = if udp {
+            n
+        } else {
+            skirmish_shared::protocol::ws_frame_len(n)
+        };
+        self.payload_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.wire_bytes.fetch_add(wire as u64, Ordering::Relaxed);
+    }
+
     /// Adds a batch of samples to a histogram (values are clamped into its range).
     pub fn record(hist: &Mutex<Histogram<u64>>, samples: &mut Vec<u64>) {
         if samples.is_empty() {

@@ -37,6 +37,49 @@ impl TokenBucket {
     }
 }
 
+/// A token bucket per client IP (governor's keyed limiter), for what one address may ask
+/// of the server: the HTTP API's costly requests, datagram handshakes. Loopback is spared
+/// unless asked (local bot swarms and `--demo` come from there); idle addresses are forgotten
+/// once many are remembered.
+#[derive(Debug)]
+pub struct PerIp {
+    limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    limit_loopback: bool,
+}
+
+/// Addresses remembered before idle ones are swept out.
+const PER_IP_SWEEP_AT: usize = 10_000;
+
+impl PerIp {
+    /// `rate` a second with `burst`; `None` when `rate` is 0 (no limit).
+    #[must_use]
+    pub fn new(rate: u32, burst: u32, limit_loopback: bool) -> Option<Self> {
+        let rate = std::num::NonZeroU32::new(rate)?;
+        let burst = std::num::NonZeroU32::new(burst).unwrap_or(rate);
+        Some(Self {
+            limiter: governor::RateLimiter::keyed(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+            limit_loopback,
+        })
+    }
+
+    /// Takes one token from `ip`'s bucket; `Err` is how long until the next one.
+    pub fn check(&self, ip: std::net::IpAddr) -> Result<(), Duration> {
+        let ip = ip.to_canonical();
+        if ip.is_loopback() && !self.limit_loopback {
+            return Ok(());
+        }
+        if self.limiter.len() > PER_IP_SWEEP_AT {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&ip).map_err(|not_until| {
+            use governor::clock::{Clock, DefaultClock};
+            not_until.wait_time_from(DefaultClock::default().now())
+        })
+    }
+}
+
 /// At most `CHAT_BURST` chat lines in any `CHAT_WINDOW_S` seconds, each non-empty and at
 /// most `MAX_CHAT_CHARS` printable characters.
 #[derive(Debug, Default)]

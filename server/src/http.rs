@@ -8,7 +8,7 @@
 //! IP (429 with `Retry-After`); request bodies have a size limit (413).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -37,12 +37,6 @@ use crate::r#match::{MatchHandle, MatchInfo};
 use crate::registry::{Registry, SeatError};
 use crate::token::{Claims, TokenError, TokenSigner, unix_now_s};
 
-/// Per-client-IP token buckets for the API's costly requests.
-type IpLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
-
-/// Rate limiter entries kept before idle ones are swept out.
-const LIMITER_SWEEP_AT: usize = 10_000;
-
 /// Shared state of the HTTP handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -55,7 +49,8 @@ pub struct AppState {
     pub ws_base: Arc<str>,
     /// `host:port` of the datagram endpoint, if there is one.
     pub udp_addr: Option<Arc<str>>,
-    api_limiter: Option<Arc<IpLimiter>>,
+    /// Per-client-IP token buckets for the API's costly requests.
+    api_limiter: Option<Arc<crate::budget::PerIp>>,
     next_match_id: Arc<AtomicU32>,
     /// Serializes "every match is full: start one", so simultaneous joiners fill one new
     /// match instead of each starting their own.
@@ -74,12 +69,12 @@ impl AppState {
         ws_base: String,
     ) -> Self {
         let first_id = ctx.results.max_match_id() + 1;
-        let api_limiter = std::num::NonZeroU32::new(config.api_rate_per_s).map(|rate| {
-            let burst = std::num::NonZeroU32::new(config.api_burst).unwrap_or(rate);
-            Arc::new(governor::RateLimiter::keyed(
-                governor::Quota::per_second(rate).allow_burst(burst),
-            ))
-        });
+        let api_limiter = crate::budget::PerIp::new(
+            config.api_rate_per_s,
+            config.api_burst,
+            config.rate_limit_loopback,
+        )
+        .map(Arc::new);
         Self {
             connections: Arc::new(Semaphore::new(config.max_connections)),
             ws_base: ws_base.into(),
@@ -101,15 +96,7 @@ impl AppState {
             return Ok(());
         };
         let ip = peer.ip().to_canonical();
-        if ip.is_loopback() && !self.config.rate_limit_loopback {
-            return Ok(());
-        }
-        if limiter.len() > LIMITER_SWEEP_AT {
-            limiter.retain_recent();
-        }
-        limiter.check_key(&ip).map_err(|not_until| {
-            use governor::clock::{Clock, DefaultClock};
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+        limiter.check(ip).map_err(|wait| {
             self.ctx.stats.http_rate_limited.inc();
             Box::new(refuse_with(
                 StatusCode::TOO_MANY_REQUESTS,

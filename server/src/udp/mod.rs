@@ -35,7 +35,7 @@ use skirmish_shared::datagram::play::Up;
 use skirmish_shared::datagram::{self, DatagramError, Handshake, Kind, Opener, Session, Step};
 use skirmish_shared::tick::Seq;
 
-use crate::budget::TokenBucket;
+use crate::budget::{PerIp, TokenBucket};
 use crate::connection::reader::Limits;
 use crate::link::End;
 use crate::r#match::MatchCommand;
@@ -48,8 +48,6 @@ use peer::{MAX_RELIABLE_PER_TICK, Peer};
 /// request every 250 ms, and several players may share an address).
 pub const HANDSHAKES_PER_S: u32 = 8;
 pub const HANDSHAKE_BURST: u32 = 32;
-/// Source addresses the handshake limiter remembers before it forgets idle ones.
-const LIMITER_SWEEP_AT: usize = 10_000;
 /// How often silent sessions are looked for.
 const SWEEP_EVERY: Duration = Duration::from_millis(500);
 /// Batches read per wake-up before the endpoint lets other tasks run.
@@ -119,16 +117,7 @@ impl UdpEndpoint {
     /// Serves until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut handshake: Handshake<SocketAddr> = Handshake::new(self.key);
-        let limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr> =
-            governor::RateLimiter::keyed(
-                governor::Quota::per_second(
-                    std::num::NonZeroU32::new(HANDSHAKES_PER_S)
-                        .unwrap_or(std::num::NonZeroU32::MIN),
-                )
-                .allow_burst(
-                    std::num::NonZeroU32::new(HANDSHAKE_BURST).unwrap_or(std::num::NonZeroU32::MIN),
-                ),
-            );
+        let limiter = PerIp::new(HANDSHAKES_PER_S, HANDSHAKE_BURST, self.limit_loopback);
         let mut clients: HashMap<SocketAddr, Client> = HashMap::new();
         let mut batch = RecvBatch::default();
         let mut plain = Vec::with_capacity(batch::MAX_DATAGRAM);
@@ -179,10 +168,7 @@ impl UdpEndpoint {
         packet: &[u8],
         from: SocketAddr,
         now: Instant,
-        (handshake, limiter): (
-            &mut Handshake<SocketAddr>,
-            &governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
-        ),
+        (handshake, limiter): (&mut Handshake<SocketAddr>, &Option<PerIp>),
         clients: &mut HashMap<SocketAddr, Client>,
         plain: &mut Vec<u8>,
     ) {
@@ -217,16 +203,13 @@ impl UdpEndpoint {
             }
             return;
         }
-        let ip = from.ip().to_canonical();
-        if !ip.is_loopback() || self.limit_loopback {
-            if limiter.len() > LIMITER_SWEEP_AT {
-                limiter.retain_recent();
-            }
-            if limiter.check_key(&ip).is_err() {
-                self.stats.udp_dropped.inc();
-                self.stats.udp_handshakes_limited.inc();
-                return;
-            }
+        if limiter
+            .as_ref()
+            .is_some_and(|l| l.check(from.ip()).is_err())
+        {
+            self.stats.udp_dropped.inc();
+            self.stats.udp_handshakes_limited.inc();
+            return;
         }
         let cookie = random_cookie();
         match handshake.on_packet(&from, packet, crate::token::unix_now_s(), cookie) {
