@@ -33,6 +33,15 @@ pub struct Step {
     pub ticks_skipped: u64,
     pub desyncs: u64,
     pub bots_cpu_pct: f64,
+    /// The server's `--view-radius` (world units), if set.
+    #[serde(default)]
+    pub view_radius: Option<u32>,
+    /// The server's `--snapshot-budget`, if set.
+    #[serde(default)]
+    pub snapshot_budget: Option<usize>,
+    /// The longest a player in a view waited for an exact update, ticks.
+    #[serde(default)]
+    pub longest_wait_ticks: u64,
 }
 
 fn sixteen() -> usize {
@@ -60,11 +69,22 @@ pub fn table(steps: &[Step]) -> String {
     for s in steps {
         t.push_str(&format!(
             "| {} | {} | {:.1} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {}/{} | {} | {:.1}{} |\n",
-            match (s.transport.as_str(), s.match_size) {
-                ("", 16) => "ws".to_string(),
-                (t, 16) => t.to_string(),
-                ("", m) => format!("ws, {m}/match"),
-                (t, m) => format!("{t}, {m}/match"),
+            {
+                let t = if s.transport.is_empty() { "ws" } else { s.transport.as_str() };
+                let mut label = match s.match_size {
+                    16 => t.to_string(),
+                    m => format!("{t}, {m}/match"),
+                };
+                if let Some(r) = s.view_radius {
+                    label.push_str(&format!(", view {r}"));
+                }
+                if let Some(b) = s.snapshot_budget {
+                    label.push_str(&format!(", budget {b} B"));
+                }
+                if s.longest_wait_ticks > 0 {
+                    label.push_str(&format!(" (longest wait {} ticks)", s.longest_wait_ticks));
+                }
+                label
             },
             s.clients,
             s.server_cpu_pct,
@@ -148,6 +168,9 @@ mod tests {
             ticks_skipped: 0,
             desyncs: 0,
             bots_cpu_pct: 20.0,
+            view_radius: None,
+            snapshot_budget: None,
+            longest_wait_ticks: 0,
         }
     }
 

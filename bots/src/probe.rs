@@ -25,6 +25,12 @@ pub struct ServerCounters {
     pub snapshots_skipped: u64,
     #[serde(default)]
     pub connections: u64,
+    #[serde(default)]
+    pub view_snapshots: u64,
+    #[serde(default)]
+    pub view_players_held: u64,
+    #[serde(default)]
+    pub view_longest_wait_ticks: u64,
 }
 
 /// Reads `url` (the server's `/api/stats`, e.g. `http://127.0.0.1:7777/api/stats`; https too).

@@ -65,6 +65,13 @@ pub struct ServerUsage {
     pub tick_overruns: u64,
     pub ticks_skipped: u64,
     pub snapshots_skipped: u64,
+    /// Snapshots assembled for one client's view (interest management), over the window.
+    pub view_snapshots: u64,
+    /// Players in views sent as the client's prediction (held back by the budget).
+    pub view_players_held: u64,
+    /// The longest any player in a view waited for an exact update since the server
+    /// started, ticks (0: never held).
+    pub view_longest_wait_ticks: u64,
 }
 
 /// Everything a run measured, over the measurement window.
@@ -247,6 +254,15 @@ impl Report {
                     s.tick_overruns, s.ticks_skipped, s.snapshots_skipped
                 ),
             );
+            if s.view_snapshots > 0 {
+                row(
+                    "server views",
+                    format!(
+                        "{} snapshots assembled per client, {} players held back, longest wait for an exact update {} ticks",
+                        s.view_snapshots, s.view_players_held, s.view_longest_wait_ticks
+                    ),
+                );
+            }
         }
         for (why, n) in &self.failures {
             row("failure", format!("{n} x {why}"));

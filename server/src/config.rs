@@ -27,6 +27,19 @@ pub struct Config {
           value_parser = parse_match_size)]
     pub match_size: usize,
 
+    /// View radius, world units (the arena is 1,000 across): a player is sent what is
+    /// within it of its own player. Unset: the whole arena (every match as small as the
+    /// default behaves as without interest management). Big matches want 200-400.
+    #[arg(long, env = "SKIRMISH_VIEW_RADIUS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub view_radius: Option<u32>,
+
+    /// Snapshot bytes per client per tick: when a client's view changes more than this, the
+    /// players it gets exactly are chosen by priority (nearer, aiming at it, waiting longer)
+    /// and the rest follow within a few ticks. Game events come on top.
+    #[arg(long, env = "SKIRMISH_SNAPSHOT_BUDGET", default_value_t = crate::interest::view::DEFAULT_BUDGET,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(64..=1_000_000))]
+    pub snapshot_budget: usize,
+
     /// Per-player input queue length (the jitter buffer); inputs beyond it are dropped.
     #[arg(long, env = "SKIRMISH_INPUT_QUEUE", default_value_t = 8)]
     pub input_queue: usize,
@@ -312,6 +325,17 @@ impl Config {
         c.min_players = 1;
         c.countdown = Duration::ZERO;
         c
+    }
+
+    /// What clients see: the view radius (position steps) and the snapshot budget.
+    #[must_use]
+    pub fn interest(&self) -> crate::interest::Settings {
+        crate::interest::Settings {
+            radius: self
+                .view_radius
+                .map(|r| i32::try_from(r).unwrap_or(i32::MAX / 32) * skirmish_shared::quant::POS_SCALE),
+            budget: self.snapshot_budget,
+        }
     }
 
     /// The directory for the server's state: `--data-dir`, else the platform's data

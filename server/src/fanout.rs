@@ -6,6 +6,11 @@
 //! asked for a resync) it encodes against its own last written world, or sends the shared
 //! full frame. Over TCP the last *written* snapshot is a valid baseline: no acks needed.
 //! Frames are WebSocket frames ready for the socket (header included, see `wire`).
+//!
+//! A player's connection carries a [`ClientView`] (interest management, issue 15): while the
+//! match's world is what it sees (the whole arena, and the shared delta within its budget)
+//! it shares the bytes like everyone else; otherwise its world is its own view
+//! (`interest::View`), coded against the view it was sent last.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -13,10 +18,12 @@ use bytes::Bytes;
 use skirmish_shared::codec;
 use skirmish_shared::protocol::{self, GameEvent, RankEntry, ServerMessage, SnapshotMsg};
 use skirmish_shared::rules::Params;
+use skirmish_shared::quant::QVec;
 use skirmish_shared::tick::Tick;
-use skirmish_shared::world::WorldState;
+use skirmish_shared::world::{PlayerId, WorldState};
 
 use crate::events::EventLog;
+use crate::interest::{self, Selection, Settings, View};
 use crate::stats::Stats;
 use crate::wire;
 
@@ -31,6 +38,12 @@ pub struct TickOutput {
     pub checksum: Option<u32>,
     /// `ServerMessage::Snapshot` against the previous tick, encoded once for everyone.
     pub delta_frame: Option<Bytes>,
+    /// Size of the snapshot data in `delta_frame` (what a client's budget is held against).
+    delta_bytes: usize,
+    /// What clients see (view radius, budget).
+    pub interest: Settings,
+    /// Where each projectile is this tick (for the views; computed on first demand).
+    projectile_pos: OnceLock<Vec<QVec>>,
     /// `ServerMessage::Snapshot` in full, encoded on first demand and shared.
     full_frame: OnceLock<Bytes>,
     pub params: Params,
@@ -65,13 +78,19 @@ impl TickOutput {
         events_from: u64,
     ) -> Self {
         let events_to = events_from + events.len() as u64;
-        let delta_frame = prev
-            .filter(|p| world.tick.diff(p.tick) == 1)
-            .map(|p| snapshot_frame(Some(p), &world, checksum, &params, events.clone()));
+        let mut delta_bytes = usize::MAX;
+        let delta_frame = prev.filter(|p| world.tick.diff(p.tick) == 1).map(|p| {
+            let msg = snapshot_msg(Some(p), &world, checksum, &params, events.clone());
+            delta_bytes = msg.data.len();
+            wire::binary(&protocol::encode(&ServerMessage::Snapshot(msg)))
+        });
         Self {
             world,
             checksum,
             delta_frame,
+            delta_bytes,
+            interest: Settings::default(),
+            projectile_pos: OnceLock::new(),
             full_frame: OnceLock::new(),
             params,
             events,
@@ -131,15 +150,8 @@ impl TickOutput {
                 _ => {}
             }
         }
-        let (events, lost) = if events_current {
-            (self.events.clone(), false)
-        } else {
-            log.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .range(next_event, self.events_to)
-        };
-        let usable = gap.is_some_and(|g| (1..=MAX_BASELINE_AGE as i32).contains(&g));
-        let base = if usable && !lost { last } else { None };
+        let (events, lost) = self.events_since(next_event, log);
+        let base = usable_baseline(last, self.tick(), lost);
         let checksum = if base.is_some() {
             self.checksum
         } else {
@@ -153,12 +165,145 @@ impl TickOutput {
     }
 }
 
+impl TickOutput {
+    /// The events a writer whose next event id is `next_event` is owed, and whether some
+    /// were lost (it fell too far behind the log).
+    fn events_since(&self, next_event: u64, log: &Mutex<EventLog>) -> (Vec<GameEvent>, bool) {
+        if next_event == self.events_from {
+            (self.events.clone(), false)
+        } else {
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .range(next_event, self.events_to)
+        }
+    }
+
+    /// Where each projectile is this tick.
+    pub fn projectile_pos(&self) -> &[QVec] {
+        self.projectile_pos
+            .get_or_init(|| interest::view::projectile_positions(&self.world, &self.params))
+    }
+
+    /// Whether a client seeing through `view` can take the shared bytes (or `full`): it
+    /// holds the match's world, sees the whole arena, and the delta fits its budget.
+    fn shared_fits(&self, view: &ClientView) -> bool {
+        view.synced && self.interest.whole_arena() && self.delta_bytes <= self.interest.budget
+    }
+
+    /// Whether snapshot data of `bytes` shared by everyone may go to a client that holds
+    /// the match's world (the whole arena is in view and it fits the budget).
+    #[must_use]
+    pub fn shareable(&self, bytes: usize) -> bool {
+        self.interest.whole_arena() && bytes <= self.interest.budget
+    }
+
+    /// The client's own view at this tick (see `interest::view`), coded against the view it
+    /// holds (`last`), with the events it is owed.
+    pub fn view_frame(
+        &self,
+        view: &mut ClientView,
+        last: Option<&WorldState>,
+        next_event: u64,
+        log: &Mutex<EventLog>,
+        stats: &Stats,
+    ) -> (WriterFrame, Arc<WorldState>) {
+        let (events, lost) = self.events_since(next_event, log);
+        let base = usable_baseline(last, self.tick(), lost);
+        let sel = view.select(base, self, stats);
+        let checksum = (base.is_none() || self.checksum.is_some()).then(|| sel.world.checksum());
+        let bytes = snapshot_frame(base, &sel.world, checksum, &self.params, events);
+        let frame = WriterFrame {
+            bytes,
+            own: true,
+            next_event: self.events_to,
+        };
+        (frame, Arc::new(sel.world))
+    }
+}
+
+/// `last` if a client can decode a delta against it at `tick` (recent enough, no events lost).
+fn usable_baseline(last: Option<&WorldState>, tick: Tick, lost: bool) -> Option<&WorldState> {
+    last.filter(|l| !lost && (1..=MAX_BASELINE_AGE as i32).contains(&tick.diff(l.tick)))
+}
+
+/// What one client sees (interest management): whose view it follows, its own player, and
+/// whether the world it holds is the match's (then it can share the match's bytes).
+#[derive(Debug)]
+pub struct ClientView {
+    /// The player whose surroundings it sees (its own, or the one a spectator follows).
+    pub follow: PlayerId,
+    /// Its own player, always exact (`None` for a spectator).
+    pub me: Option<PlayerId>,
+    view: View,
+    synced: bool,
+}
+
+impl ClientView {
+    #[must_use]
+    pub fn new(follow: PlayerId, me: Option<PlayerId>) -> Self {
+        Self {
+            follow,
+            me,
+            view: View::default(),
+            synced: false,
+        }
+    }
+
+    /// The client's view at `out`, given the view it holds (`base`); counted in `stats`.
+    pub fn select(
+        &mut self,
+        base: Option<&WorldState>,
+        out: &TickOutput,
+        stats: &Stats,
+    ) -> Selection {
+        let center = out.world.player(self.follow).map(|p| p.pos);
+        let sel = self.view.select(
+            base,
+            &out.world,
+            out.projectile_pos(),
+            center,
+            self.me,
+            &out.interest,
+            &out.params,
+        );
+        self.synced = sel.complete;
+        stats.view_snapshots.inc();
+        stats.view_players_held.add(sel.held as u64);
+        stats.view_players_caught_up.add(sel.caught_up as u64);
+        stats.view_longest_wait_ticks.raise(u64::from(sel.longest_wait));
+        sel
+    }
+
+    /// The welcome's snapshot: everything in view, in full, with no budget (it is the one
+    /// message that starts the stream).
+    pub fn welcome(&mut self, out: &TickOutput) -> WorldState {
+        let center = out.world.player(self.follow).map(|p| p.pos);
+        let settings = Settings {
+            budget: usize::MAX / 8,
+            ..out.interest
+        };
+        let sel = self.view.select(
+            None,
+            &out.world,
+            out.projectile_pos(),
+            center,
+            self.me,
+            &settings,
+            &out.params,
+        );
+        self.synced = sel.complete;
+        sel.world
+    }
+}
+
 /// Where one connection is in its match's stream: the world it was last sent (its baseline)
 /// and the id of the next event it is owed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Cursor {
     pub last: Option<Arc<WorldState>>,
     pub next_event: u64,
+    /// A player's (or a following spectator's) view; `None`: the whole match, always.
+    pub view: Option<ClientView>,
 }
 
 impl Cursor {
@@ -168,7 +313,20 @@ impl Cursor {
         Self {
             last: Some(out.world.clone()),
             next_event: out.events_to,
+            view: None,
         }
+    }
+
+    /// Starts at `out` seeing through `view`: the welcome's world (the view at `out`, which
+    /// the caller sends) becomes the baseline.
+    pub fn welcome(out: &TickOutput, mut view: ClientView) -> (Self, Arc<WorldState>) {
+        let world = Arc::new(view.welcome(out));
+        let cursor = Self {
+            last: Some(world.clone()),
+            next_event: out.events_to,
+            view: Some(view),
+        };
+        (cursor, world)
     }
 
     /// The frame that brings this connection from where it is to `out`, moving the cursor
@@ -188,11 +346,19 @@ impl Cursor {
                 stats.snapshots_skipped.add(gap as u64 - 1);
             }
         }
-        let frame = out.frame_for(self.last.as_deref(), self.next_event, log);
+        let (frame, world) = match &mut self.view {
+            Some(view) if !out.shared_fits(view) => {
+                out.view_frame(view, self.last.as_deref(), self.next_event, log, stats)
+            }
+            _ => (
+                out.frame_for(self.last.as_deref(), self.next_event, log),
+                out.world.clone(),
+            ),
+        };
         if frame.own {
             stats.snapshots_encoded_per_client.inc();
         }
-        self.last = Some(out.world.clone());
+        self.last = Some(world);
         self.next_event = frame.next_event;
         Some(frame.bytes)
     }

@@ -28,6 +28,7 @@ use skirmish_shared::api::{MatchmakeRequest, MatchmakeResponse, UdpTicket};
 use skirmish_shared::datagram::{Claims as DatagramClaims, ConnectToken};
 use skirmish_shared::protocol::{PROTOCOL_VERSION, percent_encode};
 use skirmish_shared::rules::clean_name;
+use skirmish_shared::world::PlayerId;
 
 use crate::config::Config;
 use crate::connection::{self, ConnectionContext, JoinKind};
@@ -525,7 +526,8 @@ fn parse_u32(q: &HashMap<String, String>, key: &str) -> Result<Option<u32>, Refu
 }
 
 /// `GET /ws?v=<version>&token=<token>`, or `?v=..&match=<id>&spectate=1`, or (with `--open`)
-/// `?v=..&name=<name>[&match=<id>]`.
+/// `?v=..&name=<name>[&match=<id>]`. A spectator adds `&follow=<player id>` to see what
+/// that player sees (with a view radius) instead of the whole match.
 async fn join(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -553,6 +555,10 @@ async fn join(
     }
     let match_id = match parse_u32(&q, "match") {
         Ok(m) => m,
+        Err(r) => return r.into_response(),
+    };
+    let follow = match parse_u32(&q, "follow") {
+        Ok(f) => f.map(PlayerId),
         Err(r) => return r.into_response(),
     };
     let Ok(upgrade) = upgrade else {
@@ -600,9 +606,9 @@ async fn join(
                 format!("match {id} has its {} spectators", m.max_spectators),
             );
         };
-        JoinKind::Spectator(slot)
+        JoinKind::Spectator { slot, follow }
     } else if let Some(token) = q.get("token") {
-        match claim_token(&state, token, match_id) {
+        match claim_token(&state, token, match_id, follow) {
             Ok(kind) => kind,
             Err(r) => return r.into_response(),
         }
@@ -651,7 +657,12 @@ async fn join(
 }
 
 /// Checks a token and claims its seat.
-fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<JoinKind, Refusal> {
+fn claim_token(
+    state: &AppState,
+    token: &str,
+    match_id: Option<u32>,
+    follow: Option<PlayerId>,
+) -> Result<JoinKind, Refusal> {
     let claims = state.tokens.verify(token, unix_now_s()).map_err(|e| {
         Refusal(
             StatusCode::UNAUTHORIZED,
@@ -691,7 +702,7 @@ fn claim_token(state: &AppState, token: &str, match_id: Option<u32>) -> Result<J
                 ),
             ));
         };
-        return Ok(JoinKind::Spectator(slot));
+        return Ok(JoinKind::Spectator { slot, follow });
     }
     let resume = handle
         .seats()

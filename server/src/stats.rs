@@ -22,6 +22,10 @@ impl Counter {
     pub fn dec(&self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+    /// Raises a high-water mark to `v` (if it is lower).
+    pub fn raise(&self, v: u64) {
+        self.0.fetch_max(v, Ordering::Relaxed);
+    }
     /// Sets a gauge.
     pub fn set(&self, v: u64) {
         self.0.store(v, Ordering::Relaxed);
@@ -102,6 +106,16 @@ counters! {
     snapshots_skipped => "skirmish_snapshots_skipped_total", Counter;
     /// Snapshots encoded for one client (behind, or after a resync) instead of shared.
     snapshots_encoded_per_client => "skirmish_snapshots_encoded_per_client_total", Counter;
+    /// Snapshots assembled for one client's view (interest management: a view radius, or a
+    /// budget its match's delta did not fit).
+    view_snapshots => "skirmish_view_snapshots_total", Counter;
+    /// Players in a client's view sent as the client's own prediction of them (held back by
+    /// the budget), or not created yet, summed over snapshots.
+    view_players_held => "skirmish_view_players_held_total", Counter;
+    /// Players sent exactly after waiting more than one tick for room in a client's budget.
+    view_players_caught_up => "skirmish_view_players_caught_up_total", Counter;
+    /// The longest any player in a client's view waited for an exact update, ticks.
+    view_longest_wait_ticks => "skirmish_view_longest_wait_ticks", Gauge;
     /// New inputs received.
     inputs_received => "skirmish_inputs_received_total", Counter;
     /// The oldest queued inputs dropped because a player's queue was full (a burst).

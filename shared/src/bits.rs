@@ -50,7 +50,7 @@ impl BitWriter {
         // Code v + 2^k as: (len - k - 1) zero bits, then the value's len bits.
         let x = u128::from(v) + (1u128 << k);
         let len = 128 - x.leading_zeros();
-        let zeros = len - 1 - k;
+        let zeros = exp_golomb_len(v, k) - len;
         self.bits(0, zeros);
         // Write the value MSB-first so that the leading 1 follows the zeros.
         let mut remaining = len;
@@ -158,6 +158,52 @@ impl<'a> BitReader<'a> {
     }
 }
 
+/// Where bits go: a [`BitWriter`], or a [`BitCount`] that only measures (so the codec can
+/// price an entity with the very code that writes it).
+pub trait BitSink {
+    /// The low `n` bits of `v`.
+    fn put_bits(&mut self, v: u64, n: u32);
+    /// An Exp-Golomb code of order `k`.
+    fn put_exp_golomb(&mut self, v: u64, k: u32);
+    fn put_bit(&mut self, b: bool) {
+        self.put_bits(u64::from(b), 1);
+    }
+    /// Zig-zag then Exp-Golomb.
+    fn put_signed(&mut self, v: i64, k: u32) {
+        self.put_exp_golomb(zigzag(v), k);
+    }
+}
+
+impl BitSink for BitWriter {
+    fn put_bits(&mut self, v: u64, n: u32) {
+        self.bits(v, n);
+    }
+    fn put_exp_golomb(&mut self, v: u64, k: u32) {
+        self.exp_golomb(v, k);
+    }
+}
+
+/// Counts the bits that would be written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BitCount(pub usize);
+
+impl BitSink for BitCount {
+    fn put_bits(&mut self, _v: u64, n: u32) {
+        self.0 += n as usize;
+    }
+    fn put_exp_golomb(&mut self, v: u64, k: u32) {
+        self.0 += exp_golomb_len(v, k) as usize;
+    }
+}
+
+/// Length in bits of the Exp-Golomb code of order `k` for `v`.
+#[must_use]
+pub fn exp_golomb_len(v: u64, k: u32) -> u32 {
+    let x = u128::from(v) + (1u128 << k);
+    let len = 128 - x.leading_zeros();
+    2 * len - 1 - k
+}
+
 fn reverse_bits(v: u64, n: u32) -> u64 {
     if n == 0 {
         0
@@ -193,6 +239,12 @@ mod tests {
         assert_eq!(len(0, 3), 4);
         assert_eq!(len(7, 3), 4);
         assert_eq!(len(8, 3), 6);
+        for (v, k) in [(0, 0), (1, 0), (0, 3), (7, 3), (8, 3), (123_456, 13), (u64::from(u32::MAX), 2)] {
+            assert_eq!(len(v, k), exp_golomb_len(v, k) as usize, "v {v} k {k}");
+            let mut c = BitCount::default();
+            c.put_exp_golomb(v, k);
+            assert_eq!(c.0, len(v, k));
+        }
     }
 
     proptest! {

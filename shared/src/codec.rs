@@ -32,7 +32,7 @@
 
 use std::sync::Arc;
 
-use crate::bits::{BitError, BitReader, BitWriter};
+use crate::bits::{BitCount, BitError, BitReader, BitSink, BitWriter};
 use crate::quant::{AIM_STEPS, QAngle, QVec};
 use crate::rules::{MAX_NAME_BYTES, MAX_PLAYERS, Params};
 use crate::sim::displacement;
@@ -193,6 +193,152 @@ fn predicted_cooldown(base: &PlayerState, age: i32) -> i64 {
     (i64::from(base.cooldown) - i64::from(age)).max(0)
 }
 
+/// A kept player's fields against what its baseline predicts, and which of them differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Residuals {
+    mask: u8,
+    vel: (i64, i64),
+    pos: (i64, i64),
+    aim: i64,
+    seq: i64,
+    score: i64,
+    cool: i64,
+    deaths: i64,
+}
+
+impl Residuals {
+    fn of(b: &PlayerState, c: &PlayerState, age: i32, params: &Params) -> Self {
+        let pos_pred = predicted_pos(b, c.vel, age, params);
+        let mut r = Self {
+            mask: 0,
+            vel: (
+                i64::from(c.vel.x) - i64::from(b.vel.x),
+                i64::from(c.vel.y) - i64::from(b.vel.y),
+            ),
+            pos: (
+                i64::from(c.pos.x) - i64::from(pos_pred.x),
+                i64::from(c.pos.y) - i64::from(pos_pred.y),
+            ),
+            aim: i64::from(c.aim.diff(b.aim)),
+            seq: i64::from(c.last_seq.diff(b.last_seq.plus(age as u32))),
+            score: i64::from(c.score) - i64::from(b.score),
+            cool: i64::from(c.cooldown) - predicted_cooldown(b, age),
+            deaths: i64::from(c.deaths) - i64::from(b.deaths),
+        };
+        for (set, flag) in [
+            (r.vel != (0, 0), F_VEL),
+            (r.pos != (0, 0), F_POS),
+            (r.aim != 0, F_AIM),
+            (r.seq != 0, F_SEQ),
+            (r.score != 0, F_SCORE),
+            (r.cool != 0, F_COOLDOWN),
+            (r.deaths != 0, F_DEATHS),
+        ] {
+            if set {
+                r.mask |= flag;
+            }
+        }
+        r
+    }
+
+    /// Writes the player's entry (the removed bit included); `prev_mask` is the mask of the
+    /// previous changed player, updated.
+    fn write(&self, w: &mut impl BitSink, prev_mask: &mut u8) {
+        if self.mask == 0 {
+            w.put_bit(false);
+            return;
+        }
+        w.put_bit(true);
+        w.put_bit(false);
+        if self.mask == *prev_mask {
+            w.put_bit(true);
+        } else {
+            w.put_bit(false);
+            w.put_bits(u64::from(self.mask), MASK_BITS);
+            *prev_mask = self.mask;
+        }
+        if self.mask & F_VEL != 0 {
+            w.put_signed(self.vel.0, 3);
+            w.put_signed(self.vel.1, 3);
+        }
+        if self.mask & F_POS != 0 {
+            w.put_signed(self.pos.0, 2);
+            w.put_signed(self.pos.1, 2);
+        }
+        if self.mask & F_AIM != 0 {
+            w.put_signed(self.aim, 3);
+        }
+        if self.mask & F_SEQ != 0 {
+            w.put_signed(self.seq, 0);
+        }
+        if self.mask & F_SCORE != 0 {
+            w.put_signed(self.score, 0);
+        }
+        if self.mask & F_COOLDOWN != 0 {
+            w.put_signed(self.cool, 1);
+        }
+        if self.mask & F_DEATHS != 0 {
+            w.put_signed(self.deaths, 0);
+        }
+    }
+}
+
+/// A created player's entry after its id.
+fn write_created(w: &mut impl BitSink, p: &PlayerState) {
+    // Names are cleaned at join (`rules::clean_name`); this only guards the field width.
+    let name = crate::rules::truncate_utf8(&p.name, MAX_NAME_BYTES).as_bytes();
+    w.put_bits(name.len() as u64, 5);
+    for &b in name {
+        w.put_bits(u64::from(b), 8);
+    }
+    w.put_signed(i64::from(p.pos.x), 13);
+    w.put_signed(i64::from(p.pos.y), 13);
+    w.put_signed(i64::from(p.vel.x), 6);
+    w.put_signed(i64::from(p.vel.y), 6);
+    w.put_bits(u64::from(p.aim.steps()), AIM_BITS);
+    w.put_exp_golomb(u64::from(p.score), 4);
+    w.put_bits(u64::from(p.last_seq.0), 32);
+    w.put_exp_golomb(u64::from(p.cooldown), 2);
+    w.put_exp_golomb(u64::from(p.deaths), 1);
+}
+
+/// What a client decodes for a player the snapshot marks unchanged: its baseline state `age`
+/// ticks on (position along its velocity, one input per tick, cooldown run down). A server
+/// that leaves a player out of a client's update (interest management) sends this: it costs
+/// one bit.
+#[must_use]
+pub fn predict_player(b: &PlayerState, age: i32, params: &Params) -> PlayerState {
+    let mut p = b.clone();
+    p.pos = predicted_pos(b, b.vel, age, params);
+    p.last_seq = b.last_seq.plus(age as u32);
+    p.cooldown = predicted_cooldown(b, age) as u16;
+    p
+}
+
+/// Bits `cur` costs in a snapshot `age` ticks after `base`: its entry against its baseline
+/// state, or as a creation (with its id, at most 17 bits) when it has none. The mask is
+/// priced in full (a snapshot may spare it when the previous player's is the same).
+#[must_use]
+pub fn player_bits(
+    base: Option<&PlayerState>,
+    cur: &PlayerState,
+    age: i32,
+    params: &Params,
+) -> usize {
+    let mut c = BitCount::default();
+    match base.filter(|b| b.name == cur.name) {
+        Some(b) => {
+            let mut no_previous_mask = u8::MAX; // masks are 7 bits: never "the same"
+            Residuals::of(b, cur, age, params).write(&mut c, &mut no_previous_mask);
+        }
+        None => {
+            c.put_bits(0, 17 + u32::from(base.is_some()) * 2);
+            write_created(&mut c, cur);
+        }
+    }
+    c.0
+}
+
 fn encode_players(
     w: &mut BitWriter,
     base: Option<&[PlayerState]>,
@@ -227,78 +373,7 @@ fn encode_players(
                 w.bit(true); // removed
                 continue;
             };
-            let pos_pred = predicted_pos(b, c.vel, age, params);
-            let r_vel = (
-                i64::from(c.vel.x) - i64::from(b.vel.x),
-                i64::from(c.vel.y) - i64::from(b.vel.y),
-            );
-            let r_pos = (
-                i64::from(c.pos.x) - i64::from(pos_pred.x),
-                i64::from(c.pos.y) - i64::from(pos_pred.y),
-            );
-            let r_aim = i64::from(c.aim.diff(b.aim));
-            let r_seq = i64::from(c.last_seq.diff(b.last_seq.plus(age as u32)));
-            let r_score = i64::from(c.score) - i64::from(b.score);
-            let r_cool = i64::from(c.cooldown) - predicted_cooldown(b, age);
-            let r_deaths = i64::from(c.deaths) - i64::from(b.deaths);
-            let mut mask = 0u8;
-            if r_vel != (0, 0) {
-                mask |= F_VEL;
-            }
-            if r_pos != (0, 0) {
-                mask |= F_POS;
-            }
-            if r_aim != 0 {
-                mask |= F_AIM;
-            }
-            if r_seq != 0 {
-                mask |= F_SEQ;
-            }
-            if r_score != 0 {
-                mask |= F_SCORE;
-            }
-            if r_cool != 0 {
-                mask |= F_COOLDOWN;
-            }
-            if r_deaths != 0 {
-                mask |= F_DEATHS;
-            }
-            if mask == 0 {
-                w.bit(false);
-                continue;
-            }
-            w.bit(true);
-            w.bit(false);
-            if mask == prev_mask {
-                w.bit(true);
-            } else {
-                w.bit(false);
-                w.bits(u64::from(mask), MASK_BITS);
-                prev_mask = mask;
-            }
-            if mask & F_VEL != 0 {
-                w.signed(r_vel.0, 3);
-                w.signed(r_vel.1, 3);
-            }
-            if mask & F_POS != 0 {
-                w.signed(r_pos.0, 2);
-                w.signed(r_pos.1, 2);
-            }
-            if mask & F_AIM != 0 {
-                w.signed(r_aim, 3);
-            }
-            if mask & F_SEQ != 0 {
-                w.signed(r_seq, 0);
-            }
-            if mask & F_SCORE != 0 {
-                w.signed(r_score, 0);
-            }
-            if mask & F_COOLDOWN != 0 {
-                w.signed(r_cool, 1);
-            }
-            if mask & F_DEATHS != 0 {
-                w.signed(r_deaths, 0);
-            }
+            Residuals::of(b, c, age, params).write(w, &mut prev_mask);
         }
         created.extend(&cur[ci..]);
     } else {
@@ -308,21 +383,7 @@ fn encode_players(
     let mut prev: Option<u32> = None;
     for p in created {
         write_id(w, &mut prev, p.id.0);
-        // Names are cleaned at join (`rules::clean_name`); this only guards the field width.
-        let name = crate::rules::truncate_utf8(&p.name, MAX_NAME_BYTES).as_bytes();
-        w.bits(name.len() as u64, 5);
-        for &b in name {
-            w.bits(u64::from(b), 8);
-        }
-        w.signed(i64::from(p.pos.x), 13);
-        w.signed(i64::from(p.pos.y), 13);
-        w.signed(i64::from(p.vel.x), 6);
-        w.signed(i64::from(p.vel.y), 6);
-        w.bits(u64::from(p.aim.steps()), AIM_BITS);
-        w.exp_golomb(u64::from(p.score), 4);
-        w.bits(u64::from(p.last_seq.0), 32);
-        w.exp_golomb(u64::from(p.cooldown), 2);
-        w.exp_golomb(u64::from(p.deaths), 1);
+        write_created(w, p);
     }
 }
 

@@ -45,10 +45,19 @@ struct Args {
     /// have the bots verify it: the TLS cost per client.
     #[arg(long)]
     tls: bool,
-    /// Players per match (the server's `--match-size` and the bots'): 16 is the benchmark
-    /// workload; 64-256 are the big matches of issue 15.
-    #[arg(long, default_value_t = 16)]
-    match_size: usize,
+    /// Players per match (the server's `--match-size` and the bots'), in order: 16 is the
+    /// benchmark workload; 64-256 are the big matches of issue 15 (`16,64,128,256`: side by
+    /// side in one run).
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    match_size: Vec<usize>,
+    /// The server's view radius in world units, in order: `none` (the whole arena) or a
+    /// number (`none,250`: without and with interest management, side by side).
+    #[arg(long, value_delimiter = ',', default_value = "none")]
+    views: Vec<String>,
+    /// The server's `--snapshot-budget` for the series with a view radius, bytes per client
+    /// per tick (unset, and for `none`: the server's default).
+    #[arg(long)]
+    snapshot_budget: Option<usize>,
     /// One bot in this many checks its snapshots (the bots' `--verify-every`): above about
     /// 2,000 clients one core cannot check them all.
     #[arg(long, default_value_t = 1)]
@@ -116,7 +125,28 @@ fn base_url(args: &Args) -> String {
     format!("{scheme}://127.0.0.1:{}", args.port)
 }
 
-fn start_server(args: &Args, tls: Option<&TlsFiles>) -> anyhow::Result<ServerProcess> {
+/// One line of the ladder: a transport, a match size and a view radius.
+#[derive(Debug, Clone)]
+struct Series {
+    transport: String,
+    match_size: usize,
+    view_radius: Option<u32>,
+}
+
+impl Series {
+    fn name(&self) -> String {
+        let view = self
+            .view_radius
+            .map_or(String::new(), |r| format!("-view{r}"));
+        format!("{}-m{}{view}", self.transport, self.match_size)
+    }
+}
+
+fn start_server(
+    args: &Args,
+    series: &Series,
+    tls: Option<&TlsFiles>,
+) -> anyhow::Result<ServerProcess> {
     let bin = args.bin_dir.join("skirmish-server");
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", "0"]).arg(&bin);
@@ -137,7 +167,21 @@ fn start_server(args: &Args, tls: Option<&TlsFiles>) -> anyhow::Result<ServerPro
             LADDER_KEY,
         ])
         .args(["--match-duration", "1h", "--empty-match-ttl-s", "600"])
-        .args(["--match-size", &args.match_size.to_string()])
+        .args(["--match-size", &series.match_size.to_string()])
+        .args(
+            series
+                .view_radius
+                .map(|r| ["--view-radius".to_string(), r.to_string()])
+                .into_iter()
+                .flatten(),
+        )
+        .args(
+            args.snapshot_budget
+                .filter(|_| series.view_radius.is_some())
+                .map(|b| ["--snapshot-budget".to_string(), b.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -175,16 +219,17 @@ fn idle_rss_mib(args: &Args, tls: Option<&TlsFiles>) -> anyhow::Result<f64> {
 fn run_step(
     args: &Args,
     tls: Option<&TlsFiles>,
-    transport: &str,
+    series: &Series,
     clients: usize,
     prev_rss: &mut Option<(usize, f64)>,
 ) -> anyhow::Result<Step> {
-    let _server = start_server(args, tls)?;
+    let transport = series.transport.as_str();
+    let _server = start_server(args, series, tls)?;
     let idle = idle_rss_mib(args, tls)?;
     let base = prev_rss.get_or_insert((0, idle));
     let json = args
         .out_dir
-        .join(format!("bots-{transport}-{clients}.json"));
+        .join(format!("bots-{}-{clients}.json", series.name()));
     let ramp = Duration::from_millis((clients as u64 * 2).max(2000));
     let mut bots = Command::new("taskset");
     bots.args(["-c", "1"])
@@ -199,7 +244,7 @@ fn run_step(
             "--bots",
             &clients.to_string(),
             "--match-size",
-            &args.match_size.to_string(),
+            &series.match_size.to_string(),
             "--quiet",
         ])
         .args([
@@ -232,7 +277,7 @@ fn run_step(
     let added = clients.saturating_sub(base.0).max(1) as f64;
     let step = Step {
         transport: transport.to_string(),
-        match_size: args.match_size,
+        match_size: series.match_size,
         clients,
         connected: r["bots_connected"].as_u64().unwrap_or(0),
         server_cpu_pct: sf("cpu_pct"),
@@ -249,6 +294,9 @@ fn run_step(
         ticks_skipped: s["ticks_skipped"].as_u64().unwrap_or(0),
         desyncs: r["desyncs"].as_u64().unwrap_or(0) + r["checksum_desyncs"].as_u64().unwrap_or(0),
         bots_cpu_pct: f("bots_cpu_pct"),
+        view_radius: series.view_radius,
+        snapshot_budget: args.snapshot_budget.filter(|_| series.view_radius.is_some()),
+        longest_wait_ticks: s["view_longest_wait_ticks"].as_u64().unwrap_or(0),
     };
     *prev_rss = Some((clients, rss));
     Ok(step)
@@ -262,20 +310,41 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     };
+    let mut series = Vec::new();
+    for &match_size in &args.match_size {
+        for view in &args.views {
+            let view_radius = match view.as_str() {
+                "none" => None,
+                r => Some(
+                    r.parse::<u32>()
+                        .with_context(|| format!("--views: {r} is not `none` or a radius"))?,
+                ),
+            };
+            for transport in &args.transport {
+                series.push(Series {
+                    transport: transport.clone(),
+                    match_size,
+                    view_radius,
+                });
+            }
+        }
+    }
     let mut steps = Vec::new();
-    let mut prev_rss: Vec<Option<(usize, f64)>> = vec![None; args.transport.len()];
-    let mut climbing: Vec<bool> = vec![true; args.transport.len()];
+    let mut prev_rss: Vec<Option<(usize, f64)>> = vec![None; series.len()];
+    let mut climbing: Vec<bool> = vec![true; series.len()];
     for &clients in &args.steps {
-        for (ti, transport) in args.transport.iter().enumerate() {
-            if !climbing[ti] {
+        for (si, line) in series.iter().enumerate() {
+            if !climbing[si] {
                 continue;
             }
-            eprintln!("ladder: {transport} {clients} clients ...");
-            let step = run_step(&args, tls.as_ref(), transport, clients, &mut prev_rss[ti])?;
+            let name = line.name();
+            eprintln!("ladder: {name} {clients} clients ...");
+            let step = run_step(&args, tls.as_ref(), line, clients, &mut prev_rss[si])?;
             eprintln!(
-                "ladder: {transport} {clients}: server {:.1} % CPU, {:.0} us/client/s, delivery {:.1} %, p50/p99 {:.1}/{:.1} ms, bots {:.0} % CPU",
+                "ladder: {name} {clients}: server {:.1} % CPU, {:.0} us/client/s, {:.0} B/client/s down, delivery {:.1} %, p50/p99 {:.1}/{:.1} ms, bots {:.0} % CPU",
                 step.server_cpu_pct,
                 step.cpu_us_per_client_per_s,
+                step.wire_bytes_per_client_per_s,
                 step.delivery * 100.0,
                 step.latency_p50_ms,
                 step.latency_p99_ms,
@@ -284,10 +353,8 @@ fn main() -> anyhow::Result<()> {
             let kept_up = step.kept_up();
             steps.push(step);
             if !kept_up && !args.all {
-                eprintln!(
-                    "ladder: over {transport} the server fell behind at {clients} clients; stopping"
-                );
-                climbing[ti] = false;
+                eprintln!("ladder: {name}: the server fell behind at {clients} clients; stopping");
+                climbing[si] = false;
             }
         }
         if !climbing.iter().any(|c| *c) {

@@ -68,8 +68,11 @@ pub enum JoinKind {
         resume: Option<PlayerId>,
         reconnectable: bool,
     },
-    /// A spectator: receives everything, sends no inputs.
-    Spectator(SpectatorSlot),
+    /// A spectator: sends no inputs; sees everything, or what the player `follow` sees.
+    Spectator {
+        slot: SpectatorSlot,
+        follow: Option<PlayerId>,
+    },
 }
 
 /// Requests from the reader to the writer.
@@ -96,6 +99,7 @@ pub(crate) async fn serve(
     (socket, prefix): (Socket, Vec<u8>),
     player: Option<(PlayerId, Arc<InputRing>)>,
     handle: &Arc<MatchHandle>,
+    follow: Option<PlayerId>,
     ctx: &ConnectionContext,
 ) -> End {
     let stats = ctx.server.stats.clone();
@@ -129,6 +133,7 @@ pub(crate) async fn serve(
         handle: handle.clone(),
         control: ctrl_rx,
         player: player_id,
+        follow,
         match_id: handle.id,
         tick_hz: handle.tick_hz,
         ctx: ctx.clone(),

@@ -69,7 +69,7 @@ pub async fn run(
             };
             handle.seats().set_player(seat, player);
             let span = info_span!("player", match_id = handle.id, player_id = player.0);
-            let end = serve(ws, Some((player, inputs)), &handle, &ctx)
+            let end = serve(ws, Some((player, inputs)), &handle, Some(player), &ctx)
                 .instrument(span)
                 .await;
             end_seat(
@@ -81,10 +81,12 @@ pub async fn run(
             )
             .await;
         }
-        JoinKind::Spectator(slot) => {
+        JoinKind::Spectator { slot, follow } => {
             let Some(ws) = ws else { return };
-            let span = info_span!("spectator", match_id = slot.handle.id);
-            serve(ws, None, &slot.handle, &ctx).instrument(span).await;
+            let span = info_span!("spectator", match_id = slot.handle.id, follow = follow.map(|p| p.0));
+            serve(ws, None, &slot.handle, follow, &ctx)
+                .instrument(span)
+                .await;
         }
     }
 }

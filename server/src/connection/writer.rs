@@ -9,10 +9,10 @@ use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
 use skirmish_shared::protocol::{self, ServerMessage, close_code};
-use skirmish_shared::world::PlayerId;
+use skirmish_shared::world::{PlayerId, WorldState};
 
 use super::{CLOSE_GRACE, ConnectionContext, Control};
-use crate::fanout::{Cursor, TickOutput, snapshot_msg};
+use crate::fanout::{ClientView, Cursor, TickOutput, snapshot_msg};
 use crate::link::Link;
 use crate::r#match::MatchHandle;
 use crate::outlet::Lent;
@@ -27,6 +27,9 @@ pub(super) struct Writer {
     pub(super) control: mpsc::Receiver<Control>,
     /// `None` for a spectator.
     pub(super) player: Option<PlayerId>,
+    /// Whose view it sees (its own player's, or the player a spectator follows); `None`: a
+    /// spectator seeing the whole match.
+    pub(super) follow: Option<PlayerId>,
     pub(super) match_id: u32,
     pub(super) tick_hz: u32,
     pub(super) ctx: ConnectionContext,
@@ -77,8 +80,20 @@ impl Writer {
                     Ok(()) // our join is not in the world yet
                 } else {
                     welcomed = true;
-                    io.cursor = Cursor::at(&out);
-                    self.send_welcome(&io.sink, &out).await
+                    let world = match self.follow {
+                        // A player sees its own view (`fanout::ClientView`).
+                        Some(follow) => {
+                            let view = ClientView::new(follow, self.player);
+                            let (cursor, world) = Cursor::welcome(&out, view);
+                            io.cursor = cursor;
+                            world
+                        }
+                        None => {
+                            io.cursor = Cursor::at(&out);
+                            out.world.clone()
+                        }
+                    };
+                    self.send_welcome(&io.sink, &out, &world).await
                 }
             } else if let Some(frame) = io.cursor.advance(&out, &self.handle.events, &stats) {
                 self.send(&io.sink, &frame).await
@@ -183,15 +198,21 @@ impl Writer {
         WriterEnd::Stalled
     }
 
-    async fn send_welcome(&self, sink: &Socket, out: &TickOutput) -> Result<(), WriteError> {
+    /// The welcome, with `world` (the client's view at `out`) in full.
+    async fn send_welcome(
+        &self,
+        sink: &Socket,
+        out: &TickOutput,
+        world: &WorldState,
+    ) -> Result<(), WriteError> {
         let msg = ServerMessage::Welcome {
             player_id: self.player,
             match_id: self.match_id,
             tick_hz: self.tick_hz,
             snapshot: snapshot_msg(
                 None,
-                &out.world,
-                Some(out.world.checksum()),
+                world,
+                Some(world.checksum()),
                 &out.params,
                 Vec::new(),
             ),

@@ -1,7 +1,10 @@
-//! Interest management for big matches (issue 15, begun): which parts of the arena a client
-//! sees ([`grid`]), and what it gets first when its view does not fit its byte budget
-//! ([`priority`]). Sans-IO and not wired to the match loop yet: the cell-wise encoding and
-//! the clients' handling of entities entering and leaving view come next (`docs/status.md`).
+//! Interest management for big matches (issue 15): what each client is sent. A client sees
+//! the players and projectiles within a view radius of its own player, and when what it sees
+//! does not fit its byte budget, the players it gets exactly this tick are chosen by
+//! accumulated priority ([`priority`]) and the rest are carried on by the client's own
+//! prediction until their turn ([`view`]).
 
-pub mod grid;
 pub mod priority;
+pub mod view;
+
+pub use view::{Selection, Settings, View};

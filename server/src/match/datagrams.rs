@@ -24,6 +24,7 @@ use tracing::debug;
 
 use skirmish_shared::datagram::play::{ClientNotice, Down, Notice, fragments};
 use skirmish_shared::datagram::reliable::Reliable;
+use skirmish_shared::codec;
 use skirmish_shared::datagram::{Kind, Sealer};
 use skirmish_shared::protocol::encode;
 use skirmish_shared::receiver::BASELINE_HISTORY;
@@ -32,7 +33,7 @@ use skirmish_shared::world::PlayerId;
 
 use crate::acked::{TickEncodings, WorldRing};
 use crate::budget::ChatLimit;
-use crate::fanout::TickOutput;
+use crate::fanout::{ClientView, TickOutput};
 use crate::link::End;
 use crate::stats::Stats;
 use crate::udp::batch::SendBatch;
@@ -56,11 +57,57 @@ struct Player {
     id: PlayerId,
     /// The newest snapshot it acknowledged.
     acked: Option<Tick>,
+    /// What it sees, and the worlds it was sent (its possible baselines): the match's own
+    /// `Arc` when it was sent the match's world, its view otherwise.
+    view: ClientView,
+    sent: WorldRing,
     /// The newest input received from it.
     last_input: Option<Seq>,
     /// Reliable ids below this were sent at least once (later sends are resends).
     sent_below: u64,
     chat: ChatLimit,
+}
+
+impl Player {
+    /// This tick's snapshot for the player: the baseline it is coded against and the bytes.
+    /// Holding the match's world, seeing the whole arena, within its budget: the encoding
+    /// shared by every player on the same baseline. Otherwise its own view (`fanout::
+    /// ClientView`) against the view it acknowledged.
+    fn snapshot(
+        &mut self,
+        out: &TickOutput,
+        fresh: bool,
+        ring: &WorldRing,
+        encodings: &mut TickEncodings<'_>,
+        stats: &Stats,
+    ) -> Option<(Option<Tick>, Arc<Vec<u8>>)> {
+        let tick = out.world.tick;
+        let holds = self
+            .acked
+            .filter(|t| tick.is_after(*t))
+            .and_then(|t| self.sent.get(t).map(|w| (t, w.clone())));
+        let holds_match_world = holds
+            .as_ref()
+            .is_none_or(|(t, w)| ring.get(*t).is_some_and(|m| Arc::ptr_eq(m, w)));
+        if holds_match_world
+            && let Some((baseline, bytes)) = encodings.for_client(holds.as_ref().map(|h| h.0))
+            && out.shareable(bytes.len())
+        {
+            if fresh {
+                self.sent.push(out.world.clone());
+            }
+            return Some((baseline, bytes));
+        }
+        let base = holds.as_ref().map(|(_, w)| &**w);
+        let sel = self.view.select(base, out, stats);
+        let checksum = (base.is_none() || out.checksum.is_some()).then(|| sel.world.checksum());
+        let bytes = codec::encode(base, &sel.world, checksum, &out.params);
+        if fresh {
+            self.sent.push(Arc::new(sel.world));
+        }
+        stats.snapshots_encoded_per_client.inc();
+        Some((holds.map(|h| h.0), Arc::new(bytes)))
+    }
 }
 
 /// Every datagram player of one match (see the module docs).
@@ -115,6 +162,8 @@ impl Datagrams {
             reliable,
             id,
             acked: None,
+            view: ClientView::new(id, Some(id)),
+            sent: WorldRing::new(BASELINE_HISTORY),
             last_input: None,
             sent_below: 0,
             chat: ChatLimit::default(),
@@ -195,7 +244,8 @@ impl Datagrams {
                 p.peer.end(End::Abrupt);
                 continue;
             }
-            let Some((baseline, snapshot)) = encodings.for_client(p.acked) else {
+            let Some((baseline, snapshot)) = p.snapshot(out, fresh, &self.ring, &mut encodings, stats)
+            else {
                 continue;
             };
             if baseline.is_none() {

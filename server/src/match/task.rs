@@ -61,14 +61,9 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
     let clock = PhaseClock::start(&timings);
     game.world.phase = clock.phase;
     game.world.phase_end = clock.ends_at;
-    let first = Arc::new(TickOutput::new(
-        Arc::new(game.world.clone()),
-        None,
-        None,
-        params,
-        Vec::new(),
-        1,
-    ));
+    let mut first = TickOutput::new(Arc::new(game.world.clone()), None, None, params, Vec::new(), 1);
+    first.interest = config.interest();
+    let first = Arc::new(first);
     let (out_tx, out_rx) = watch::channel(first);
     let handle = Arc::new(MatchHandle {
         id,
@@ -102,6 +97,7 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
         departed: Vec::new(),
         datagrams: Datagrams::default(),
         reconnect_grace: config.reconnect_grace,
+        interest: config.interest(),
         ctx,
         _wake_on_exit: WakeWritersOnDrop(handle.clone()),
     };
@@ -130,6 +126,8 @@ struct MatchTask {
     datagrams: Datagrams,
     /// How long a seat waits for a player whose connection dropped.
     reconnect_grace: Duration,
+    /// What clients see (view radius, snapshot budget).
+    interest: crate::interest::Settings,
     ctx: ServerContext,
     /// Last field: dropped after `outputs`, so woken writers find the channel closed.
     _wake_on_exit: WakeWritersOnDrop,
@@ -429,6 +427,7 @@ impl MatchTask {
         };
         let mut out = TickOutput::new(world, prev, checksum, self.game.params, events, from);
         out.ended = ended;
+        out.interest = self.interest;
         let out = Arc::new(out);
         // Publish first, then offer: a writer that lends its socket after this sees `out`.
         self.outputs.send_replace(out.clone());

@@ -235,3 +235,54 @@ fn sixteen_player_snapshot_sizes() {
         full.len()
     );
 }
+
+proptest! {
+    /// A player the server leaves out of an update (sends as its prediction) costs one bit,
+    /// and the client decodes exactly that prediction.
+    #[test]
+    fn a_predicted_player_costs_one_bit((a, b) in arb_pair(), hz in 10u32..=128) {
+        let params = Params::new(hz);
+        let age = b.tick.diff(a.tick);
+        let mut held = b.clone();
+        for p in &mut held.players {
+            if let Some(base) = a.player(p.id).filter(|base| base.name == p.name) {
+                *p = predict_player(base, age, &params);
+            }
+        }
+        let bytes = encode(Some(&a), &held, None, &params);
+        let got = decode(Some(&a), held.tick, &bytes, &params).expect("decodes");
+        prop_assert_eq!(&got.world, &held);
+        let mut per_player = 0;
+        for p in &held.players {
+            let base = a.player(p.id);
+            let bits = player_bits(base, p, age, &params);
+            if base.is_some_and(|base| base.name == p.name) {
+                prop_assert_eq!(bits, 1);
+            }
+            per_player += bits;
+        }
+        // What `player_bits` prices is what the players take (up to the shared masks, the
+        // removals and the counts, which it leaves out).
+        let everything_else = encode(Some(&a), &WorldState { players: Vec::new(), ..held.clone() }, None, &params);
+        prop_assert!(bytes.len() * 8 <= per_player + everything_else.len() * 8 + 2 * a.players.len() + 16);
+    }
+
+    /// `player_bits` is the exact size of a changed player's entry (mask priced in full).
+    #[test]
+    fn player_bits_is_the_entrys_size((a, b) in arb_pair()) {
+        let params = Params::default();
+        let age = b.tick.diff(a.tick);
+        // One kept player, alone in both worlds: the snapshot is the header, its entry and
+        // the empty sections.
+        let (Some(pa), Some(pb)) = (a.players.first(), b.player(a.players.first().map_or(PlayerId(0), |p| p.id))) else {
+            return Ok(());
+        };
+        prop_assume!(pa.name == pb.name);
+        let only = |w: &WorldState, p: &PlayerState| WorldState { players: vec![p.clone()], orbs: Vec::new(), projectiles: Vec::new(), ..w.clone() };
+        let (wa, wb) = (only(&a, pa), only(&b, pb));
+        let mut sink = crate::bits::BitWriter::new();
+        encode_players(&mut sink, Some(&wa.players), &wb.players, age, &params);
+        // The count of new players (EG0 of 0) is one bit.
+        prop_assert_eq!(sink.bit_len(), player_bits(Some(pa), pb, age, &params) + 1);
+    }
+}

@@ -1,0 +1,353 @@
+//! One client's view of the match: which players and projectiles it is sent this tick, and
+//! which of the players it gets exactly when they do not all fit its byte budget.
+//!
+//! The result is a world (the client's world, coded against the client's previous one by the
+//! ordinary codec), so the clients need nothing new to decode it and its checksum is the
+//! checksum of exactly what the client holds. A player within the view radius is in it; one
+//! already in it stays until it is an eighth farther out (so a player at the edge does not
+//! flicker in and out, each time costing a full entry). The own player is always in it and
+//! always exact. Of the others, a player whose state is what the client predicts from its
+//! baseline (`codec::predict_player`) costs one bit and is exact for free; the rest compete
+//! by accumulated priority (`priority`) for what the budget leaves, and a player not chosen
+//! is sent as its prediction (one bit: the client carries it on along its velocity) until its
+//! turn comes. A player entering view that does not fit waits, absent, for its turn.
+//! Projectiles are never held back: they cost bits only when fired, and one that appears late
+//! is a shot that hit before it was seen. Orbs are few and global: every client gets them all.
+
+use skirmish_shared::codec::{player_bits, predict_player};
+use skirmish_shared::quant::{AIM_STEPS, QAngle, QVec};
+use skirmish_shared::rules::{ARENA_MAX_Q, Params};
+use skirmish_shared::tick::Tick;
+use skirmish_shared::world::{PlayerId, WorldState};
+
+use super::priority::{Candidate, Priority};
+
+/// What clients see: the match's interest settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// View radius, position steps; `None`: the whole arena.
+    pub radius: Option<i32>,
+    /// Snapshot bytes per client per tick the players may fill (game events come on top).
+    pub budget: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            radius: None,
+            budget: DEFAULT_BUDGET,
+        }
+    }
+}
+
+/// Default snapshot budget, bytes per client per tick: far above a 256-player match's delta
+/// (about 800 bytes); it only paces full snapshots of big matches.
+pub const DEFAULT_BUDGET: usize = 2048;
+
+/// Bits priced for a snapshot's fixed parts (checksum flag and value, phase, the counts).
+const HEADER_BITS: usize = 48;
+/// Bits priced for a moved orb, and for a new projectile (their entries, roughly).
+const ORB_BITS: usize = 30;
+const PROJECTILE_BITS: usize = 72;
+
+impl Settings {
+    /// Whether every client sees the whole match (the radius does not cut anything).
+    #[must_use]
+    pub fn whole_arena(&self) -> bool {
+        self.radius.is_none()
+    }
+
+    /// Whether `pos` is in view from `center`: `Some(true)` within the radius, `Some(false)`
+    /// beyond it plus an eighth, `None` in between (in view only if it already was).
+    fn sees(&self, center: Option<QVec>, pos: QVec) -> Option<bool> {
+        let (Some(r), Some(c)) = (self.radius, center) else {
+            return Some(true);
+        };
+        let (r, keep) = (i64::from(r), i64::from(r + r / 8));
+        let d = c.dist_sq(pos);
+        if d <= r * r {
+            Some(true)
+        } else if d > keep * keep {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// This tick's view for one client.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The client's world this tick.
+    pub world: WorldState,
+    /// It is the match's world, whole and exact.
+    pub complete: bool,
+    /// Visible players sent as their prediction (held back by the budget), and visible
+    /// players not created yet for want of room.
+    pub held: usize,
+    /// Players that went out exact this tick after waiting (held or absent) for longer than
+    /// one tick, and the longest such wait in ticks.
+    pub caught_up: usize,
+    pub longest_wait: u32,
+}
+
+/// One client's view state: its priorities and when each visible player last went out exact.
+#[derive(Debug, Default)]
+pub struct View {
+    priority: Priority<PlayerId>,
+    /// Each visible player's last exact tick (or the tick it came into view), by id.
+    exact_at: Vec<(PlayerId, Tick)>,
+}
+
+impl View {
+    /// The client's world at `world.tick`, given the world it holds (`base`, `None` for a
+    /// full snapshot), centred on `center` (`None`: sees everything). `me` is the own player:
+    /// always in view, always exact. `projectile_pos` is where each of `world`'s projectiles
+    /// is at its tick ([`projectile_positions`], computed once per tick for every client).
+    #[allow(clippy::too_many_arguments)]
+    pub fn select(
+        &mut self,
+        base: Option<&WorldState>,
+        world: &WorldState,
+        projectile_pos: &[QVec],
+        center: Option<QVec>,
+        me: Option<PlayerId>,
+        settings: &Settings,
+        params: &Params,
+    ) -> Selection {
+        let age = base.map_or(0, |b| world.tick.diff(b.tick));
+        let tick = world.tick;
+        // Worlds are sorted by id: walk the baseline's lists alongside (one pass, in memory
+        // order) rather than searching them.
+        let mut base_players = base.map_or(&[][..], |b| &b.players[..]).iter().peekable();
+        let mut base_player = |id| {
+            while base_players.next_if(|b| b.id < id).is_some() {}
+            base_players.next_if(|b| b.id == id)
+        };
+        let mut base_projectiles = base.map_or(&[][..], |b| &b.projectiles[..]).iter().peekable();
+        let mut had_projectile = |id| {
+            while base_projectiles.next_if(|b| b.id < id).is_some() {}
+            base_projectiles.next_if(|b| b.id == id).is_some()
+        };
+
+        // Projectiles in view (or fired by the client): all of them, priced first.
+        let mut budget = settings.budget.saturating_mul(8);
+        let mut spend = |bits: usize| budget = budget.saturating_sub(bits);
+        spend(HEADER_BITS);
+        let mut projectiles = Vec::new();
+        for (p, &pos) in world.projectiles.iter().zip(projectile_pos) {
+            let had = had_projectile(p.id);
+            let shown = Some(p.owner) == me || settings.sees(center, pos).unwrap_or(had);
+            if shown {
+                spend(if had { 1 } else { PROJECTILE_BITS });
+                projectiles.push(*p);
+            }
+        }
+        let moved_orbs = match base {
+            Some(b) if b.orbs.len() == world.orbs.len() => {
+                b.orbs.iter().zip(&world.orbs).filter(|(a, c)| a != c).count()
+            }
+            _ => world.orbs.len(),
+        };
+        spend(moved_orbs * ORB_BITS);
+
+        // Players: in view, then exact for free, the own one, or a candidate.
+        let mut visible = Vec::with_capacity(world.players.len());
+        let mut candidates = Vec::new();
+        let mut kept = 0;
+        for p in &world.players {
+            let mine = Some(p.id) == me;
+            let had = base_player(p.id);
+            let shown = mine || settings.sees(center, p.pos).unwrap_or(had.is_some());
+            if !shown {
+                continue;
+            }
+            kept += usize::from(had.is_some());
+            let bits = player_bits(had, p, age, params);
+            let exact = mine || (had.is_some() && bits == 1);
+            if exact {
+                spend(bits);
+            } else {
+                candidates.push(Candidate {
+                    key: p.id,
+                    weight: 1.0,
+                    bytes: bits,
+                });
+            }
+            visible.push((p, had, exact));
+        }
+        // The removals: two bits each.
+        spend(2 * base.map_or(0, |b| b.players.len()).saturating_sub(kept));
+        let fits = candidates.iter().map(|c| c.bytes).sum::<usize>() <= budget;
+        let mut chosen: Vec<PlayerId> = if fits {
+            Vec::new()
+        } else {
+            for c in &mut candidates {
+                if let Some(p) = world.player(c.key) {
+                    c.weight = weight(center, p.pos, p.aim, settings);
+                }
+            }
+            self.priority.select(&candidates, budget)
+        };
+        chosen.sort_unstable();
+
+        // The client's players, in id order, and how long the exact ones waited (`exact_at`
+        // is in id order too: one merge).
+        let mut players = Vec::with_capacity(visible.len());
+        let (mut held, mut caught_up, mut longest_wait) = (0, 0, 0);
+        let mut exact_at = Vec::with_capacity(visible.len());
+        let mut before = self.exact_at.iter().peekable();
+        for (p, had, exact) in visible {
+            while before.next_if(|(id, _)| *id < p.id).is_some() {}
+            let since = before
+                .next_if(|(id, _)| *id == p.id)
+                .map_or(tick.minus(1), |(_, t)| *t);
+            if exact || fits || chosen.binary_search(&p.id).is_ok() {
+                let waited = tick.diff(since).max(1) as u32;
+                if waited > 1 {
+                    caught_up += 1;
+                    longest_wait = longest_wait.max(waited);
+                }
+                exact_at.push((p.id, tick));
+                players.push(p.clone());
+            } else {
+                held += 1;
+                exact_at.push((p.id, since));
+                if let Some(b) = had {
+                    players.push(predict_player(b, age, params));
+                }
+            }
+        }
+        self.exact_at = exact_at;
+        let complete = held == 0
+            && players.len() == world.players.len()
+            && projectiles.len() == world.projectiles.len();
+        Selection {
+            world: WorldState {
+                tick,
+                phase: world.phase,
+                phase_end: world.phase_end,
+                players,
+                orbs: world.orbs.clone(),
+                projectiles,
+            },
+            complete,
+            held,
+            caught_up,
+            longest_wait,
+        }
+    }
+}
+
+/// Where each of `world`'s projectiles is at its tick, in order.
+#[must_use]
+pub fn projectile_positions(world: &WorldState, params: &Params) -> Vec<QVec> {
+    world
+        .projectiles
+        .iter()
+        .map(|p| p.pos_at(world.tick, params))
+        .collect()
+}
+
+/// How much a player matters to a client: from 1 at the edge of the view to 4 on top of it,
+/// doubled when it aims at the client (within about 11 degrees).
+fn weight(center: Option<QVec>, pos: QVec, aim: QAngle, settings: &Settings) -> f64 {
+    let Some(c) = center else {
+        return 1.0;
+    };
+    let reach = f64::from(settings.radius.unwrap_or(ARENA_MAX_Q * 3 / 2).max(1));
+    let d = (c.dist_sq(pos) as f64).sqrt();
+    let near = 1.0 + 3.0 * (1.0 - d / reach).clamp(0.0, 1.0);
+    let toward = f64::from(c.y - pos.y).atan2(f64::from(c.x - pos.x));
+    let aimed = d > 0.0 && QAngle::from_radians(toward as f32).diff(aim).abs() <= i32::from(AIM_STEPS / 32);
+    if aimed { near * 2.0 } else { near }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skirmish_shared::codec;
+    use skirmish_shared::workload::Wander;
+
+    fn worlds(players: usize, ticks: usize) -> (Vec<WorldState>, Params) {
+        let params = Params::new(30);
+        (Wander::new(players, 7, params).worlds(ticks), params)
+    }
+
+    /// Plays `worlds` through one client's view, decoding every snapshot like a client.
+    fn play(
+        worlds: &[WorldState],
+        params: &Params,
+        settings: &Settings,
+        me: PlayerId,
+        mut each: impl FnMut(&WorldState, &Selection, &WorldState),
+    ) {
+        let mut view = View::default();
+        let mut held: Option<WorldState> = None;
+        for w in worlds {
+            let center = w.player(me).map(|p| p.pos);
+            let sel = view.select(held.as_ref(), w, &projectile_positions(w, &params), center, Some(me), settings, params);
+            let bytes = codec::encode(held.as_ref(), &sel.world, Some(sel.world.checksum()), params);
+            let got = codec::decode(held.as_ref(), w.tick, &bytes, params).expect("decodes");
+            assert_eq!(got.verify(), Some(true), "the checksum covers the client's world");
+            each(w, &sel, &got.world);
+            held = Some(got.world);
+        }
+    }
+
+    #[test]
+    fn with_the_whole_arena_and_room_the_view_is_the_world() {
+        let (ws, params) = worlds(16, 60);
+        play(&ws, &params, &Settings::default(), PlayerId(3), |w, sel, got| {
+            assert!(sel.complete);
+            assert_eq!(got, w);
+        });
+    }
+
+    #[test]
+    fn a_radius_keeps_far_players_out_and_nothing_stays_after_it_leaves() {
+        let (ws, params) = worlds(128, 200);
+        let settings = Settings {
+            radius: Some(250 * 16),
+            budget: DEFAULT_BUDGET,
+        };
+        let me = PlayerId(5);
+        let mut seen_fewer = false;
+        play(&ws, &params, &settings, me, |w, sel, got| {
+            let c = w.player(me).expect("me").pos;
+            let keep = i64::from(250 * 16 + 250 * 16 / 8);
+            for p in &got.players {
+                let truth = w.player(p.id).expect("a player of the match");
+                assert!(c.dist_sq(truth.pos) <= keep * keep, "player {} is out of view", p.id.0);
+            }
+            for p in &w.players {
+                if c.dist_sq(p.pos) <= i64::from(250 * 16).pow(2) {
+                    assert!(got.player(p.id).is_some(), "player {} in view is missing", p.id.0);
+                }
+            }
+            assert_eq!(got.player(me), w.player(me), "the own player is exact");
+            seen_fewer |= got.players.len() < w.players.len();
+            assert!(!sel.complete || got == w);
+        });
+        assert!(seen_fewer);
+    }
+
+    #[test]
+    fn under_a_tight_budget_every_visible_player_is_exact_within_a_few_ticks() {
+        let (ws, params) = worlds(256, 150);
+        let settings = Settings {
+            radius: None,
+            budget: 300,
+        };
+        let mut longest = 0;
+        let mut held_total = 0;
+        play(&ws[1..], &params, &settings, PlayerId(1), |w, sel, got| {
+            longest = longest.max(sel.longest_wait);
+            held_total += sel.held;
+            assert_eq!(got.player(PlayerId(1)), w.player(PlayerId(1)));
+        });
+        assert!(held_total > 0, "300 bytes cannot carry 256 players' changes");
+        assert!(longest >= 2, "some waited");
+        assert!(longest <= 30, "nothing starves: longest wait {longest} ticks");
+    }
+}
