@@ -45,6 +45,8 @@ pub struct JoinOptions {
     pub token: Option<String>,
     /// Watch `match_id` as a spectator.
     pub spectate: bool,
+    /// As a spectator, see what this player sees (with a view radius) instead of everything.
+    pub follow: Option<u32>,
 }
 
 impl JoinOptions {
@@ -58,6 +60,7 @@ impl JoinOptions {
             recv_buffer: None,
             token: None,
             spectate: false,
+            follow: None,
         }
     }
 
@@ -83,6 +86,9 @@ impl JoinOptions {
         }
         if self.spectate {
             q.push_str("&spectate=1");
+            if let Some(f) = self.follow {
+                q.push_str(&format!("&follow={f}"));
+            }
         }
         q
     }
