@@ -6,7 +6,8 @@
 //! steady state (the views are run for 100 ticks first).
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use skirmish_server::interest::view::projectile_positions;
+use skirmish_server::interest::grid::Grid;
+use skirmish_server::interest::view::{Frame, cell_size, projectile_positions};
 use skirmish_server::interest::{Settings, View};
 use skirmish_shared::codec;
 use skirmish_shared::rules::Params;
@@ -21,7 +22,14 @@ fn warmed(worlds: &[WorldState], settings: &Settings, params: &Params) -> (View,
     for w in &worlds[..100] {
         let center = w.player(me).map(|p| p.pos);
         let pos = projectile_positions(w, params);
-        let sel = view.select(held.as_ref(), w, &pos, center, Some(me), settings, params);
+        let grid = settings.radius.map(|r| Grid::new(w, &pos, cell_size(r)));
+        let frame = Frame {
+            world: w,
+            projectile_pos: &pos,
+            grid: grid.as_ref(),
+            params,
+        };
+        let sel = view.select(held.as_ref(), &frame, center, Some(me), settings);
         held = Some(sel.world);
     }
     (view, held.expect("100 ticks"))
@@ -47,13 +55,19 @@ fn bench(c: &mut Criterion) {
         );
         let now = &worlds[100];
         let pos = projectile_positions(now, &params);
+        let grid = settings.radius.map(|r| Grid::new(now, &pos, cell_size(r)));
+        let frame = Frame {
+            world: now,
+            projectile_pos: &pos,
+            grid: grid.as_ref(),
+            params: &params,
+        };
         g.bench_function(format!("one client's snapshot: {label}"), |b| {
             b.iter_batched(
                 || warmed(&worlds, &settings, &params),
                 |(mut view, held)| {
                     let center = now.player(PlayerId(1)).map(|p| p.pos);
-                    let sel =
-                        view.select(Some(&held), now, &pos, center, Some(PlayerId(1)), &settings, &params);
+                    let sel = view.select(Some(&held), &frame, center, Some(PlayerId(1)), &settings);
                     codec::encode(Some(&held), &sel.world, None, &params)
                 },
                 BatchSize::LargeInput,

@@ -23,6 +23,8 @@ use skirmish_shared::tick::Tick;
 use skirmish_shared::world::{PlayerId, WorldState};
 
 use crate::events::EventLog;
+use crate::interest::grid::Grid;
+use crate::interest::view::Frame;
 use crate::interest::{self, Selection, Settings, View};
 use crate::stats::Stats;
 use crate::wire;
@@ -42,8 +44,9 @@ pub struct TickOutput {
     delta_bytes: usize,
     /// What clients see (view radius, budget).
     pub interest: Settings,
-    /// Where each projectile is this tick (for the views; computed on first demand).
-    projectile_pos: OnceLock<Vec<QVec>>,
+    /// Where each projectile is this tick, and the entities by cell (for the views;
+    /// computed on first demand).
+    shared_view: OnceLock<(Vec<QVec>, Option<Grid>)>,
     /// `ServerMessage::Snapshot` in full, encoded on first demand and shared.
     full_frame: OnceLock<Bytes>,
     pub params: Params,
@@ -90,7 +93,7 @@ impl TickOutput {
             delta_frame,
             delta_bytes,
             interest: Settings::default(),
-            projectile_pos: OnceLock::new(),
+            shared_view: OnceLock::new(),
             full_frame: OnceLock::new(),
             params,
             events,
@@ -178,10 +181,22 @@ impl TickOutput {
         }
     }
 
-    /// Where each projectile is this tick.
-    pub fn projectile_pos(&self) -> &[QVec] {
-        self.projectile_pos
-            .get_or_init(|| interest::view::projectile_positions(&self.world, &self.params))
+    /// What every view of this tick is chosen from (see `interest::view::Frame`).
+    pub fn frame(&self) -> Frame<'_> {
+        let (pos, grid) = self.shared_view.get_or_init(|| {
+            let pos = interest::view::projectile_positions(&self.world, &self.params);
+            let grid = self
+                .interest
+                .radius
+                .map(|r| Grid::new(&self.world, &pos, interest::view::cell_size(r)));
+            (pos, grid)
+        });
+        Frame {
+            world: &self.world,
+            projectile_pos: pos,
+            grid: grid.as_ref(),
+            params: &self.params,
+        }
     }
 
     /// Whether a client seeing through `view` can take the shared bytes (or `full`): it
@@ -257,15 +272,9 @@ impl ClientView {
         stats: &Stats,
     ) -> Selection {
         let center = out.world.player(self.follow).map(|p| p.pos);
-        let sel = self.view.select(
-            base,
-            &out.world,
-            out.projectile_pos(),
-            center,
-            self.me,
-            &out.interest,
-            &out.params,
-        );
+        let sel = self
+            .view
+            .select(base, &out.frame(), center, self.me, &out.interest);
         self.synced = sel.complete;
         stats.view_snapshots.inc();
         stats.view_players_held.add(sel.held as u64);
@@ -282,15 +291,7 @@ impl ClientView {
             budget: usize::MAX / 8,
             ..out.interest
         };
-        let sel = self.view.select(
-            None,
-            &out.world,
-            out.projectile_pos(),
-            center,
-            self.me,
-            &settings,
-            &out.params,
-        );
+        let sel = self.view.select(None, &out.frame(), center, self.me, &settings);
         self.synced = sel.complete;
         sel.world
     }

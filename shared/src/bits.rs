@@ -25,6 +25,15 @@ impl BitWriter {
         Self::default()
     }
 
+    /// A writer with room for `bytes` bytes before it grows.
+    #[must_use]
+    pub fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            ..Self::default()
+        }
+    }
+
     /// Writes the low `n` bits of `v` (`n <= 57`).
     pub fn bits(&mut self, v: u64, n: u32) {
         debug_assert!(n <= 57);
@@ -51,6 +60,12 @@ impl BitWriter {
         let x = u128::from(v) + (1u128 << k);
         let len = 128 - x.leading_zeros();
         let zeros = exp_golomb_len(v, k) - len;
+        if zeros + len <= 57 {
+            // The common case (every field of a normal snapshot): one write, the zeros first
+            // (the low bits), then the value MSB-first.
+            self.bits(reverse_bits(x as u64, len) << zeros, zeros + len);
+            return;
+        }
         self.bits(0, zeros);
         // Write the value MSB-first so that the leading 1 follows the zeros.
         let mut remaining = len;

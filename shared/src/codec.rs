@@ -97,7 +97,7 @@ pub fn encode(
     checksum: Option<u32>,
     params: &Params,
 ) -> Vec<u8> {
-    let mut w = BitWriter::new();
+    let mut w = BitWriter::with_capacity(64 + 8 * cur.players.len());
     w.bit(checksum.is_some());
     if let Some(c) = checksum {
         w.bits(u64::from(c), 32);
@@ -326,7 +326,7 @@ pub fn player_bits(
     params: &Params,
 ) -> usize {
     let mut c = BitCount::default();
-    match base.filter(|b| b.name == cur.name) {
+    match base.filter(|b| same_name(b, cur)) {
         Some(b) => {
             let mut no_previous_mask = u8::MAX; // masks are 7 bits: never "the same"
             Residuals::of(b, cur, age, params).write(&mut c, &mut no_previous_mask);
@@ -337,6 +337,11 @@ pub fn player_bits(
         }
     }
     c.0
+}
+
+/// Whether two states of a player carry the same name (the same `Arc` almost always).
+fn same_name(a: &PlayerState, b: &PlayerState) -> bool {
+    Arc::ptr_eq(&a.name, &b.name) || a.name == b.name
 }
 
 fn encode_players(
@@ -359,7 +364,7 @@ fn encode_players(
             let kept = match cur.get(ci) {
                 Some(c) if c.id == b.id => {
                     ci += 1;
-                    if c.name == b.name {
+                    if same_name(c, b) {
                         Some(c)
                     } else {
                         created.push(c);

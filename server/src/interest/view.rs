@@ -11,8 +11,9 @@
 //! by accumulated priority (`priority`) for what the budget leaves, and a player not chosen
 //! is sent as its prediction (one bit: the client carries it on along its velocity) until its
 //! turn comes. A player entering view that does not fit waits, absent, for its turn.
-//! Projectiles are never held back: they cost bits only when fired, and one that appears late
-//! is a shot that hit before it was seen. Orbs are few and global: every client gets them all.
+//! Projectiles in view are never held back: they cost bits only when fired, and one that
+//! appears late is a shot that hit before it was seen. Orbs are few and global: every client
+//! gets them all. A view looks only at the cells of the tick's shared `grid` around its centre.
 
 use skirmish_shared::codec::{player_bits, predict_player};
 use skirmish_shared::quant::{AIM_STEPS, QAngle, QVec};
@@ -20,6 +21,7 @@ use skirmish_shared::rules::{ARENA_MAX_Q, Params};
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::{PlayerId, WorldState};
 
+use super::grid::Grid;
 use super::priority::{Candidate, Priority};
 
 /// What clients see: the match's interest settings.
@@ -97,24 +99,52 @@ pub struct View {
     priority: Priority<PlayerId>,
     /// Each visible player's last exact tick (or the tick it came into view), by id.
     exact_at: Vec<(PlayerId, Tick)>,
+    /// Scratch: the entities near the centre this tick (indices into the world's lists).
+    near_players: Vec<u16>,
+    near_projectiles: Vec<u16>,
+}
+
+/// What a view is chosen from: one tick of the match, with what every client's view of it
+/// shares (computed once per tick).
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    pub world: &'a WorldState,
+    /// Where each of the world's projectiles is at its tick ([`projectile_positions`]).
+    pub projectile_pos: &'a [QVec],
+    /// The world's entities by cell, when clients have a view radius.
+    pub grid: Option<&'a Grid>,
+    pub params: &'a Params,
 }
 
 impl View {
-    /// The client's world at `world.tick`, given the world it holds (`base`, `None` for a
-    /// full snapshot), centred on `center` (`None`: sees everything). `me` is the own player:
-    /// always in view, always exact. `projectile_pos` is where each of `world`'s projectiles
-    /// is at its tick ([`projectile_positions`], computed once per tick for every client).
-    #[allow(clippy::too_many_arguments)]
+    /// The client's world at the frame's tick, given the world it holds (`base`, `None` for
+    /// a full snapshot), centred on `center` (`None`: sees everything). `me` is the own
+    /// player: always in view, always exact.
     pub fn select(
         &mut self,
         base: Option<&WorldState>,
-        world: &WorldState,
-        projectile_pos: &[QVec],
+        frame: &Frame<'_>,
         center: Option<QVec>,
         me: Option<PlayerId>,
         settings: &Settings,
-        params: &Params,
     ) -> Selection {
+        let (world, params) = (frame.world, frame.params);
+        // The entities to look at: those in the cells around the centre, or all of them.
+        let (mut near_players, mut near_projectiles) = (
+            std::mem::take(&mut self.near_players),
+            std::mem::take(&mut self.near_projectiles),
+        );
+        match (frame.grid, settings.radius, center) {
+            (Some(grid), Some(r), Some(c)) => {
+                grid.near(c, r + r / 8, &mut near_players, &mut near_projectiles);
+            }
+            _ => {
+                near_players.clear();
+                near_players.extend(0..world.players.len() as u16);
+                near_projectiles.clear();
+                near_projectiles.extend(0..world.projectiles.len() as u16);
+            }
+        }
         let age = base.map_or(0, |b| world.tick.diff(b.tick));
         let tick = world.tick;
         // Worlds are sorted by id: walk the baseline's lists alongside (one pass, in memory
@@ -130,14 +160,15 @@ impl View {
             base_projectiles.next_if(|b| b.id == id).is_some()
         };
 
-        // Projectiles in view (or fired by the client): all of them, priced first.
+        // Projectiles in view: all of them, priced first.
         let mut budget = settings.budget.saturating_mul(8);
         let mut spend = |bits: usize| budget = budget.saturating_sub(bits);
         spend(HEADER_BITS);
         let mut projectiles = Vec::new();
-        for (p, &pos) in world.projectiles.iter().zip(projectile_pos) {
+        for &i in &near_projectiles {
+            let (p, pos) = (&world.projectiles[usize::from(i)], frame.projectile_pos[usize::from(i)]);
             let had = had_projectile(p.id);
-            let shown = Some(p.owner) == me || settings.sees(center, pos).unwrap_or(had);
+            let shown = settings.sees(center, pos).unwrap_or(had);
             if shown {
                 spend(if had { 1 } else { PROJECTILE_BITS });
                 projectiles.push(*p);
@@ -155,7 +186,8 @@ impl View {
         let mut visible = Vec::with_capacity(world.players.len());
         let mut candidates = Vec::new();
         let mut kept = 0;
-        for p in &world.players {
+        for &i in &near_players {
+            let p = &world.players[usize::from(i)];
             let mine = Some(p.id) == me;
             let had = base_player(p.id);
             let shown = mine || settings.sees(center, p.pos).unwrap_or(had.is_some());
@@ -219,6 +251,8 @@ impl View {
             }
         }
         self.exact_at = exact_at;
+        self.near_players = near_players;
+        self.near_projectiles = near_projectiles;
         let complete = held == 0
             && players.len() == world.players.len()
             && projectiles.len() == world.projectiles.len();
@@ -237,6 +271,12 @@ impl View {
             longest_wait,
         }
     }
+}
+
+/// The grid's cell for a view radius (position steps): half the radius.
+#[must_use]
+pub fn cell_size(radius: i32) -> i32 {
+    radius / 2
 }
 
 /// Where each of `world`'s projectiles is at its tick, in order.
@@ -286,7 +326,10 @@ mod tests {
         let mut held: Option<WorldState> = None;
         for w in worlds {
             let center = w.player(me).map(|p| p.pos);
-            let sel = view.select(held.as_ref(), w, &projectile_positions(w, &params), center, Some(me), settings, params);
+            let pos = projectile_positions(w, params);
+            let grid = settings.radius.map(|r| Grid::new(w, &pos, cell_size(r)));
+            let frame = Frame { world: w, projectile_pos: &pos, grid: grid.as_ref(), params };
+            let sel = view.select(held.as_ref(), &frame, center, Some(me), settings);
             let bytes = codec::encode(held.as_ref(), &sel.world, Some(sel.world.checksum()), params);
             let got = codec::decode(held.as_ref(), w.tick, &bytes, params).expect("decodes");
             assert_eq!(got.verify(), Some(true), "the checksum covers the client's world");

@@ -1,0 +1,137 @@
+//! Where the match's players and projectiles are this tick, by square cell: built once per
+//! tick and shared by every client's view, so a view looks only at the cells around its
+//! player instead of at every entity of the match (at 128 players and a 250-unit radius, the
+//! scan of every entity for every client was the largest single cost of the views).
+
+use skirmish_shared::quant::QVec;
+use skirmish_shared::rules::ARENA_MAX_Q;
+use skirmish_shared::world::WorldState;
+
+/// Entities by cell: indices into the world's `players` and `projectiles`.
+#[derive(Debug, Clone)]
+pub struct Grid {
+    /// A cell's side, position steps.
+    cell: i32,
+    /// Cells per side.
+    side: i32,
+    players: Buckets,
+    projectiles: Buckets,
+}
+
+/// Indices sorted by cell (ascending within a cell), and where each cell's run starts.
+#[derive(Debug, Clone, Default)]
+struct Buckets {
+    order: Vec<u16>,
+    start: Vec<u32>,
+}
+
+impl Buckets {
+    fn new(cells: impl ExactSizeIterator<Item = usize>, n_cells: usize) -> Self {
+        let cells: Vec<usize> = cells.collect();
+        let mut start = vec![0u32; n_cells + 1];
+        for &c in &cells {
+            start[c + 1] += 1;
+        }
+        for i in 0..n_cells {
+            start[i + 1] += start[i];
+        }
+        let mut next = start.clone();
+        let mut order = vec![0u16; cells.len()];
+        for (i, &c) in cells.iter().enumerate() {
+            order[next[c] as usize] = i as u16;
+            next[c] += 1;
+        }
+        Self { order, start }
+    }
+
+    fn cell(&self, c: usize) -> &[u16] {
+        &self.order[self.start[c] as usize..self.start[c + 1] as usize]
+    }
+}
+
+impl Grid {
+    /// The entities of `world` (projectiles at `projectile_pos`) in cells `cell` steps wide.
+    #[must_use]
+    pub fn new(world: &WorldState, projectile_pos: &[QVec], cell: i32) -> Self {
+        let cell = cell.max(ARENA_MAX_Q / 64).max(1);
+        let side = ARENA_MAX_Q / cell + 1;
+        let n = (side * side) as usize;
+        let at = |p: QVec| {
+            let col = (p.x.clamp(0, ARENA_MAX_Q) / cell).min(side - 1);
+            let row = (p.y.clamp(0, ARENA_MAX_Q) / cell).min(side - 1);
+            (row * side + col) as usize
+        };
+        Self {
+            cell,
+            side,
+            players: Buckets::new(world.players.iter().map(|p| at(p.pos)), n),
+            projectiles: Buckets::new(projectile_pos.iter().map(|&p| at(p)), n),
+        }
+    }
+
+    /// Indices of the players and projectiles in the cells that meet the square of half-side
+    /// `reach` around `center`, each list in ascending order (which is id order).
+    pub fn near(
+        &self,
+        center: QVec,
+        reach: i32,
+        players: &mut Vec<u16>,
+        projectiles: &mut Vec<u16>,
+    ) {
+        players.clear();
+        projectiles.clear();
+        let span = |c: i32| {
+            let lo = (c.saturating_sub(reach).clamp(0, ARENA_MAX_Q) / self.cell).min(self.side - 1);
+            let hi = (c.saturating_add(reach).clamp(0, ARENA_MAX_Q) / self.cell).min(self.side - 1);
+            lo..=hi
+        };
+        for row in span(center.y) {
+            for col in span(center.x) {
+                let c = (row * self.side + col) as usize;
+                players.extend_from_slice(self.players.cell(c));
+                projectiles.extend_from_slice(self.projectiles.cell(c));
+            }
+        }
+        players.sort_unstable();
+        projectiles.sort_unstable();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use skirmish_shared::rules::Params;
+    use skirmish_shared::workload::Wander;
+
+    proptest! {
+        /// Whatever is within `reach` of the centre (on both axes) is among the indices
+        /// returned, once, in order.
+        #[test]
+        fn near_finds_everything_within_reach(
+            seed in 0u64..500, cx in 0..=ARENA_MAX_Q, cy in 0..=ARENA_MAX_Q,
+            reach in 0..ARENA_MAX_Q, cell in 100..8000i32,
+        ) {
+            let params = Params::new(30);
+            let world = Wander::new(60, seed, params).worlds(20).pop().expect("a world");
+            let pos: Vec<QVec> = world.projectiles.iter().map(|p| p.pos_at(world.tick, &params)).collect();
+            let grid = Grid::new(&world, &pos, cell);
+            let c = QVec::new(cx, cy);
+            let (mut pl, mut pr) = (Vec::new(), Vec::new());
+            grid.near(c, reach, &mut pl, &mut pr);
+            prop_assert!(pl.windows(2).all(|w| w[0] < w[1]));
+            prop_assert!(pr.windows(2).all(|w| w[0] < w[1]));
+            let within = |p: QVec| (p.x.clamp(0, ARENA_MAX_Q) - c.x).abs() <= reach && (p.y.clamp(0, ARENA_MAX_Q) - c.y).abs() <= reach;
+            for (i, p) in world.players.iter().enumerate() {
+                if within(p.pos) {
+                    prop_assert!(pl.contains(&(i as u16)), "player {} missed", i);
+                }
+            }
+            for (i, p) in pos.iter().enumerate() {
+                if within(*p) {
+                    prop_assert!(pr.contains(&(i as u16)), "projectile {} missed", i);
+                }
+            }
+        }
+    }
+}
