@@ -67,15 +67,19 @@ fn bench(c: &mut Criterion) {
                 || warmed(&worlds, &settings, &params),
                 |(mut view, held)| {
                     let center = now.player(PlayerId(1)).map(|p| p.pos);
-                    let sel = view.select(Some(&held), &frame, center, Some(PlayerId(1)), &settings);
+                    let sel =
+                        view.select(Some(&held), &frame, center, Some(PlayerId(1)), &settings);
                     codec::encode(Some(&held), &sel.world, None, &params)
                 },
                 BatchSize::LargeInput,
             );
         });
-        g.bench_function(format!("the whole match's delta, once: {players} players"), |b| {
-            b.iter(|| codec::encode(Some(&worlds[99]), now, None, &params));
-        });
+        g.bench_function(
+            format!("the whole match's delta, once: {players} players"),
+            |b| {
+                b.iter(|| codec::encode(Some(&worlds[99]), now, None, &params));
+            },
+        );
     }
     g.finish();
 }

@@ -373,8 +373,7 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
                             ticks_skipped: y.counters.ticks_skipped - x.counters.ticks_skipped,
                             snapshots_skipped: y.counters.snapshots_skipped
                                 - x.counters.snapshots_skipped,
-                            view_snapshots: y.counters.view_snapshots
-                                - x.counters.view_snapshots,
+                            view_snapshots: y.counters.view_snapshots - x.counters.view_snapshots,
                             view_players_held: y.counters.view_players_held
                                 - x.counters.view_players_held,
                             view_longest_wait_ticks: y.counters.view_longest_wait_ticks,

@@ -134,10 +134,17 @@ fn check_view(watcher: &Watcher, all: &Watcher, me: PlayerId, radius: u32) -> (u
         };
         compared += 1;
         let at = truth.player(me).expect("the player is in the match").pos;
-        assert_eq!(mine.player(me), truth.player(me), "the followed player is exact");
+        assert_eq!(
+            mine.player(me),
+            truth.player(me),
+            "the followed player is exact"
+        );
         for p in &mine.players {
             let t = truth.player(p.id).unwrap_or_else(|| {
-                panic!("tick {}: player {} left the match but not the view", tick.0, p.id.0)
+                panic!(
+                    "tick {}: player {} left the match but not the view",
+                    tick.0, p.id.0
+                )
             });
             assert!(
                 t.pos.dist_sq(at) <= keep * keep,
@@ -161,7 +168,9 @@ fn check_view(watcher: &Watcher, all: &Watcher, me: PlayerId, radius: u32) -> (u
                 .projectiles
                 .iter()
                 .find(|p| p.id == q.id)
-                .unwrap_or_else(|| panic!("tick {}: a projectile gone from the match is held", tick.0));
+                .unwrap_or_else(|| {
+                    panic!("tick {}: a projectile gone from the match is held", tick.0)
+                });
             assert!(
                 t.owner == me || t.pos_at(*tick, &Params::new(30)).dist_sq(at) <= keep * keep,
                 "tick {}: a projectile out of view is held",
@@ -200,7 +209,10 @@ async fn a_player_holds_what_is_within_its_view_and_nothing_else() {
 
     let (compared, fewer) = check_view(&player, &all, me, radius);
     assert!(compared > 60, "{compared} ticks compared");
-    assert!(fewer > compared / 2, "the view left players out on {fewer} of {compared} ticks");
+    assert!(
+        fewer > compared / 2,
+        "the view left players out on {fewer} of {compared} ticks"
+    );
     let (followed, _) = check_view(&follower, &all, me, radius);
     assert!(followed > 60, "{followed} ticks of the follower compared");
 

@@ -153,3 +153,95 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).expect("temp dir");
     d
 }
+
+/// A big match with interest management: 60 demo bots and the client in a 128-player match
+/// with a 250-unit view radius. The client plays over UDP on its own view of the match
+/// (players entering and leaving it), every checksum over that view verifies, and it draws.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_plays_in_a_big_match_with_a_view_radius() {
+    let mut config = Config::ephemeral();
+    config.open = false;
+    config.match_size = 128;
+    config.view_radius = Some(250);
+    config.snapshot_budget = 600;
+    config.demo = 60;
+    let server = Server::start(config).await.expect("server");
+    // Let the demo bots fill the match first.
+    let started = Instant::now();
+    while server
+        .state
+        .registry
+        .list()
+        .iter()
+        .map(|m| m.players)
+        .sum::<usize>()
+        < 60
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the demo bots did not join"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dir = tempfile_dir();
+    let shot = dir.join("client-big-match.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = tokio::task::spawn_blocking({
+        let (url, shot) = (server.base_url(), shot.clone());
+        move || {
+            Command::new("xvfb-run")
+                .args(["-a", "--server-args=-screen 0 1280x900x24"])
+                .arg(env!("CARGO_BIN_EXE_skirmish-client"))
+                .args(["--url", &url, "--name", "tester", "--screenshot-after", "4s", "--exit-after", "8s"])
+                .arg("--screenshot")
+                .arg(&shot)
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("xvfb-run must be installed (apt-get install xvfb xauth mesa-vulkan-drivers libvulkan1)")
+        }
+    })
+    .await
+    .expect("the client ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the client failed: {}\n{stderr}",
+        out.status
+    );
+    // "skirmish-client: 8.0 s, ... N snapshots, ... M checksum desyncs, K decode errors, ..."
+    let figure = |label: &str| -> u64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("skirmish-client:"))
+            .unwrap_or_else(|| panic!("no summary line:\n{stdout}\n{stderr}"));
+        let before = line.split(&format!(" {label}")).next().expect("label");
+        before
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in {line}"))
+    };
+    assert!(figure("snapshots") > 60, "{stdout}");
+    assert_eq!(figure("checksum desyncs"), 0, "{stdout}");
+    assert_eq!(figure("decode errors"), 0, "{stdout}");
+    assert!(
+        server.stats.udp_sessions.get() >= 61,
+        "the demo bots and the client play over UDP"
+    );
+    assert!(
+        server.stats.view_snapshots.get() > 0,
+        "views were assembled"
+    );
+    let (w, h, px) = pixels(&shot);
+    let floor = has_colour(&px, [10, 13, 20], 6);
+    assert!(
+        floor > (w * h / 10) as usize,
+        "the arena floor covers {floor} pixels"
+    );
+    let _ = std::fs::copy(
+        &shot,
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("window-client-big-match.png"),
+    );
+    server.shutdown().await.expect("shutdown");
+}

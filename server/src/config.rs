@@ -331,9 +331,9 @@ impl Config {
     #[must_use]
     pub fn interest(&self) -> crate::interest::Settings {
         crate::interest::Settings {
-            radius: self
-                .view_radius
-                .map(|r| i32::try_from(r).unwrap_or(i32::MAX / 32) * skirmish_shared::quant::POS_SCALE),
+            radius: self.view_radius.map(|r| {
+                i32::try_from(r).unwrap_or(i32::MAX / 32) * skirmish_shared::quant::POS_SCALE
+            }),
             budget: self.snapshot_budget,
         }
     }

@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use bytes::Bytes;
 use skirmish_shared::codec;
 use skirmish_shared::protocol::{self, GameEvent, RankEntry, ServerMessage, SnapshotMsg};
-use skirmish_shared::rules::Params;
 use skirmish_shared::quant::QVec;
+use skirmish_shared::rules::Params;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::{PlayerId, WorldState};
 
@@ -279,7 +279,9 @@ impl ClientView {
         stats.view_snapshots.inc();
         stats.view_players_held.add(sel.held as u64);
         stats.view_players_caught_up.add(sel.caught_up as u64);
-        stats.view_longest_wait_ticks.raise(u64::from(sel.longest_wait));
+        stats
+            .view_longest_wait_ticks
+            .raise(u64::from(sel.longest_wait));
         sel
     }
 
@@ -291,7 +293,9 @@ impl ClientView {
             budget: usize::MAX / 8,
             ..out.interest
         };
-        let sel = self.view.select(None, &out.frame(), center, self.me, &settings);
+        let sel = self
+            .view
+            .select(None, &out.frame(), center, self.me, &settings);
         self.synced = sel.complete;
         sel.world
     }

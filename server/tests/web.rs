@@ -26,8 +26,14 @@ async fn the_page_and_its_scripts_are_served() {
     server.shutdown().await.expect("shutdown");
 }
 
-/// Runs `browser.mjs` against `base`; panics with its output when it fails.
-async fn browse(base: String, shot: PathBuf, spki: Option<String>) {
+/// Runs `browser.mjs` against `base`, opening the match of `players`/`capacity` demo bots;
+/// panics with its output when it fails.
+async fn browse(
+    base: String,
+    shot: PathBuf,
+    spki: Option<String>,
+    (players, capacity): (usize, usize),
+) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web/test/browser");
     assert!(
         dir.join("node_modules/playwright-core").exists(),
@@ -37,6 +43,8 @@ async fn browse(base: String, shot: PathBuf, spki: Option<String>) {
     let out = tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new("node");
         cmd.arg(dir.join("browser.mjs")).arg(&base).arg(&shot);
+        cmd.env("EXPECT_PLAYERS", players.to_string())
+            .env("EXPECT_CAPACITY", capacity.to_string());
         if let Some(spki) = spki {
             cmd.arg(spki);
         }
@@ -82,7 +90,7 @@ async fn headless_chromium_watches_over_https_and_wss() {
         &server.state.ctx.tasks,
     );
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page-https.png");
-    browse(server.base_url(), shot, Some(spki)).await;
+    browse(server.base_url(), shot, Some(spki), (8, 16)).await;
     server.shutdown().await.expect("shutdown");
 }
 
@@ -93,6 +101,22 @@ async fn headless_chromium_shows_a_live_demo_match() {
     config.demo = 8;
     let server = start(config).await;
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page.png");
-    browse(server.base_url(), shot, None).await;
+    browse(server.base_url(), shot, None, (8, 16)).await;
+    server.shutdown().await.expect("shutdown");
+}
+
+/// A big match with interest management (issue 15): the page spectates without following
+/// anyone, so it sees the whole 64-player match (the players see 250 units around them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headless_chromium_shows_a_big_match() {
+    let mut config = Config::ephemeral();
+    config.open = false;
+    config.match_size = 128;
+    config.view_radius = Some(250);
+    config.snapshot_budget = 600;
+    config.demo = 64;
+    let server = start(config).await;
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page-big-match.png");
+    browse(server.base_url(), shot, None, (64, 128)).await;
     server.shutdown().await.expect("shutdown");
 }

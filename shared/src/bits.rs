@@ -254,7 +254,15 @@ mod tests {
         assert_eq!(len(0, 3), 4);
         assert_eq!(len(7, 3), 4);
         assert_eq!(len(8, 3), 6);
-        for (v, k) in [(0, 0), (1, 0), (0, 3), (7, 3), (8, 3), (123_456, 13), (u64::from(u32::MAX), 2)] {
+        for (v, k) in [
+            (0, 0),
+            (1, 0),
+            (0, 3),
+            (7, 3),
+            (8, 3),
+            (123_456, 13),
+            (u64::from(u32::MAX), 2),
+        ] {
             assert_eq!(len(v, k), exp_golomb_len(v, k) as usize, "v {v} k {k}");
             let mut c = BitCount::default();
             c.put_exp_golomb(v, k);

@@ -295,7 +295,9 @@ fn run_step(
         desyncs: r["desyncs"].as_u64().unwrap_or(0) + r["checksum_desyncs"].as_u64().unwrap_or(0),
         bots_cpu_pct: f("bots_cpu_pct"),
         view_radius: series.view_radius,
-        snapshot_budget: args.snapshot_budget.filter(|_| series.view_radius.is_some()),
+        snapshot_budget: args
+            .snapshot_budget
+            .filter(|_| series.view_radius.is_some()),
         longest_wait_ticks: s["view_longest_wait_ticks"].as_u64().unwrap_or(0),
     };
     *prev_rss = Some((clients, rss));

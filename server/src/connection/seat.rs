@@ -83,7 +83,11 @@ pub async fn run(
         }
         JoinKind::Spectator { slot, follow } => {
             let Some(ws) = ws else { return };
-            let span = info_span!("spectator", match_id = slot.handle.id, follow = follow.map(|p| p.0));
+            let span = info_span!(
+                "spectator",
+                match_id = slot.handle.id,
+                follow = follow.map(|p| p.0)
+            );
             serve(ws, None, &slot.handle, follow, &ctx)
                 .instrument(span)
                 .await;

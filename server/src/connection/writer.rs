@@ -209,13 +209,7 @@ impl Writer {
             player_id: self.player,
             match_id: self.match_id,
             tick_hz: self.tick_hz,
-            snapshot: snapshot_msg(
-                None,
-                world,
-                Some(world.checksum()),
-                &out.params,
-                Vec::new(),
-            ),
+            snapshot: snapshot_msg(None, world, Some(world.checksum()), &out.params, Vec::new()),
         };
         self.send(sink, &wire::binary(&protocol::encode(&msg)))
             .await

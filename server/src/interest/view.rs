@@ -154,7 +154,10 @@ impl View {
             while base_players.next_if(|b| b.id < id).is_some() {}
             base_players.next_if(|b| b.id == id)
         };
-        let mut base_projectiles = base.map_or(&[][..], |b| &b.projectiles[..]).iter().peekable();
+        let mut base_projectiles = base
+            .map_or(&[][..], |b| &b.projectiles[..])
+            .iter()
+            .peekable();
         let mut had_projectile = |id| {
             while base_projectiles.next_if(|b| b.id < id).is_some() {}
             base_projectiles.next_if(|b| b.id == id).is_some()
@@ -166,7 +169,10 @@ impl View {
         spend(HEADER_BITS);
         let mut projectiles = Vec::new();
         for &i in &near_projectiles {
-            let (p, pos) = (&world.projectiles[usize::from(i)], frame.projectile_pos[usize::from(i)]);
+            let (p, pos) = (
+                &world.projectiles[usize::from(i)],
+                frame.projectile_pos[usize::from(i)],
+            );
             let had = had_projectile(p.id);
             let shown = settings.sees(center, pos).unwrap_or(had);
             if shown {
@@ -175,9 +181,12 @@ impl View {
             }
         }
         let moved_orbs = match base {
-            Some(b) if b.orbs.len() == world.orbs.len() => {
-                b.orbs.iter().zip(&world.orbs).filter(|(a, c)| a != c).count()
-            }
+            Some(b) if b.orbs.len() == world.orbs.len() => b
+                .orbs
+                .iter()
+                .zip(&world.orbs)
+                .filter(|(a, c)| a != c)
+                .count(),
             _ => world.orbs.len(),
         };
         spend(moved_orbs * ORB_BITS);
@@ -299,7 +308,8 @@ fn weight(center: Option<QVec>, pos: QVec, aim: QAngle, settings: &Settings) -> 
     let d = (c.dist_sq(pos) as f64).sqrt();
     let near = 1.0 + 3.0 * (1.0 - d / reach).clamp(0.0, 1.0);
     let toward = f64::from(c.y - pos.y).atan2(f64::from(c.x - pos.x));
-    let aimed = d > 0.0 && QAngle::from_radians(toward as f32).diff(aim).abs() <= i32::from(AIM_STEPS / 32);
+    let aimed =
+        d > 0.0 && QAngle::from_radians(toward as f32).diff(aim).abs() <= i32::from(AIM_STEPS / 32);
     if aimed { near * 2.0 } else { near }
 }
 
@@ -328,11 +338,25 @@ mod tests {
             let center = w.player(me).map(|p| p.pos);
             let pos = projectile_positions(w, params);
             let grid = settings.radius.map(|r| Grid::new(w, &pos, cell_size(r)));
-            let frame = Frame { world: w, projectile_pos: &pos, grid: grid.as_ref(), params };
+            let frame = Frame {
+                world: w,
+                projectile_pos: &pos,
+                grid: grid.as_ref(),
+                params,
+            };
             let sel = view.select(held.as_ref(), &frame, center, Some(me), settings);
-            let bytes = codec::encode(held.as_ref(), &sel.world, Some(sel.world.checksum()), params);
+            let bytes = codec::encode(
+                held.as_ref(),
+                &sel.world,
+                Some(sel.world.checksum()),
+                params,
+            );
             let got = codec::decode(held.as_ref(), w.tick, &bytes, params).expect("decodes");
-            assert_eq!(got.verify(), Some(true), "the checksum covers the client's world");
+            assert_eq!(
+                got.verify(),
+                Some(true),
+                "the checksum covers the client's world"
+            );
             each(w, &sel, &got.world);
             held = Some(got.world);
         }
@@ -341,10 +365,16 @@ mod tests {
     #[test]
     fn with_the_whole_arena_and_room_the_view_is_the_world() {
         let (ws, params) = worlds(16, 60);
-        play(&ws, &params, &Settings::default(), PlayerId(3), |w, sel, got| {
-            assert!(sel.complete);
-            assert_eq!(got, w);
-        });
+        play(
+            &ws,
+            &params,
+            &Settings::default(),
+            PlayerId(3),
+            |w, sel, got| {
+                assert!(sel.complete);
+                assert_eq!(got, w);
+            },
+        );
     }
 
     #[test]
@@ -361,11 +391,19 @@ mod tests {
             let keep = i64::from(250 * 16 + 250 * 16 / 8);
             for p in &got.players {
                 let truth = w.player(p.id).expect("a player of the match");
-                assert!(c.dist_sq(truth.pos) <= keep * keep, "player {} is out of view", p.id.0);
+                assert!(
+                    c.dist_sq(truth.pos) <= keep * keep,
+                    "player {} is out of view",
+                    p.id.0
+                );
             }
             for p in &w.players {
                 if c.dist_sq(p.pos) <= i64::from(250 * 16).pow(2) {
-                    assert!(got.player(p.id).is_some(), "player {} in view is missing", p.id.0);
+                    assert!(
+                        got.player(p.id).is_some(),
+                        "player {} in view is missing",
+                        p.id.0
+                    );
                 }
             }
             assert_eq!(got.player(me), w.player(me), "the own player is exact");
@@ -389,8 +427,14 @@ mod tests {
             held_total += sel.held;
             assert_eq!(got.player(PlayerId(1)), w.player(PlayerId(1)));
         });
-        assert!(held_total > 0, "300 bytes cannot carry 256 players' changes");
+        assert!(
+            held_total > 0,
+            "300 bytes cannot carry 256 players' changes"
+        );
         assert!(longest >= 2, "some waited");
-        assert!(longest <= 30, "nothing starves: longest wait {longest} ticks");
+        assert!(
+            longest <= 30,
+            "nothing starves: longest wait {longest} ticks"
+        );
     }
 }

@@ -22,9 +22,9 @@ use std::time::Instant;
 use std::net::UdpSocket;
 use tracing::debug;
 
+use skirmish_shared::codec;
 use skirmish_shared::datagram::play::{ClientNotice, Down, Notice, fragments};
 use skirmish_shared::datagram::reliable::Reliable;
-use skirmish_shared::codec;
 use skirmish_shared::datagram::{Kind, Sealer};
 use skirmish_shared::protocol::encode;
 use skirmish_shared::receiver::BASELINE_HISTORY;
@@ -244,7 +244,8 @@ impl Datagrams {
                 p.peer.end(End::Abrupt);
                 continue;
             }
-            let Some((baseline, snapshot)) = p.snapshot(out, fresh, &self.ring, &mut encodings, stats)
+            let Some((baseline, snapshot)) =
+                p.snapshot(out, fresh, &self.ring, &mut encodings, stats)
             else {
                 continue;
             };

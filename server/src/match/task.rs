@@ -61,7 +61,14 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
     let clock = PhaseClock::start(&timings);
     game.world.phase = clock.phase;
     game.world.phase_end = clock.ends_at;
-    let mut first = TickOutput::new(Arc::new(game.world.clone()), None, None, params, Vec::new(), 1);
+    let mut first = TickOutput::new(
+        Arc::new(game.world.clone()),
+        None,
+        None,
+        params,
+        Vec::new(),
+        1,
+    );
     first.interest = config.interest();
     let first = Arc::new(first);
     let (out_tx, out_rx) = watch::channel(first);

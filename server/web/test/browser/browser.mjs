@@ -2,13 +2,16 @@
 // opening it shows the bots on the scoreboard and moving positions, and the screenshot is not
 // blank. Usage: node browser.mjs <base url> <screenshot.png> [spki-sha256-base64]. With the
 // third argument (an https base URL), Chromium trusts that one certificate key, as it would a
-// certificate from a public CA. Exits non-zero with a reason.
+// certificate from a public CA. EXPECT_PLAYERS and EXPECT_CAPACITY (default 8 and 16) say
+// which match to open: the first with that many demo bots. Exits non-zero with a reason.
 import { chromium } from "playwright-core";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const [base, shot, spki] = process.argv.slice(2);
+const players = Number(process.env.EXPECT_PLAYERS || 8);
+const capacity = Number(process.env.EXPECT_CAPACITY || 16);
 const fail = (why) => {
   console.error(`browser test: ${why}`);
   process.exit(1);
@@ -28,15 +31,15 @@ try {
   await page.setViewportSize({ width: 1100, height: 900 });
   await page.goto(base, { waitUntil: "load" });
 
-  // The match list shows the demo match with its eight bots.
-  const row = page.locator("tr.match-row", { hasText: "8/16" }).first();
+  // The match list shows the demo match with its bots.
+  const row = page.locator("tr.match-row", { hasText: `${players}/${capacity}` }).first();
   await row.waitFor({ timeout: 15000 }).catch(async () =>
-    fail(`no match with 8 players in the list: ${await page.locator("#matches").innerText()}`));
+    fail(`no match with ${players} players in the list: ${await page.locator("#matches").innerText()}`));
   await row.locator("button").click();
 
   // The scoreboard lists the bots.
-  await page.waitForFunction(() => document.querySelectorAll("#scoreboard li").length >= 8, null, { timeout: 15000 })
-    .catch(() => fail("the scoreboard does not list 8 bots"));
+  await page.waitForFunction((n) => document.querySelectorAll("#scoreboard li").length >= n, players, { timeout: 15000 })
+    .catch(() => fail(`the scoreboard does not list ${players} bots`));
   const names = await page.locator("#scoreboard li").allTextContents();
   if (!names.every((n) => n.startsWith("demo"))) fail(`unexpected scoreboard: ${names}`);
 
