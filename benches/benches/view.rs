@@ -27,6 +27,7 @@ fn warmed(worlds: &[WorldState], settings: &Settings, params: &Params) -> (View,
             world: w,
             projectile_pos: &pos,
             grid: grid.as_ref(),
+            shared: None,
             params,
         };
         let sel = view.select(held.as_ref(), &frame, center, Some(me), settings);
@@ -56,10 +57,12 @@ fn bench(c: &mut Criterion) {
         let now = &worlds[100];
         let pos = projectile_positions(now, &params);
         let grid = settings.radius.map(|r| Grid::new(now, &pos, cell_size(r)));
+        let shared = codec::SharedDelta::encode(&worlds[99], now, None, &params);
         let frame = Frame {
             world: now,
             projectile_pos: &pos,
             grid: grid.as_ref(),
+            shared: Some(&shared),
             params: &params,
         };
         g.bench_function(format!("one client's snapshot: {label}"), |b| {
@@ -69,7 +72,7 @@ fn bench(c: &mut Criterion) {
                     let center = now.player(PlayerId(1)).map(|p| p.pos);
                     let sel =
                         view.select(Some(&held), &frame, center, Some(PlayerId(1)), &settings);
-                    codec::encode(Some(&held), &sel.world, None, &params)
+                    codec::encode_view(Some(&held), &sel.world, None, &params, &shared, &sel.hints)
                 },
                 BatchSize::LargeInput,
             );

@@ -15,7 +15,7 @@
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
-use skirmish_shared::codec;
+use skirmish_shared::codec::{self, SharedDelta};
 use skirmish_shared::protocol::{self, GameEvent, RankEntry, ServerMessage, SnapshotMsg};
 use skirmish_shared::quant::QVec;
 use skirmish_shared::rules::Params;
@@ -40,8 +40,9 @@ pub struct TickOutput {
     pub checksum: Option<u32>,
     /// `ServerMessage::Snapshot` against the previous tick, encoded once for everyone.
     pub delta_frame: Option<Bytes>,
-    /// Size of the snapshot data in `delta_frame` (what a client's budget is held against).
-    delta_bytes: usize,
+    /// The snapshot data in `delta_frame`, with where each player's entry sits in it (what
+    /// a client's budget is held against, and what the views copy from).
+    shared: Option<SharedDelta>,
     /// What clients see (view radius, budget).
     pub interest: Settings,
     /// Where each projectile is this tick, and the entities by cell (for the views;
@@ -81,17 +82,23 @@ impl TickOutput {
         events_from: u64,
     ) -> Self {
         let events_to = events_from + events.len() as u64;
-        let mut delta_bytes = usize::MAX;
-        let delta_frame = prev.filter(|p| world.tick.diff(p.tick) == 1).map(|p| {
-            let msg = snapshot_msg(Some(p), &world, checksum, &params, events.clone());
-            delta_bytes = msg.data.len();
+        let shared = prev
+            .filter(|p| world.tick.diff(p.tick) == 1)
+            .map(|p| SharedDelta::encode(p, &world, checksum, &params));
+        let delta_frame = shared.as_ref().map(|d| {
+            let msg = SnapshotMsg {
+                tick: world.tick,
+                baseline_age: 1,
+                data: d.bytes.clone(),
+                events: events.clone(),
+            };
             wire::binary(&protocol::encode(&ServerMessage::Snapshot(msg)))
         });
         Self {
             world,
             checksum,
             delta_frame,
-            delta_bytes,
+            shared,
             interest: Settings::default(),
             shared_view: OnceLock::new(),
             full_frame: OnceLock::new(),
@@ -181,6 +188,28 @@ impl TickOutput {
         }
     }
 
+    /// A client's view of this tick (`sel`) coded against `base`, copying the entries it
+    /// can from the shared delta.
+    #[must_use]
+    pub fn encode_view(
+        &self,
+        base: Option<&WorldState>,
+        sel: &Selection,
+        checksum: Option<u32>,
+    ) -> Vec<u8> {
+        match &self.shared {
+            Some(shared) => codec::encode_view(
+                base,
+                &sel.world,
+                checksum,
+                &self.params,
+                shared,
+                &sel.hints,
+            ),
+            None => codec::encode(base, &sel.world, checksum, &self.params),
+        }
+    }
+
     /// What every view of this tick is chosen from (see `interest::view::Frame`).
     pub fn frame(&self) -> Frame<'_> {
         let (pos, grid) = self.shared_view.get_or_init(|| {
@@ -195,6 +224,7 @@ impl TickOutput {
             world: &self.world,
             projectile_pos: pos,
             grid: grid.as_ref(),
+            shared: self.shared.as_ref(),
             params: &self.params,
         }
     }
@@ -202,7 +232,12 @@ impl TickOutput {
     /// Whether a client seeing through `view` can take the shared bytes (or `full`): it
     /// holds the match's world, sees the whole arena, and the delta fits its budget.
     fn shared_fits(&self, view: &ClientView) -> bool {
-        view.synced && self.interest.whole_arena() && self.delta_bytes <= self.interest.budget
+        view.synced
+            && self.interest.whole_arena()
+            && self
+                .shared
+                .as_ref()
+                .is_some_and(|d| d.bytes.len() <= self.interest.budget)
     }
 
     /// Whether snapshot data of `bytes` shared by everyone may go to a client that holds
@@ -226,7 +261,13 @@ impl TickOutput {
         let base = usable_baseline(last, self.tick(), lost);
         let sel = view.select(base, self, stats);
         let checksum = (base.is_none() || self.checksum.is_some()).then(|| sel.world.checksum());
-        let bytes = snapshot_frame(base, &sel.world, checksum, &self.params, events);
+        let msg = SnapshotMsg {
+            tick: self.world.tick,
+            baseline_age: base.map_or(0, |b| self.world.tick.diff(b.tick) as u32),
+            data: self.encode_view(base, &sel, checksum),
+            events,
+        };
+        let bytes = wire::binary(&protocol::encode(&ServerMessage::Snapshot(msg)));
         let frame = WriterFrame {
             bytes,
             own: true,

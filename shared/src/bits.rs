@@ -82,6 +82,21 @@ impl BitWriter {
         self.exp_golomb(zigzag(v), k);
     }
 
+    /// Appends `len` bits of another writer's output, starting at bit `start` of `src`.
+    pub fn append_range(&mut self, src: &[u8], start: usize, len: usize) {
+        let (mut pos, end) = (start, start + len);
+        while pos < end {
+            let n = (end - pos).min(56) as u32;
+            let at = pos / 8;
+            let mut word = [0u8; 8];
+            let avail = src.len().saturating_sub(at).min(8);
+            word[..avail].copy_from_slice(&src[at..at + avail]);
+            let v = u64::from_le_bytes(word) >> (pos % 8);
+            self.bits(v, n);
+            pos += n as usize;
+        }
+    }
+
     /// Number of bits written so far.
     #[must_use]
     pub fn bit_len(&self) -> usize {
@@ -271,6 +286,30 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_range_appended_reads_back(
+            before in proptest::collection::vec((any::<u64>(), 1u32..57), 0..20),
+            fields in proptest::collection::vec((any::<u64>(), 1u32..57), 1..20),
+            skip in 0u32..57,
+        ) {
+            let mut src = BitWriter::new();
+            src.bits(0, skip);
+            for (v, n) in &before { src.bits(*v, *n); }
+            let start = src.bit_len();
+            for (v, n) in &fields { src.bits(*v, *n); }
+            let len = src.bit_len() - start;
+            let src = src.finish();
+            let mut w = BitWriter::new();
+            w.bits(1, 3);
+            w.append_range(&src, start, len);
+            let out = w.finish();
+            let mut r = BitReader::new(&out);
+            prop_assert_eq!(r.bits(3).expect("lead"), 1);
+            for (v, n) in &fields {
+                prop_assert_eq!(r.bits(*n).expect("field"), v & ((1u64 << n) - 1));
+            }
+        }
+
         #[test]
         fn round_trip(values in proptest::collection::vec((any::<i32>().prop_map(i64::from), 0u32..14, 0u32..40, any::<u64>()), 0..50)) {
             let mut w = BitWriter::new();

@@ -97,6 +97,28 @@ pub fn encode(
     checksum: Option<u32>,
     params: &Params,
 ) -> Vec<u8> {
+    encode_into(base, cur, checksum, params, Reuse::None)
+}
+
+/// What an encoding records of, or takes from, a shared encoding of the same tick.
+enum Reuse<'a> {
+    None,
+    /// Record where each kept player's residuals go (by index in `cur.players`).
+    Record(&'a mut Vec<Option<Entry>>),
+    /// Copy residuals from `shared` where `hints` (by index in `cur.players`) say so.
+    Copy {
+        shared: &'a SharedDelta,
+        hints: &'a [Option<u16>],
+    },
+}
+
+fn encode_into(
+    base: Option<&WorldState>,
+    cur: &WorldState,
+    checksum: Option<u32>,
+    params: &Params,
+    mut reuse: Reuse<'_>,
+) -> Vec<u8> {
     let mut w = BitWriter::with_capacity(64 + 8 * cur.players.len());
     w.bit(checksum.is_some());
     if let Some(c) = checksum {
@@ -117,6 +139,7 @@ pub fn encode(
         &cur.players,
         age,
         params,
+        &mut reuse,
     );
     encode_orbs(&mut w, base.map(|b| b.orbs.as_slice()), &cur.orbs);
     encode_projectiles(&mut w, base.map(|b| b.projectiles.as_slice()), cur);
@@ -244,19 +267,12 @@ impl Residuals {
     /// Writes the player's entry (the removed bit included); `prev_mask` is the mask of the
     /// previous changed player, updated.
     fn write(&self, w: &mut impl BitSink, prev_mask: &mut u8) {
-        if self.mask == 0 {
-            w.put_bit(false);
-            return;
-        }
-        w.put_bit(true);
-        w.put_bit(false);
-        if self.mask == *prev_mask {
-            w.put_bit(true);
-        } else {
-            w.put_bit(false);
-            w.put_bits(u64::from(self.mask), MASK_BITS);
-            *prev_mask = self.mask;
-        }
+        write_kept_header(w, self.mask, prev_mask);
+        self.write_values(w);
+    }
+
+    /// The residuals the mask announces.
+    fn write_values(&self, w: &mut impl BitSink) {
         if self.mask & F_VEL != 0 {
             w.put_signed(self.vel.0, 3);
             w.put_signed(self.vel.1, 3);
@@ -281,6 +297,88 @@ impl Residuals {
             w.put_signed(self.deaths, 0);
         }
     }
+}
+
+/// A kept player's entry up to its residuals: changed, removed, and its mask (or "the same as
+/// the previous changed player's").
+fn write_kept_header(w: &mut impl BitSink, mask: u8, prev_mask: &mut u8) {
+    if mask == 0 {
+        w.put_bit(false);
+        return;
+    }
+    w.put_bit(true);
+    w.put_bit(false);
+    if mask == *prev_mask {
+        w.put_bit(true);
+    } else {
+        w.put_bit(false);
+        w.put_bits(u64::from(mask), MASK_BITS);
+        *prev_mask = mask;
+    }
+}
+
+/// Where one kept player's residuals sit in a [`SharedDelta`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    mask: u8,
+    start: u32,
+    len: u32,
+}
+
+/// One tick's snapshot of the whole match against the tick before, coded once, and where each
+/// kept player's residuals sit in it. A client's own view of the tick (interest management:
+/// a subset of the match, some players held at the client's prediction) copies a player's
+/// residuals from here whenever it held that player's state of the tick before and gets its
+/// exact state now, which is most players most ticks ([`encode_view`]): its snapshot is then
+/// mostly a copy of shared bits, not an encode.
+#[derive(Debug, Clone, Default)]
+pub struct SharedDelta {
+    /// The whole match's snapshot.
+    pub bytes: Vec<u8>,
+    /// By index in the tick's `players`: its residuals, if it was kept from the tick before.
+    entries: Vec<Option<Entry>>,
+}
+
+impl SharedDelta {
+    /// Encodes `cur` against `prev` (the world one tick before), recording the entries.
+    #[must_use]
+    pub fn encode(prev: &WorldState, cur: &WorldState, checksum: Option<u32>, params: &Params) -> Self {
+        let mut entries = vec![None; cur.players.len()];
+        let bytes = encode_into(Some(prev), cur, checksum, params, Reuse::Record(&mut entries));
+        Self { bytes, entries }
+    }
+
+    /// What [`player_bits`] says of the match's player `i`, kept from the tick before, for a
+    /// client that held its state of the tick before; `None` if it was not kept.
+    #[must_use]
+    pub fn player_bits(&self, i: usize) -> Option<usize> {
+        let e = self.entries.get(i)?.as_ref()?;
+        Some(if e.mask == 0 {
+            1
+        } else {
+            3 + MASK_BITS as usize + e.len as usize
+        })
+    }
+}
+
+/// Encodes a client's view `view` of a tick against `base`, like [`encode`] (the same bytes),
+/// copying a player's residuals from `shared` (the tick's [`SharedDelta`]) where
+/// `hints[i]` (by index in `view.players`) names its index in the match's world: which the
+/// caller may do only when the client holds that player's state of the tick before, and
+/// `view` has its exact state of this tick.
+#[must_use]
+pub fn encode_view(
+    base: Option<&WorldState>,
+    view: &WorldState,
+    checksum: Option<u32>,
+    params: &Params,
+    shared: &SharedDelta,
+    hints: &[Option<u16>],
+) -> Vec<u8> {
+    if hints.len() != view.players.len() {
+        return encode(base, view, checksum, params);
+    }
+    encode_into(base, view, checksum, params, Reuse::Copy { shared, hints })
 }
 
 /// A created player's entry after its id.
@@ -350,6 +448,7 @@ fn encode_players(
     cur: &[PlayerState],
     age: i32,
     params: &Params,
+    reuse: &mut Reuse<'_>,
 ) {
     let mut created: Vec<&PlayerState> = Vec::new();
     if let Some(base) = base {
@@ -378,7 +477,31 @@ fn encode_players(
                 w.bit(true); // removed
                 continue;
             };
-            Residuals::of(b, c, age, params).write(w, &mut prev_mask);
+            let i = ci - 1; // c's index in `cur`
+            match reuse {
+                Reuse::Copy { shared, hints } => {
+                    let entry = hints[i].and_then(|j| shared.entries.get(usize::from(j))?.as_ref());
+                    match entry {
+                        Some(e) => {
+                            write_kept_header(w, e.mask, &mut prev_mask);
+                            w.append_range(&shared.bytes, e.start as usize, e.len as usize);
+                        }
+                        None => Residuals::of(b, c, age, params).write(w, &mut prev_mask),
+                    }
+                }
+                Reuse::Record(map) => {
+                    let r = Residuals::of(b, c, age, params);
+                    write_kept_header(w, r.mask, &mut prev_mask);
+                    let start = w.bit_len();
+                    r.write_values(w);
+                    map[i] = Some(Entry {
+                        mask: r.mask,
+                        start: start as u32,
+                        len: (w.bit_len() - start) as u32,
+                    });
+                }
+                Reuse::None => Residuals::of(b, c, age, params).write(w, &mut prev_mask),
+            }
         }
         created.extend(&cur[ci..]);
     } else {

@@ -15,7 +15,7 @@
 //! appears late is a shot that hit before it was seen. Orbs are few and global: every client
 //! gets them all. A view looks only at the cells of the tick's shared `grid` around its centre.
 
-use skirmish_shared::codec::{player_bits, predict_player};
+use skirmish_shared::codec::{SharedDelta, player_bits, predict_player};
 use skirmish_shared::quant::{AIM_STEPS, QAngle, QVec};
 use skirmish_shared::rules::{ARENA_MAX_Q, Params};
 use skirmish_shared::tick::Tick;
@@ -82,6 +82,9 @@ impl Settings {
 pub struct Selection {
     /// The client's world this tick.
     pub world: WorldState,
+    /// By index in `world.players`: its index in the match's world when its entry can be
+    /// copied from the tick's shared delta (`codec::encode_view`).
+    pub hints: Vec<Option<u16>>,
     /// It is the match's world, whole and exact.
     pub complete: bool,
     /// Visible players sent as their prediction (held back by the budget), and visible
@@ -113,6 +116,8 @@ pub struct Frame<'a> {
     pub projectile_pos: &'a [QVec],
     /// The world's entities by cell, when clients have a view radius.
     pub grid: Option<&'a Grid>,
+    /// The whole match's snapshot against the tick before, with its entries.
+    pub shared: Option<&'a SharedDelta>,
     pub params: &'a Params,
 }
 
@@ -147,6 +152,7 @@ impl View {
         }
         let age = base.map_or(0, |b| world.tick.diff(b.tick));
         let tick = world.tick;
+        let base_tick = base.map(|b| b.tick);
         // Worlds are sorted by id: walk the baseline's lists alongside (one pass, in memory
         // order) rather than searching them.
         let mut base_players = base.map_or(&[][..], |b| &b.players[..]).iter().peekable();
@@ -191,7 +197,12 @@ impl View {
         };
         spend(moved_orbs * ORB_BITS);
 
-        // Players: in view, then exact for free, the own one, or a candidate.
+        // Players: in view, then exact for free, the own one, or a candidate. `exact_at` is in
+        // id order too: one merge. A player the client holds at its exact state of the tick
+        // before (it went out exact then, and that is the baseline) has its entry in the
+        // tick's shared delta, priced and later copied from there.
+        let previous = tick.minus(1);
+        let mut last_exact = self.exact_at.iter().peekable();
         let mut visible = Vec::with_capacity(world.players.len());
         let mut candidates = Vec::new();
         let mut kept = 0;
@@ -204,7 +215,16 @@ impl View {
                 continue;
             }
             kept += usize::from(had.is_some());
-            let bits = player_bits(had, p, age, params);
+            while last_exact.next_if(|(id, _)| *id < p.id).is_some() {}
+            let since = last_exact.next_if(|(id, _)| *id == p.id).map(|(_, t)| *t);
+            let shared = frame
+                .shared
+                .filter(|_| had.is_some() && base_tick == Some(previous) && since == Some(previous))
+                .and_then(|d| d.player_bits(usize::from(i)).map(|bits| (i, bits)));
+            let bits = match shared {
+                Some((_, bits)) => bits,
+                None => player_bits(had, p, age, params),
+            };
             let exact = mine || (had.is_some() && bits == 1);
             if exact {
                 spend(bits);
@@ -215,7 +235,7 @@ impl View {
                     bytes: bits,
                 });
             }
-            visible.push((p, had, exact));
+            visible.push((p, had, exact, since, shared.map(|(i, _)| i)));
         }
         // The removals: two bits each.
         spend(2 * base.map_or(0, |b| b.players.len()).saturating_sub(kept));
@@ -232,17 +252,13 @@ impl View {
         };
         chosen.sort_unstable();
 
-        // The client's players, in id order, and how long the exact ones waited (`exact_at`
-        // is in id order too: one merge).
+        // The client's players, in id order, and how long the exact ones waited.
         let mut players = Vec::with_capacity(visible.len());
+        let mut hints = Vec::with_capacity(visible.len());
         let (mut held, mut caught_up, mut longest_wait) = (0, 0, 0);
         let mut exact_at = Vec::with_capacity(visible.len());
-        let mut before = self.exact_at.iter().peekable();
-        for (p, had, exact) in visible {
-            while before.next_if(|(id, _)| *id < p.id).is_some() {}
-            let since = before
-                .next_if(|(id, _)| *id == p.id)
-                .map_or(tick.minus(1), |(_, t)| *t);
+        for (p, had, exact, since, shared) in visible {
+            let since = since.unwrap_or(previous);
             if exact || fits || chosen.binary_search(&p.id).is_ok() {
                 let waited = tick.diff(since).max(1) as u32;
                 if waited > 1 {
@@ -251,11 +267,13 @@ impl View {
                 }
                 exact_at.push((p.id, tick));
                 players.push(p.clone());
+                hints.push(shared);
             } else {
                 held += 1;
                 exact_at.push((p.id, since));
                 if let Some(b) = had {
                     players.push(predict_player(b, age, params));
+                    hints.push(None);
                 }
             }
         }
@@ -274,6 +292,7 @@ impl View {
                 orbs: world.orbs.clone(),
                 projectiles,
             },
+            hints,
             complete,
             held,
             caught_up,
@@ -334,7 +353,10 @@ mod tests {
     ) {
         let mut view = View::default();
         let mut held: Option<WorldState> = None;
+        let mut prev: Option<&WorldState> = None;
         for w in worlds {
+            let shared = prev.map(|p| codec::SharedDelta::encode(p, w, None, params));
+            prev = Some(w);
             let center = w.player(me).map(|p| p.pos);
             let pos = projectile_positions(w, params);
             let grid = settings.radius.map(|r| Grid::new(w, &pos, cell_size(r)));
@@ -342,15 +364,17 @@ mod tests {
                 world: w,
                 projectile_pos: &pos,
                 grid: grid.as_ref(),
+                shared: shared.as_ref(),
                 params,
             };
             let sel = view.select(held.as_ref(), &frame, center, Some(me), settings);
-            let bytes = codec::encode(
-                held.as_ref(),
-                &sel.world,
-                Some(sel.world.checksum()),
-                params,
-            );
+            let sum = Some(sel.world.checksum());
+            let bytes = codec::encode(held.as_ref(), &sel.world, sum, params);
+            if let Some(shared) = &shared {
+                let copied =
+                    codec::encode_view(held.as_ref(), &sel.world, sum, params, shared, &sel.hints);
+                assert_eq!(copied, bytes, "copied from the shared delta: the same bytes");
+            }
             let got = codec::decode(held.as_ref(), w.tick, &bytes, params).expect("decodes");
             assert_eq!(
                 got.verify(),

@@ -22,7 +22,6 @@ use std::time::Instant;
 use std::net::UdpSocket;
 use tracing::debug;
 
-use skirmish_shared::codec;
 use skirmish_shared::datagram::play::{ClientNotice, Down, Notice, fragments};
 use skirmish_shared::datagram::reliable::Reliable;
 use skirmish_shared::datagram::{Kind, Sealer};
@@ -101,7 +100,7 @@ impl Player {
         let base = holds.as_ref().map(|(_, w)| &**w);
         let sel = self.view.select(base, out, stats);
         let checksum = (base.is_none() || out.checksum.is_some()).then(|| sel.world.checksum());
-        let bytes = codec::encode(base, &sel.world, checksum, &out.params);
+        let bytes = out.encode_view(base, &sel, checksum);
         if fresh {
             self.sent.push(Arc::new(sel.world));
         }

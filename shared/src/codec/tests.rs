@@ -281,8 +281,60 @@ proptest! {
         let only = |w: &WorldState, p: &PlayerState| WorldState { players: vec![p.clone()], orbs: Vec::new(), projectiles: Vec::new(), ..w.clone() };
         let (wa, wb) = (only(&a, pa), only(&b, pb));
         let mut sink = crate::bits::BitWriter::new();
-        encode_players(&mut sink, Some(&wa.players), &wb.players, age, &params);
+        encode_players(&mut sink, Some(&wa.players), &wb.players, age, &params, &mut Reuse::None);
         // The count of new players (EG0 of 0) is one bit.
         prop_assert_eq!(sink.bit_len(), player_bits(Some(pa), pb, age, &params) + 1);
+    }
+}
+
+proptest! {
+    /// A client's own view coded from the tick's shared delta is byte for byte what coding it
+    /// whole gives, whatever subset it holds, whatever it was sent as a prediction, whatever
+    /// its baseline (the residuals are copied only where it held the previous tick's state
+    /// and gets the exact state now).
+    #[test]
+    fn views_from_the_shared_delta_are_the_same_bytes(
+        seed in 0u64..1000,
+        keep_before in proptest::collection::vec(any::<bool>(), 40),
+        keep_now in proptest::collection::vec(0u8..4, 40),
+        age in 1u32..3,
+    ) {
+        let params = Params::new(30);
+        let worlds = crate::workload::Wander::new(40, seed, params).worlds(40);
+        let (prev, now) = (&worlds[38], &worlds[39]);
+        let shared = SharedDelta::encode(prev, now, None, &params);
+        prop_assert_eq!(&shared.bytes, &encode(Some(prev), now, None, &params));
+        // What the client holds: some players of the tick `age` before.
+        let mut base = worlds[39 - age as usize].clone();
+        let mut k = 0;
+        base.players.retain(|_| { k += 1; keep_before[k - 1] });
+        // What it is sent: some players exact, some as its prediction, some left out; and
+        // the hints a view gives.
+        let mut view = now.clone();
+        view.players.clear();
+        let mut hints = Vec::new();
+        for (i, (p, keep)) in now.players.iter().zip(&keep_now).enumerate() {
+            let held = base.player(p.id);
+            match keep {
+                0 => continue,
+                1 => match held {
+                    Some(b) => { view.players.push(predict_player(b, age as i32, &params)); hints.push(None); }
+                    None => continue,
+                },
+                _ => {
+                    view.players.push(p.clone());
+                    let fresh = age == 1 && held.is_some_and(|b| prev.player(b.id) == Some(b));
+                    hints.push(fresh.then_some(i as u16));
+                }
+            }
+        }
+        let whole = encode(Some(&base), &view, Some(view.checksum()), &params);
+        let copied = encode_view(Some(&base), &view, Some(view.checksum()), &params, &shared, &hints);
+        prop_assert_eq!(&copied, &whole);
+        for (p, hint) in view.players.iter().zip(&hints) {
+            if let Some(i) = hint {
+                prop_assert_eq!(shared.player_bits(usize::from(*i)), Some(player_bits(base.player(p.id), p, 1, &params)));
+            }
+        }
     }
 }
