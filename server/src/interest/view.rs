@@ -105,6 +105,7 @@ pub struct View {
     /// Scratch: the entities near the centre this tick (indices into the world's lists).
     near_players: Vec<u16>,
     near_projectiles: Vec<u16>,
+    marks: Vec<u64>,
 }
 
 /// What a view is chosen from: one tick of the match, with what every client's view of it
@@ -141,7 +142,13 @@ impl View {
         );
         match (frame.grid, settings.radius, center) {
             (Some(grid), Some(r), Some(c)) => {
-                grid.near(c, r + r / 8, &mut near_players, &mut near_projectiles);
+                grid.near(
+                    c,
+                    r + r / 8,
+                    &mut near_players,
+                    &mut near_projectiles,
+                    &mut self.marks,
+                );
             }
             _ => {
                 near_players.clear();
