@@ -197,15 +197,22 @@ impl TickOutput {
         sel: &Selection,
         checksum: Option<u32>,
     ) -> Vec<u8> {
-        match &self.shared {
-            Some(shared) => codec::encode_view(
-                base,
-                &sel.world,
-                checksum,
-                &self.params,
-                shared,
-                &sel.hints,
-            ),
+        self.encode_view_from(base, sel, checksum, self.shared.as_ref())
+    }
+
+    /// [`Self::encode_view`] copying from `shared` (a delta of this tick against `base`).
+    #[must_use]
+    pub fn encode_view_from(
+        &self,
+        base: Option<&WorldState>,
+        sel: &Selection,
+        checksum: Option<u32>,
+        shared: Option<&SharedDelta>,
+    ) -> Vec<u8> {
+        match shared {
+            Some(shared) => {
+                codec::encode_view(base, &sel.world, checksum, &self.params, shared, &sel.hints)
+            }
             None => codec::encode(base, &sel.world, checksum, &self.params),
         }
     }
@@ -238,6 +245,12 @@ impl TickOutput {
                 .shared
                 .as_ref()
                 .is_some_and(|d| d.bytes.len() <= self.interest.budget)
+    }
+
+    /// The shared delta against the tick before, if this tick has one.
+    #[must_use]
+    pub fn shared_delta(&self) -> Option<&SharedDelta> {
+        self.shared.as_ref()
     }
 
     /// Whether snapshot data of `bytes` shared by everyone may go to a client that holds
@@ -312,10 +325,22 @@ impl ClientView {
         out: &TickOutput,
         stats: &Stats,
     ) -> Selection {
+        self.select_in(base, &out.frame(), out, stats)
+    }
+
+    /// [`Self::select`] from `frame` (the tick's, perhaps with a shared delta against an
+    /// older baseline).
+    pub fn select_in(
+        &mut self,
+        base: Option<&WorldState>,
+        frame: &Frame<'_>,
+        out: &TickOutput,
+        stats: &Stats,
+    ) -> Selection {
         let center = out.world.player(self.follow).map(|p| p.pos);
         let sel = self
             .view
-            .select(base, &out.frame(), center, self.me, &out.interest);
+            .select(base, frame, center, self.me, &out.interest);
         self.synced = sel.complete;
         stats.view_snapshots.inc();
         stats.view_players_held.add(sel.held as u64);

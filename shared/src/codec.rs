@@ -333,6 +333,8 @@ struct Entry {
 /// mostly a copy of shared bits, not an encode.
 #[derive(Debug, Clone, Default)]
 pub struct SharedDelta {
+    /// The tick it is coded against.
+    pub base: Tick,
     /// The whole match's snapshot.
     pub bytes: Vec<u8>,
     /// By index in the tick's `players`: its residuals, if it was kept from the tick before.
@@ -340,16 +342,31 @@ pub struct SharedDelta {
 }
 
 impl SharedDelta {
-    /// Encodes `cur` against `prev` (the world one tick before), recording the entries.
+    /// Encodes `cur` against `base` (an earlier world of the match), recording the entries.
     #[must_use]
-    pub fn encode(prev: &WorldState, cur: &WorldState, checksum: Option<u32>, params: &Params) -> Self {
+    pub fn encode(
+        base: &WorldState,
+        cur: &WorldState,
+        checksum: Option<u32>,
+        params: &Params,
+    ) -> Self {
         let mut entries = vec![None; cur.players.len()];
-        let bytes = encode_into(Some(prev), cur, checksum, params, Reuse::Record(&mut entries));
-        Self { bytes, entries }
+        let bytes = encode_into(
+            Some(base),
+            cur,
+            checksum,
+            params,
+            Reuse::Record(&mut entries),
+        );
+        Self {
+            base: base.tick,
+            bytes,
+            entries,
+        }
     }
 
-    /// What [`player_bits`] says of the match's player `i`, kept from the tick before, for a
-    /// client that held its state of the tick before; `None` if it was not kept.
+    /// What [`player_bits`] says of the match's player `i`, kept from the baseline, for a
+    /// client that held its state of the baseline's tick; `None` if it was not kept.
     #[must_use]
     pub fn player_bits(&self, i: usize) -> Option<usize> {
         let e = self.entries.get(i)?.as_ref()?;
@@ -362,10 +379,10 @@ impl SharedDelta {
 }
 
 /// Encodes a client's view `view` of a tick against `base`, like [`encode`] (the same bytes),
-/// copying a player's residuals from `shared` (the tick's [`SharedDelta`]) where
-/// `hints[i]` (by index in `view.players`) names its index in the match's world: which the
-/// caller may do only when the client holds that player's state of the tick before, and
-/// `view` has its exact state of this tick.
+/// copying a player's residuals from `shared` (a [`SharedDelta`] of the tick against
+/// `base`'s tick) where `hints[i]` (by index in `view.players`) names its index in the
+/// match's world: which the caller may do only when the client holds that player's exact
+/// state of the baseline's tick, and `view` has its exact state of this tick.
 #[must_use]
 pub fn encode_view(
     base: Option<&WorldState>,
@@ -375,7 +392,7 @@ pub fn encode_view(
     shared: &SharedDelta,
     hints: &[Option<u16>],
 ) -> Vec<u8> {
-    if hints.len() != view.players.len() {
+    if hints.len() != view.players.len() || base.map(|b| b.tick) != Some(shared.base) {
         return encode(base, view, checksum, params);
     }
     encode_into(base, view, checksum, params, Reuse::Copy { shared, hints })

@@ -24,6 +24,10 @@ use skirmish_shared::world::{PlayerId, WorldState};
 use super::grid::Grid;
 use super::priority::{Candidate, Priority};
 
+/// Worlds whose exact players a view remembers (a UDP client's baseline is at most this old:
+/// `receiver::BASELINE_HISTORY`).
+const SENT_KEPT: usize = skirmish_shared::receiver::BASELINE_HISTORY;
+
 /// What clients see: the match's interest settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
@@ -102,6 +106,8 @@ pub struct View {
     priority: Priority<PlayerId>,
     /// Each visible player's last exact tick (or the tick it came into view), by id.
     exact_at: Vec<(PlayerId, Tick)>,
+    /// For each of the worlds sent last (newest last), the players sent exact in it, by id.
+    sent_exact: std::collections::VecDeque<(Tick, Vec<PlayerId>)>,
     /// Scratch: the entities near the centre this tick (indices into the world's lists).
     near_players: Vec<u16>,
     near_projectiles: Vec<u16>,
@@ -210,6 +216,13 @@ impl View {
         // tick's shared delta, priced and later copied from there.
         let previous = tick.minus(1);
         let mut last_exact = self.exact_at.iter().peekable();
+        // Which players the client holds exactly: those that went out exact in the world it
+        // holds (the one sent at `base_tick`).
+        let held_exact = base_tick
+            .and_then(|t| self.sent_exact.iter().find(|(s, _)| *s == t))
+            .map_or(&[][..], |(_, ids)| &ids[..]);
+        let mut held_exact = held_exact.iter().peekable();
+        let shared_delta = frame.shared.filter(|d| Some(d.base) == base_tick);
         let mut visible = Vec::with_capacity(world.players.len());
         let mut candidates = Vec::new();
         let mut kept = 0;
@@ -224,9 +237,10 @@ impl View {
             kept += usize::from(had.is_some());
             while last_exact.next_if(|(id, _)| *id < p.id).is_some() {}
             let since = last_exact.next_if(|(id, _)| *id == p.id).map(|(_, t)| *t);
-            let shared = frame
-                .shared
-                .filter(|_| had.is_some() && base_tick == Some(previous) && since == Some(previous))
+            while held_exact.next_if(|id| **id < p.id).is_some() {}
+            let exactly = held_exact.next_if(|id| **id == p.id).is_some();
+            let shared = shared_delta
+                .filter(|_| had.is_some() && exactly)
                 .and_then(|d| d.player_bits(usize::from(i)).map(|bits| (i, bits)));
             let bits = match shared {
                 Some((_, bits)) => bits,
@@ -285,6 +299,18 @@ impl View {
             }
         }
         self.exact_at = exact_at;
+        // What went out exact in this world (for when it is the baseline).
+        if self.sent_exact.len() == SENT_KEPT {
+            self.sent_exact.pop_front();
+        }
+        self.sent_exact.push_back((
+            tick,
+            self.exact_at
+                .iter()
+                .filter(|(_, t)| *t == tick)
+                .map(|(id, _)| *id)
+                .collect(),
+        ));
         self.near_players = near_players;
         self.near_projectiles = near_projectiles;
         let complete = held == 0
@@ -380,7 +406,10 @@ mod tests {
             if let Some(shared) = &shared {
                 let copied =
                     codec::encode_view(held.as_ref(), &sel.world, sum, params, shared, &sel.hints);
-                assert_eq!(copied, bytes, "copied from the shared delta: the same bytes");
+                assert_eq!(
+                    copied, bytes,
+                    "copied from the shared delta: the same bytes"
+                );
             }
             let got = codec::decode(held.as_ref(), w.tick, &bytes, params).expect("decodes");
             assert_eq!(

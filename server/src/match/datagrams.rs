@@ -16,12 +16,14 @@
 //! is about 510 bytes and everything fits one datagram. Cutting large worlds by priority to a
 //! bandwidth budget is issue 15's interest management.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use std::net::UdpSocket;
 use tracing::debug;
 
+use skirmish_shared::codec::SharedDelta;
 use skirmish_shared::datagram::play::{ClientNotice, Down, Notice, fragments};
 use skirmish_shared::datagram::reliable::Reliable;
 use skirmish_shared::datagram::{Kind, Sealer};
@@ -33,6 +35,7 @@ use skirmish_shared::world::PlayerId;
 use crate::acked::{TickEncodings, WorldRing};
 use crate::budget::ChatLimit;
 use crate::fanout::{ClientView, TickOutput};
+use crate::interest::view::Frame;
 use crate::link::End;
 use crate::stats::Stats;
 use crate::udp::batch::SendBatch;
@@ -78,6 +81,7 @@ impl Player {
         fresh: bool,
         ring: &WorldRing,
         encodings: &mut TickEncodings<'_>,
+        deltas: &mut HashMap<Tick, Option<SharedDelta>>,
         stats: &Stats,
     ) -> Option<(Option<Tick>, Arc<Vec<u8>>)> {
         let tick = out.world.tick;
@@ -98,9 +102,33 @@ impl Player {
             return Some((baseline, bytes));
         }
         let base = holds.as_ref().map(|(_, w)| &**w);
-        let sel = self.view.select(base, out, stats);
+        if !fresh && let Some(sent) = self.sent.get(tick) {
+            // A resend after the match ended: the world already sent for this tick.
+            let sent = sent.clone();
+            let checksum = Some(sent.checksum());
+            let bytes = skirmish_shared::codec::encode(base, &sent, checksum, &out.params);
+            return Some((holds.map(|h| h.0), Arc::new(bytes)));
+        }
+        // The match's delta against the acknowledged tick, coded once per tick for every
+        // player on that baseline: the view copies its players' entries from it.
+        let shared = match holds.as_ref().map(|h| h.0) {
+            Some(t) if out.shared_delta().is_some_and(|d| d.base == t) => out.shared_delta(),
+            Some(t) => deltas
+                .entry(t)
+                .or_insert_with(|| {
+                    ring.get(t)
+                        .map(|m| SharedDelta::encode(m, &out.world, None, &out.params))
+                })
+                .as_ref(),
+            None => None,
+        };
+        let frame = Frame {
+            shared,
+            ..out.frame()
+        };
+        let sel = self.view.select_in(base, &frame, out, stats);
         let checksum = (base.is_none() || out.checksum.is_some()).then(|| sel.world.checksum());
-        let bytes = out.encode_view(base, &sel, checksum);
+        let bytes = out.encode_view_from(base, &sel, checksum, shared);
         if fresh {
             self.sent.push(Arc::new(sel.world));
         }
@@ -234,6 +262,7 @@ impl Datagrams {
             Vec::new()
         };
         let mut encodings = TickEncodings::new(&self.ring, out.params, out.checksum);
+        let mut deltas = HashMap::new();
         for p in &mut self.players {
             if notices.iter().any(|n| p.reliable.send(n.clone()).is_err()) {
                 debug!(
@@ -244,7 +273,7 @@ impl Datagrams {
                 continue;
             }
             let Some((baseline, snapshot)) =
-                p.snapshot(out, fresh, &self.ring, &mut encodings, stats)
+                p.snapshot(out, fresh, &self.ring, &mut encodings, &mut deltas, stats)
             else {
                 continue;
             };
