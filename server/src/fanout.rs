@@ -374,7 +374,7 @@ pub struct Cursor {
     pub last: Option<Arc<WorldState>>,
     pub next_event: u64,
     /// A player's (or a following spectator's) view; `None`: the whole match, always.
-    pub view: Option<ClientView>,
+    pub view: Option<Box<ClientView>>,
 }
 
 impl Cursor {
@@ -395,7 +395,7 @@ impl Cursor {
         let cursor = Self {
             last: Some(world.clone()),
             next_event: out.events_to,
-            view: Some(view),
+            view: Some(Box::new(view)),
         };
         (cursor, world)
     }
