@@ -6,8 +6,7 @@
 //! steady state (the views are run for 100 ticks first).
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use skirmish_server::interest::grid::Grid;
-use skirmish_server::interest::view::{Frame, cell_size, projectile_positions};
+use skirmish_server::interest::view::TickParts;
 use skirmish_server::interest::{Settings, View};
 use skirmish_shared::codec;
 use skirmish_shared::rules::Params;
@@ -21,15 +20,8 @@ fn warmed(worlds: &[WorldState], settings: &Settings, params: &Params) -> (View,
     let mut held: Option<WorldState> = None;
     for w in &worlds[..100] {
         let center = w.player(me).map(|p| p.pos);
-        let pos = projectile_positions(w, params);
-        let grid = settings.radius.map(|r| Grid::new(w, &pos, cell_size(r)));
-        let frame = Frame {
-            world: w,
-            projectile_pos: &pos,
-            grid: grid.as_ref(),
-            shared: None,
-            params,
-        };
+        let parts = TickParts::new(w, settings.radius, params);
+        let frame = parts.frame(w, None, params);
         let sel = view.select(held.as_ref(), &frame, center, Some(me), settings);
         held = Some(sel.world);
     }
@@ -55,16 +47,9 @@ fn bench(c: &mut Criterion) {
             radius.map_or("whole arena".to_string(), |r| r.to_string())
         );
         let now = &worlds[100];
-        let pos = projectile_positions(now, &params);
-        let grid = settings.radius.map(|r| Grid::new(now, &pos, cell_size(r)));
+        let parts = TickParts::new(now, settings.radius, &params);
         let shared = codec::SharedDelta::encode(&worlds[99], now, None, &params);
-        let frame = Frame {
-            world: now,
-            projectile_pos: &pos,
-            grid: grid.as_ref(),
-            shared: Some(&shared),
-            params: &params,
-        };
+        let frame = parts.frame(now, Some(&shared), &params);
         g.bench_function(format!("one client's snapshot: {label}"), |b| {
             b.iter_batched(
                 || warmed(&worlds, &settings, &params),

@@ -17,15 +17,13 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use bytes::Bytes;
 use skirmish_shared::codec::{self, SharedDelta};
 use skirmish_shared::protocol::{self, GameEvent, RankEntry, ServerMessage, SnapshotMsg};
-use skirmish_shared::quant::QVec;
 use skirmish_shared::rules::Params;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::{PlayerId, WorldState};
 
 use crate::events::EventLog;
-use crate::interest::grid::Grid;
-use crate::interest::view::Frame;
-use crate::interest::{self, Selection, Settings, View};
+use crate::interest::view::{Frame, TickParts};
+use crate::interest::{Selection, Settings, View};
 use crate::stats::Stats;
 use crate::wire;
 
@@ -45,9 +43,8 @@ pub struct TickOutput {
     shared: Option<SharedDelta>,
     /// What clients see (view radius, budget).
     pub interest: Settings,
-    /// Where each projectile is this tick, and the entities by cell (for the views;
-    /// computed on first demand).
-    shared_view: OnceLock<(Vec<QVec>, Option<Grid>)>,
+    /// What every view of this tick shares (computed on first demand).
+    view_parts: OnceLock<TickParts>,
     /// `ServerMessage::Snapshot` in full, encoded on first demand and shared.
     full_frame: OnceLock<Bytes>,
     pub params: Params,
@@ -100,7 +97,7 @@ impl TickOutput {
             delta_frame,
             shared,
             interest: Settings::default(),
-            shared_view: OnceLock::new(),
+            view_parts: OnceLock::new(),
             full_frame: OnceLock::new(),
             params,
             events,
@@ -219,21 +216,9 @@ impl TickOutput {
 
     /// What every view of this tick is chosen from (see `interest::view::Frame`).
     pub fn frame(&self) -> Frame<'_> {
-        let (pos, grid) = self.shared_view.get_or_init(|| {
-            let pos = interest::view::projectile_positions(&self.world, &self.params);
-            let grid = self
-                .interest
-                .radius
-                .map(|r| Grid::new(&self.world, &pos, interest::view::cell_size(r)));
-            (pos, grid)
-        });
-        Frame {
-            world: &self.world,
-            projectile_pos: pos,
-            grid: grid.as_ref(),
-            shared: self.shared.as_ref(),
-            params: &self.params,
-        }
+        self.view_parts
+            .get_or_init(|| TickParts::new(&self.world, self.interest.radius, &self.params))
+            .frame(&self.world, self.shared.as_ref(), &self.params)
     }
 
     /// Whether a client seeing through `view` can take the shared bytes (or `full`): it

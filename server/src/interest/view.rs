@@ -334,6 +334,43 @@ impl View {
     }
 }
 
+/// What every view of one tick shares, computed once per tick: where the projectiles are and
+/// the entities by cell (with a view radius).
+#[derive(Debug, Clone)]
+pub struct TickParts {
+    pub projectile_pos: Vec<QVec>,
+    pub grid: Option<Grid>,
+}
+
+impl TickParts {
+    #[must_use]
+    pub fn new(world: &WorldState, radius: Option<i32>, params: &Params) -> Self {
+        let projectile_pos = projectile_positions(world, params);
+        let grid = radius.map(|r| Grid::new(world, &projectile_pos, cell_size(r)));
+        Self {
+            projectile_pos,
+            grid,
+        }
+    }
+
+    /// The frame of `world` (the world these parts are of), with the tick's shared delta.
+    #[must_use]
+    pub fn frame<'a>(
+        &'a self,
+        world: &'a WorldState,
+        shared: Option<&'a SharedDelta>,
+        params: &'a Params,
+    ) -> Frame<'a> {
+        Frame {
+            world,
+            projectile_pos: &self.projectile_pos,
+            grid: self.grid.as_ref(),
+            shared,
+            params,
+        }
+    }
+}
+
 /// The grid's cell for a view radius (position steps): half the radius.
 #[must_use]
 pub fn cell_size(radius: i32) -> i32 {
@@ -391,15 +428,8 @@ mod tests {
             let shared = prev.map(|p| codec::SharedDelta::encode(p, w, None, params));
             prev = Some(w);
             let center = w.player(me).map(|p| p.pos);
-            let pos = projectile_positions(w, params);
-            let grid = settings.radius.map(|r| Grid::new(w, &pos, cell_size(r)));
-            let frame = Frame {
-                world: w,
-                projectile_pos: &pos,
-                grid: grid.as_ref(),
-                shared: shared.as_ref(),
-                params,
-            };
+            let parts = TickParts::new(w, settings.radius, params);
+            let frame = parts.frame(w, shared.as_ref(), params);
             let sel = view.select(held.as_ref(), &frame, center, Some(me), settings);
             let sum = Some(sel.world.checksum());
             let bytes = codec::encode(held.as_ref(), &sel.world, sum, params);
