@@ -26,13 +26,14 @@ async fn the_page_and_its_scripts_are_served() {
     server.shutdown().await.expect("shutdown");
 }
 
-/// Runs `browser.mjs` against `base`, opening the match of `players`/`capacity` demo bots;
-/// panics with its output when it fails.
+/// Runs `browser.mjs` against `base`, opening the match of `players`/`capacity` demo bots
+/// (and following one of them when `follow`); panics with its output when it fails.
 async fn browse(
     base: String,
     shot: PathBuf,
     spki: Option<String>,
     (players, capacity): (usize, usize),
+    follow: bool,
 ) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web/test/browser");
     assert!(
@@ -44,7 +45,8 @@ async fn browse(
         let mut cmd = Command::new("node");
         cmd.arg(dir.join("browser.mjs")).arg(&base).arg(&shot);
         cmd.env("EXPECT_PLAYERS", players.to_string())
-            .env("EXPECT_CAPACITY", capacity.to_string());
+            .env("EXPECT_CAPACITY", capacity.to_string())
+            .env("FOLLOW", if follow { "1" } else { "0" });
         if let Some(spki) = spki {
             cmd.arg(spki);
         }
@@ -90,7 +92,7 @@ async fn headless_chromium_watches_over_https_and_wss() {
         &server.state.ctx.tasks,
     );
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page-https.png");
-    browse(server.base_url(), shot, Some(spki), (8, 16)).await;
+    browse(server.base_url(), shot, Some(spki), (8, 16), false).await;
     server.shutdown().await.expect("shutdown");
 }
 
@@ -101,12 +103,13 @@ async fn headless_chromium_shows_a_live_demo_match() {
     config.demo = 8;
     let server = start(config).await;
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page.png");
-    browse(server.base_url(), shot, None, (8, 16)).await;
+    browse(server.base_url(), shot, None, (8, 16), false).await;
     server.shutdown().await.expect("shutdown");
 }
 
-/// A big match with interest management (issue 15): the page spectates without following
-/// anyone, so it sees the whole 64-player match (the players see 250 units around them).
+/// A big match with interest management (issue 15): the page sees the whole 64-player match,
+/// follows one player (then it holds that player's view, 250 units around it), and goes
+/// back to the whole match.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_chromium_shows_a_big_match() {
     let mut config = Config::ephemeral();
@@ -117,6 +120,6 @@ async fn headless_chromium_shows_a_big_match() {
     config.demo = 64;
     let server = start(config).await;
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page-big-match.png");
-    browse(server.base_url(), shot, None, (64, 128)).await;
+    browse(server.base_url(), shot, None, (64, 128), true).await;
     server.shutdown().await.expect("shutdown");
 }

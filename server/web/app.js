@@ -90,7 +90,9 @@ async function pollMatches() {
 }
 
 // ---- spectating ----------------------------------------------------------------------------
-async function watch(id) {
+// `follow`: a player id to see what that player sees (on a server with a view radius), or
+// null for the whole match.
+async function watch(id, follow = null) {
   if (state.socket) state.socket.close(1000, "watching another match");
   state.socket = null;
   state.watching = id;
@@ -98,7 +100,12 @@ async function watch(id) {
   state.names = new Map();
   state.feed = [];
   $("view").hidden = false;
-  $("view-title").textContent = `Match ${id}`;
+  $("view-title").textContent = follow === null ? `Match ${id}` : `Match ${id} · following #${follow} · `;
+  if (follow !== null) {
+    const all = Object.assign(document.createElement("button"), { id: "see-all", textContent: "see all" });
+    all.onclick = () => watch(id);
+    $("view-title").append(all);
+  }
   // A spectator token first (the server may rate-limit or require the operator's key).
   const res = await fetch(`/api/matches/${id}/spectate`, { method: "POST" });
   if (!res.ok) {
@@ -108,7 +115,8 @@ async function watch(id) {
   const pass = await res.json();
   if (state.watching !== id) return;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const url = `${scheme}://${location.host}/ws?v=${PROTOCOL_VERSION}&token=${encodeURIComponent(pass.token)}`;
+  const followQuery = follow === null ? "" : `&follow=${follow}`;
+  const url = `${scheme}://${location.host}/ws?v=${PROTOCOL_VERSION}&token=${encodeURIComponent(pass.token)}${followQuery}`;
   const ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
   ws.onmessage = (e) => onMessage(ws, new Uint8Array(e.data));
@@ -172,6 +180,9 @@ function updateSide(world) {
       li.className = "score-row";
       li.style.color = color(p.id);
       li.textContent = `${p.name} — ${p.score}`;
+      // Click a player to see what it sees; "see all" goes back.
+      li.title = "follow: see what this player sees";
+      li.onclick = () => watch(state.watching, p.id);
       return li;
     }),
   );

@@ -12,6 +12,8 @@ import { join } from "node:path";
 const [base, shot, spki] = process.argv.slice(2);
 const players = Number(process.env.EXPECT_PLAYERS || 8);
 const capacity = Number(process.env.EXPECT_CAPACITY || 16);
+// With FOLLOW=1 (a server with a view radius): following a player shows fewer players.
+const follow = process.env.FOLLOW === "1";
 const fail = (why) => {
   console.error(`browser test: ${why}`);
   process.exit(1);
@@ -60,6 +62,20 @@ try {
     return seen.size;
   });
   if (colours < 4) fail(`the arena canvas has only ${colours} colours`);
+
+  if (follow) {
+    // Follow the first player on the scoreboard: the page then holds that player's view, a
+    // part of the match, and "see all" brings the whole match back.
+    await page.locator("#scoreboard li").first().click();
+    await page.waitForFunction((n) => {
+      const w = window.skirmish.latestWorld();
+      return w && w.players.length > 0 && w.players.length < n && document.getElementById("see-all");
+    }, players, { timeout: 15000 }).catch(async () =>
+      fail(`following a player did not narrow the view: ${await page.evaluate(() => window.skirmish.latestWorld()?.players.length)} players`));
+    await page.locator("#see-all").click();
+    await page.waitForFunction((n) => window.skirmish.latestWorld()?.players.length >= n, players, { timeout: 15000 })
+      .catch(() => fail("see all did not bring the whole match back"));
+  }
 
   // The server's figures fill in (they need two polls of /api/stats).
   await page.waitForFunction(() => document.getElementById("f-bytes").textContent.includes("KiB/s"), null, { timeout: 10000 })
