@@ -174,19 +174,29 @@ function updateSide(world) {
   const left = Math.max(0, (world.phase_end - world.tick) / state.tickHz);
   $("phase").textContent = `${world.phase} · ${left.toFixed(0)} s left · tick ${world.tick}`;
   const rows = [...world.players].sort((a, b) => b.score - a.score || a.id - b.id);
-  $("scoreboard").replaceChildren(
-    ...rows.map((p) => {
-      const li = document.createElement("li");
+  // The rows are kept and rewritten in place (not replaced 30 times a second), so a click
+  // lands on the row it was aimed at.
+  const board = $("scoreboard");
+  rows.forEach((p, i) => {
+    let li = board.children[i];
+    if (!li) {
+      li = document.createElement("li");
       li.className = "score-row";
-      li.style.color = color(p.id);
-      li.textContent = `${p.name} — ${p.score}`;
-      // Click a player to see what it sees; "see all" goes back.
       li.title = "follow: see what this player sees";
-      li.onclick = () => watch(state.watching, p.id);
-      return li;
-    }),
-  );
+      board.append(li);
+    }
+    li.dataset.id = p.id;
+    li.style.color = color(p.id);
+    li.textContent = `${p.name} — ${p.score}`;
+  });
+  while (board.children.length > rows.length) board.lastChild.remove();
 }
+
+// Click a player on the scoreboard to see what it sees; "see all" goes back.
+$("scoreboard").addEventListener("click", (e) => {
+  const li = e.target.closest("li[data-id]");
+  if (li && state.watching !== null) watch(state.watching, Number(li.dataset.id));
+});
 
 const color = (id) => `hsl(${(id * 137) % 360} 70% 60%)`;
 
