@@ -211,9 +211,10 @@ impl View {
         spend(moved_orbs * ORB_BITS);
 
         // Players: in view, then exact for free, the own one, or a candidate. `exact_at` is in
-        // id order too: one merge. A player the client holds at its exact state of the tick
-        // before (it went out exact then, and that is the baseline) has its entry in the
-        // tick's shared delta, priced and later copied from there.
+        // id order too: one merge. A player the client holds at its exact state of the
+        // baseline's tick (it went out exact in the world that is the baseline) has its entry
+        // in the shared delta against that tick, when the frame has one: priced, and later
+        // copied, from there.
         let previous = tick.minus(1);
         let mut last_exact = self.exact_at.iter().peekable();
         // Which players the client holds exactly: those that went out exact in the world it
