@@ -59,7 +59,7 @@ impl BitWriter {
         // Code v + 2^k as: (len - k - 1) zero bits, then the value's len bits.
         let x = u128::from(v) + (1u128 << k);
         let len = 128 - x.leading_zeros();
-        let zeros = exp_golomb_len(v, k) - len;
+        let zeros = len - 1 - k;
         if zeros + len <= 57 {
             // The common case (every field of a normal snapshot): one write, the zeros first
             // (the low bits), then the value MSB-first.

@@ -370,11 +370,9 @@ impl SharedDelta {
     #[must_use]
     pub fn player_bits(&self, i: usize) -> Option<usize> {
         let e = self.entries.get(i)?.as_ref()?;
-        Some(if e.mask == 0 {
-            1
-        } else {
-            3 + MASK_BITS as usize + e.len as usize
-        })
+        let (mut header, mut none) = (BitCount::default(), NO_PREVIOUS_MASK);
+        write_kept_header(&mut header, e.mask, &mut none);
+        Some(header.0 + e.len as usize)
     }
 }
 
@@ -430,6 +428,9 @@ pub fn predict_player(b: &PlayerState, age: i32, params: &Params) -> PlayerState
     p
 }
 
+/// A "previous mask" no mask equals (masks are 7 bits): prices an entry with its mask in full.
+const NO_PREVIOUS_MASK: u8 = u8::MAX;
+
 /// Bits `cur` costs in a snapshot `age` ticks after `base`: its entry against its baseline
 /// state, or as a creation (with its id, at most 17 bits) when it has none. The mask is
 /// priced in full (a snapshot may spare it when the previous player's is the same).
@@ -443,8 +444,8 @@ pub fn player_bits(
     let mut c = BitCount::default();
     match base.filter(|b| same_name(b, cur)) {
         Some(b) => {
-            let mut no_previous_mask = u8::MAX; // masks are 7 bits: never "the same"
-            Residuals::of(b, cur, age, params).write(&mut c, &mut no_previous_mask);
+            let mut none = NO_PREVIOUS_MASK;
+            Residuals::of(b, cur, age, params).write(&mut c, &mut none);
         }
         None => {
             c.put_bits(0, 17 + u32::from(base.is_some()) * 2);
@@ -593,16 +594,16 @@ fn decode_players(
                 }
                 prev_mask
             };
-            let mut p = b.clone();
+            // What "unchanged" means (`predict_player`), then the residuals on top.
+            let mut p = predict_player(b, age, params);
             if mask & F_VEL != 0 {
                 p.vel.x = add_i32(b.vel.x, r.signed(3)?, "velocity")?;
                 p.vel.y = add_i32(b.vel.y, r.signed(3)?, "velocity")?;
+                p.pos = predicted_pos(b, p.vel, age, params);
             }
-            let pred = predicted_pos(b, p.vel, age, params);
-            p.pos = pred;
             if mask & F_POS != 0 {
-                p.pos.x = add_i32(pred.x, r.signed(2)?, "position")?;
-                p.pos.y = add_i32(pred.y, r.signed(2)?, "position")?;
+                p.pos.x = add_i32(p.pos.x, r.signed(2)?, "position")?;
+                p.pos.y = add_i32(p.pos.y, r.signed(2)?, "position")?;
             }
             if mask & F_AIM != 0 {
                 let d = r.signed(3)?;
@@ -611,7 +612,6 @@ fn decode_players(
                 }
                 p.aim = b.aim.offset(d as i32);
             }
-            p.last_seq = b.last_seq.plus(age as u32);
             if mask & F_SEQ != 0 {
                 p.last_seq = Seq(p
                     .last_seq
@@ -622,13 +622,10 @@ fn decode_players(
                 p.score = u32::try_from(i64::from(b.score) + r.signed(0)?)
                     .map_err(|_| CodecError::OutOfRange("score"))?;
             }
-            let cool = predicted_cooldown(b, age)
-                + if mask & F_COOLDOWN != 0 {
-                    r.signed(1)?
-                } else {
-                    0
-                };
-            p.cooldown = u16::try_from(cool).map_err(|_| CodecError::OutOfRange("cooldown"))?;
+            if mask & F_COOLDOWN != 0 {
+                p.cooldown = u16::try_from(i64::from(p.cooldown) + r.signed(1)?)
+                    .map_err(|_| CodecError::OutOfRange("cooldown"))?;
+            }
             if mask & F_DEATHS != 0 {
                 p.deaths = u16::try_from(i64::from(b.deaths) + r.signed(0)?)
                     .map_err(|_| CodecError::OutOfRange("deaths"))?;
