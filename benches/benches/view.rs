@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
         );
         let now = &worlds[100];
         let parts = TickParts::new(now, settings.radius, &params);
-        let shared = codec::SharedDelta::encode(&worlds[99], now, None, &params);
+        let shared = codec::SharedDelta::encode(Some(&worlds[99]), now, None, &params);
         let frame = parts.frame(now, Some(&shared), &params);
         g.bench_function(format!("one client's snapshot: {label}"), |b| {
             b.iter_batched(

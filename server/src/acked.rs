@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use skirmish_shared::codec;
+use skirmish_shared::codec::SharedDelta;
 use skirmish_shared::rules::Params;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::WorldState;
@@ -53,32 +53,43 @@ impl WorldRing {
     }
 }
 
-/// One tick's encodings, one per baseline asked for (see the module docs).
+/// One tick's encodings, one per baseline asked for (see the module docs). Each is a
+/// [`SharedDelta`]: the bytes a client holding the match's world gets, and the entries a
+/// client holding its own view (interest management) copies from.
 #[derive(Debug)]
 pub struct TickEncodings<'a> {
     ring: &'a WorldRing,
     params: Params,
     checksum: Option<u32>,
-    cache: HashMap<Option<Tick>, Arc<Vec<u8>>>,
+    cache: HashMap<Option<Tick>, Arc<SharedDelta>>,
+    /// Encodings against a baseline other than the tick before.
+    extra: usize,
 }
 
 impl<'a> TickEncodings<'a> {
     /// Encodings of `ring`'s newest world; `checksum` goes into every delta (full snapshots
-    /// always carry one).
+    /// always carry one). `coded`: the newest world's delta the match coded already (against
+    /// the tick before, with the same checksum), if any.
     #[must_use]
-    pub fn new(ring: &'a WorldRing, params: Params, checksum: Option<u32>) -> Self {
+    pub fn new(
+        ring: &'a WorldRing,
+        params: Params,
+        checksum: Option<u32>,
+        coded: Option<Arc<SharedDelta>>,
+    ) -> Self {
         Self {
             ring,
             params,
             checksum,
-            cache: HashMap::new(),
+            cache: coded.map(|d| (d.base, d)).into_iter().collect(),
+            extra: 0,
         }
     }
 
     /// The snapshot for a client whose newest acknowledged tick is `acked`: the baseline it
-    /// is coded against (`None`: in full) and the bytes, shared with every client of the
+    /// is coded against (`None`: in full) and the encoding, shared with every client of the
     /// same baseline. `None` when the ring is empty.
-    pub fn for_client(&mut self, acked: Option<Tick>) -> Option<(Option<Tick>, Arc<Vec<u8>>)> {
+    pub fn for_client(&mut self, acked: Option<Tick>) -> Option<(Option<Tick>, Arc<SharedDelta>)> {
         let newest = self.ring.newest()?;
         let baseline = acked
             .filter(|t| newest.tick.is_after(*t))
@@ -89,12 +100,14 @@ impl<'a> TickEncodings<'a> {
             None => Some(self.checksum.unwrap_or_else(|| newest.checksum())),
             Some(_) => self.checksum,
         };
-        let params = self.params;
-        let bytes = self
+        let (params, extra) = (self.params, &mut self.extra);
+        let previous = newest.tick.minus(1);
+        let delta = self
             .cache
             .entry(key)
             .or_insert_with(|| {
-                Arc::new(codec::encode(
+                *extra += usize::from(key != Some(previous));
+                Arc::new(SharedDelta::encode(
                     baseline.map(AsRef::as_ref),
                     newest,
                     checksum,
@@ -102,19 +115,21 @@ impl<'a> TickEncodings<'a> {
                 ))
             })
             .clone();
-        Some((key, bytes))
+        Some((key, delta))
     }
 
-    /// How many encodings this tick took (one per distinct baseline).
+    /// How many encodings this tick took beyond the one against the tick before (which every
+    /// client uses when nothing is lost): one per other baseline asked for.
     #[must_use]
-    pub fn encodes(&self) -> usize {
-        self.cache.len()
+    pub fn extra_encodes(&self) -> usize {
+        self.extra
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skirmish_shared::codec;
     use skirmish_shared::workload::Wander;
 
     fn ring_of(ticks: usize, capacity: usize) -> (WorldRing, Vec<Arc<WorldState>>, Params) {
@@ -135,7 +150,7 @@ mod tests {
     fn with_no_loss_every_client_shares_one_encoding() {
         let (ring, worlds, params) = ring_of(40, 30);
         let prev = worlds[worlds.len() - 2].tick;
-        let mut enc = TickEncodings::new(&ring, params, None);
+        let mut enc = TickEncodings::new(&ring, params, None, None);
         let first = enc.for_client(Some(prev)).expect("encoded");
         for _ in 0..99 {
             let again = enc.for_client(Some(prev)).expect("encoded");
@@ -144,14 +159,30 @@ mod tests {
                 "the same bytes, not a copy"
             );
         }
-        assert_eq!(enc.encodes(), 1);
+        assert_eq!(
+            enc.extra_encodes(),
+            0,
+            "only the delta against the tick before"
+        );
+    }
+
+    #[test]
+    fn the_delta_the_match_coded_already_is_not_coded_again() {
+        let (ring, worlds, params) = ring_of(40, 30);
+        let (prev, newest) = (&worlds[38], &worlds[39]);
+        let coded = Arc::new(SharedDelta::encode(Some(prev), newest, None, &params));
+        let mut enc = TickEncodings::new(&ring, params, None, Some(coded.clone()));
+        let (baseline, got) = enc.for_client(Some(prev.tick)).expect("encoded");
+        assert_eq!(baseline, Some(prev.tick));
+        assert!(Arc::ptr_eq(&got, &coded), "the match's own delta, shared");
+        assert_eq!(enc.extra_encodes(), 0);
     }
 
     #[test]
     fn each_client_decodes_the_newest_world_from_its_own_baseline() {
         let (ring, worlds, params) = ring_of(40, 30);
         let newest = worlds.last().expect("worlds").clone();
-        let mut enc = TickEncodings::new(&ring, params, Some(newest.checksum()));
+        let mut enc = TickEncodings::new(&ring, params, Some(newest.checksum()), None);
         // Lost snapshots: clients acknowledged different ticks; one never did; one acked a
         // tick that left the ring; one acked the newest tick itself.
         let acks = [
@@ -165,13 +196,15 @@ mod tests {
         for acked in acks {
             let (baseline, bytes) = enc.for_client(acked).expect("encoded");
             let base = baseline.and_then(|t| worlds.iter().find(|w| w.tick == t));
-            let decoded = codec::decode(base.map(AsRef::as_ref), newest.tick, &bytes, &params)
-                .expect("decodes");
+            let decoded =
+                codec::decode(base.map(AsRef::as_ref), newest.tick, &bytes.bytes, &params)
+                    .expect("decodes");
             assert_eq!(&decoded.world, newest.as_ref());
             assert_eq!(decoded.verify(), Some(true));
         }
-        // 38, 35, and full (for None, the tick out of the ring, and the newest tick).
-        assert_eq!(enc.encodes(), 3);
+        // 38 (the tick before), and beyond it 35 and full (for None, the tick out of the
+        // ring, and the newest tick).
+        assert_eq!(enc.extra_encodes(), 2);
     }
 
     #[test]

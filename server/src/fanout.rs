@@ -39,8 +39,9 @@ pub struct TickOutput {
     /// `ServerMessage::Snapshot` against the previous tick, encoded once for everyone.
     pub delta_frame: Option<Bytes>,
     /// The snapshot data in `delta_frame`, with where each player's entry sits in it (what
-    /// a client's budget is held against, and what the views copy from).
-    shared: Option<SharedDelta>,
+    /// a client's budget is held against, what the views copy from, and the UDP players'
+    /// encoding against the tick before).
+    shared: Option<Arc<SharedDelta>>,
     /// What clients see (view radius, budget).
     pub interest: Settings,
     /// What every view of this tick shares (computed on first demand).
@@ -81,16 +82,10 @@ impl TickOutput {
         let events_to = events_from + events.len() as u64;
         let shared = prev
             .filter(|p| world.tick.diff(p.tick) == 1)
-            .map(|p| SharedDelta::encode(p, &world, checksum, &params));
-        let delta_frame = shared.as_ref().map(|d| {
-            let msg = SnapshotMsg {
-                tick: world.tick,
-                baseline_age: 1,
-                data: d.bytes.clone(),
-                events: events.clone(),
-            };
-            wire::binary(&protocol::encode(&ServerMessage::Snapshot(msg)))
-        });
+            .map(|p| Arc::new(SharedDelta::encode(Some(p), &world, checksum, &params)));
+        let delta_frame = shared
+            .as_ref()
+            .map(|d| frame_of(world.tick, 1, d.bytes.clone(), events.clone()));
         Self {
             world,
             checksum,
@@ -186,20 +181,9 @@ impl TickOutput {
     }
 
     /// A client's view of this tick (`sel`) coded against `base`, copying the entries it
-    /// can from the shared delta.
+    /// can from `shared` (a delta of the match's world of this tick against `base`'s tick).
     #[must_use]
     pub fn encode_view(
-        &self,
-        base: Option<&WorldState>,
-        sel: &Selection,
-        checksum: Option<u32>,
-    ) -> Vec<u8> {
-        self.encode_view_from(base, sel, checksum, self.shared.as_ref())
-    }
-
-    /// [`Self::encode_view`] copying from `shared` (a delta of this tick against `base`).
-    #[must_use]
-    pub fn encode_view_from(
         &self,
         base: Option<&WorldState>,
         sel: &Selection,
@@ -218,23 +202,22 @@ impl TickOutput {
     pub fn frame(&self) -> Frame<'_> {
         self.view_parts
             .get_or_init(|| TickParts::new(&self.world, self.interest.radius, &self.params))
-            .frame(&self.world, self.shared.as_ref(), &self.params)
+            .frame(&self.world, self.shared.as_deref(), &self.params)
     }
 
     /// Whether a client seeing through `view` can take the shared bytes (or `full`): it
     /// holds the match's world, sees the whole arena, and the delta fits its budget.
     fn shared_fits(&self, view: &ClientView) -> bool {
         view.synced
-            && self.interest.whole_arena()
             && self
                 .shared
                 .as_ref()
-                .is_some_and(|d| d.bytes.len() <= self.interest.budget)
+                .is_some_and(|d| self.shareable(d.bytes.len()))
     }
 
-    /// The shared delta against the tick before, if this tick has one.
+    /// The match's delta against the tick before, if this tick has one.
     #[must_use]
-    pub fn shared_delta(&self) -> Option<&SharedDelta> {
+    pub fn shared_delta(&self) -> Option<&Arc<SharedDelta>> {
         self.shared.as_ref()
     }
 
@@ -259,13 +242,13 @@ impl TickOutput {
         let base = usable_baseline(last, self.tick(), lost);
         let sel = view.select(base, self, stats);
         let checksum = (base.is_none() || self.checksum.is_some()).then(|| sel.world.checksum());
-        let msg = SnapshotMsg {
-            tick: self.world.tick,
-            baseline_age: base.map_or(0, |b| self.world.tick.diff(b.tick) as u32),
-            data: self.encode_view(base, &sel, checksum),
+        let data = self.encode_view(base, &sel, checksum, self.shared.as_deref());
+        let bytes = frame_of(
+            self.world.tick,
+            baseline_age(base, self.tick()),
+            data,
             events,
-        };
-        let bytes = wire::binary(&protocol::encode(&ServerMessage::Snapshot(msg)));
+        );
         let frame = WriterFrame {
             bytes,
             own: true,
@@ -322,11 +305,7 @@ impl ClientView {
         out: &TickOutput,
         stats: &Stats,
     ) -> Selection {
-        let center = out.world.player(self.follow).map(|p| p.pos);
-        let sel = self
-            .view
-            .select(base, frame, center, self.me, &out.interest);
-        self.synced = sel.complete;
+        let sel = self.choose(base, frame, out, &out.interest);
         stats.view_snapshots.inc();
         stats.view_players_held.add(sel.held as u64);
         stats.view_players_caught_up.add(sel.caught_up as u64);
@@ -339,16 +318,25 @@ impl ClientView {
     /// The welcome's snapshot: everything in view, in full, with no budget (it is the one
     /// message that starts the stream).
     pub fn welcome(&mut self, out: &TickOutput) -> WorldState {
-        let center = out.world.player(self.follow).map(|p| p.pos);
         let settings = Settings {
             budget: usize::MAX / 8,
             ..out.interest
         };
-        let sel = self
-            .view
-            .select(None, &out.frame(), center, self.me, &settings);
+        self.choose(None, &out.frame(), out, &settings).world
+    }
+
+    /// The view around the followed player under `settings`.
+    fn choose(
+        &mut self,
+        base: Option<&WorldState>,
+        frame: &Frame<'_>,
+        out: &TickOutput,
+        settings: &Settings,
+    ) -> Selection {
+        let center = out.world.player(self.follow).map(|p| p.pos);
+        let sel = self.view.select(base, frame, center, self.me, settings);
         self.synced = sel.complete;
-        sel.world
+        sel
     }
 }
 
@@ -429,9 +417,25 @@ pub fn snapshot_frame(
     params: &Params,
     events: Vec<GameEvent>,
 ) -> Bytes {
-    wire::binary(&protocol::encode(&ServerMessage::Snapshot(snapshot_msg(
-        base, world, checksum, params, events,
-    ))))
+    let msg = snapshot_msg(base, world, checksum, params, events);
+    frame_of(msg.tick, msg.baseline_age, msg.data, msg.events)
+}
+
+/// Snapshot `data` of `tick` (`baseline_age` 0: in full) with `events`, in its envelope and
+/// WebSocket frame.
+fn frame_of(tick: Tick, baseline_age: u32, data: Vec<u8>, events: Vec<GameEvent>) -> Bytes {
+    let msg = SnapshotMsg {
+        tick,
+        baseline_age,
+        data,
+        events,
+    };
+    wire::binary(&protocol::encode(&ServerMessage::Snapshot(msg)))
+}
+
+/// How many ticks before `tick` the baseline is (0: none, a full snapshot).
+fn baseline_age(base: Option<&WorldState>, tick: Tick) -> u32 {
+    base.map_or(0, |b| tick.diff(b.tick) as u32)
 }
 
 /// The snapshot message for `world` against `base`.
@@ -445,7 +449,7 @@ pub fn snapshot_msg(
 ) -> SnapshotMsg {
     SnapshotMsg {
         tick: world.tick,
-        baseline_age: base.map_or(0, |b| world.tick.diff(b.tick) as u32),
+        baseline_age: baseline_age(base, world.tick),
         data: codec::encode(base, world, checksum, params),
         events,
     }

@@ -333,8 +333,8 @@ struct Entry {
 /// mostly a copy of shared bits, not an encode.
 #[derive(Debug, Clone, Default)]
 pub struct SharedDelta {
-    /// The tick it is coded against.
-    pub base: Tick,
+    /// The tick it is coded against (`None`: a full snapshot).
+    pub base: Option<Tick>,
     /// The whole match's snapshot.
     pub bytes: Vec<u8>,
     /// By index in the tick's `players`: its residuals, if it was kept from the tick before.
@@ -342,24 +342,19 @@ pub struct SharedDelta {
 }
 
 impl SharedDelta {
-    /// Encodes `cur` against `base` (an earlier world of the match), recording the entries.
+    /// Encodes `cur` against `base` (an earlier world of the match; `None`: in full),
+    /// recording the entries.
     #[must_use]
     pub fn encode(
-        base: &WorldState,
+        base: Option<&WorldState>,
         cur: &WorldState,
         checksum: Option<u32>,
         params: &Params,
     ) -> Self {
         let mut entries = vec![None; cur.players.len()];
-        let bytes = encode_into(
-            Some(base),
-            cur,
-            checksum,
-            params,
-            Reuse::Record(&mut entries),
-        );
+        let bytes = encode_into(base, cur, checksum, params, Reuse::Record(&mut entries));
         Self {
-            base: base.tick,
+            base: base.map(|b| b.tick),
             bytes,
             entries,
         }
@@ -390,7 +385,7 @@ pub fn encode_view(
     shared: &SharedDelta,
     hints: &[Option<u16>],
 ) -> Vec<u8> {
-    if hints.len() != view.players.len() || base.map(|b| b.tick) != Some(shared.base) {
+    if hints.len() != view.players.len() || base.map(|b| b.tick) != shared.base {
         return encode(base, view, checksum, params);
     }
     encode_into(base, view, checksum, params, Reuse::Copy { shared, hints })

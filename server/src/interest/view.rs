@@ -223,7 +223,9 @@ impl View {
             .and_then(|t| self.sent_exact.iter().find(|(s, _)| *s == t))
             .map_or(&[][..], |(_, ids)| &ids[..]);
         let mut held_exact = held_exact.iter().peekable();
-        let shared_delta = frame.shared.filter(|d| Some(d.base) == base_tick);
+        let shared_delta = frame
+            .shared
+            .filter(|d| d.base.is_some() && d.base == base_tick);
         let mut visible = Vec::with_capacity(world.players.len());
         let mut candidates = Vec::new();
         let mut kept = 0;
@@ -426,7 +428,7 @@ mod tests {
         let mut held: Option<WorldState> = None;
         let mut prev: Option<&WorldState> = None;
         for w in worlds {
-            let shared = prev.map(|p| codec::SharedDelta::encode(p, w, None, params));
+            let shared = prev.map(|p| codec::SharedDelta::encode(Some(p), w, None, params));
             prev = Some(w);
             let center = w.player(me).map(|p| p.pos);
             let parts = TickParts::new(w, settings.radius, params);

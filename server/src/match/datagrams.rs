@@ -16,7 +16,6 @@
 //! is about 510 bytes and everything fits one datagram. Cutting large worlds by priority to a
 //! bandwidth budget is issue 15's interest management.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -74,66 +73,67 @@ impl Player {
     /// This tick's snapshot for the player: the baseline it is coded against and the bytes.
     /// Holding the match's world, seeing the whole arena, within its budget: the encoding
     /// shared by every player on the same baseline. Otherwise its own view (`fanout::
-    /// ClientView`) against the view it acknowledged.
+    /// ClientView`) against the view it acknowledged, copying entries from that encoding.
     fn snapshot(
         &mut self,
         out: &TickOutput,
         fresh: bool,
         ring: &WorldRing,
         encodings: &mut TickEncodings<'_>,
-        deltas: &mut HashMap<Tick, Option<SharedDelta>>,
         stats: &Stats,
-    ) -> Option<(Option<Tick>, Arc<Vec<u8>>)> {
+    ) -> Option<(Option<Tick>, Snapshot)> {
         let tick = out.world.tick;
         let holds = self
             .acked
             .filter(|t| tick.is_after(*t))
             .and_then(|t| self.sent.get(t).map(|w| (t, w.clone())));
-        let holds_match_world = holds
-            .as_ref()
-            .is_none_or(|(t, w)| ring.get(*t).is_some_and(|m| Arc::ptr_eq(m, w)));
-        if holds_match_world
-            && let Some((baseline, bytes)) = encodings.for_client(holds.as_ref().map(|h| h.0))
-            && out.shareable(bytes.len())
-        {
-            if fresh {
-                self.sent.push(out.world.clone());
-            }
-            return Some((baseline, bytes));
-        }
         let base = holds.as_ref().map(|(_, w)| &**w);
         if !fresh && let Some(sent) = self.sent.get(tick) {
             // A resend after the match ended: the world already sent for this tick.
-            let sent = sent.clone();
             let checksum = Some(sent.checksum());
-            let bytes = skirmish_shared::codec::encode(base, &sent, checksum, &out.params);
-            return Some((holds.map(|h| h.0), Arc::new(bytes)));
+            let bytes = skirmish_shared::codec::encode(base, sent, checksum, &out.params);
+            return Some((holds.map(|h| h.0), Snapshot::Own(bytes)));
         }
-        // The match's delta against the acknowledged tick, coded once per tick for every
-        // player on that baseline: the view copies its players' entries from it.
-        let shared = match holds.as_ref().map(|h| h.0) {
-            Some(t) if out.shared_delta().is_some_and(|d| d.base == t) => out.shared_delta(),
-            Some(t) => deltas
-                .entry(t)
-                .or_insert_with(|| {
-                    ring.get(t)
-                        .map(|m| SharedDelta::encode(m, &out.world, None, &out.params))
-                })
-                .as_ref(),
-            None => None,
-        };
+        // The match's world against the acknowledged tick: one encoding per baseline per tick.
+        let (baseline, delta) = encodings.for_client(holds.as_ref().map(|h| h.0))?;
+        let holds_match_world = holds
+            .as_ref()
+            .is_none_or(|(t, w)| ring.get(*t).is_some_and(|m| Arc::ptr_eq(m, w)));
+        if holds_match_world && out.shareable(delta.bytes.len()) {
+            if fresh {
+                self.sent.push(out.world.clone());
+            }
+            return Some((baseline, Snapshot::Shared(delta)));
+        }
         let frame = Frame {
-            shared,
+            shared: Some(&delta),
             ..out.frame()
         };
         let sel = self.view.select_in(base, &frame, out, stats);
         let checksum = (base.is_none() || out.checksum.is_some()).then(|| sel.world.checksum());
-        let bytes = out.encode_view_from(base, &sel, checksum, shared);
+        let bytes = out.encode_view(base, &sel, checksum, Some(&delta));
         if fresh {
             self.sent.push(Arc::new(sel.world));
         }
         stats.snapshots_encoded_per_client.inc();
-        Some((holds.map(|h| h.0), Arc::new(bytes)))
+        Some((holds.map(|h| h.0), Snapshot::Own(bytes)))
+    }
+}
+
+/// A player's snapshot data: an encoding shared with the players on its baseline, or its own.
+#[derive(Debug)]
+enum Snapshot {
+    Shared(Arc<SharedDelta>),
+    Own(Vec<u8>),
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Shared(d) => &d.bytes,
+            Self::Own(bytes) => bytes,
+        }
     }
 }
 
@@ -261,8 +261,12 @@ impl Datagrams {
         } else {
             Vec::new()
         };
-        let mut encodings = TickEncodings::new(&self.ring, out.params, out.checksum);
-        let mut deltas = HashMap::new();
+        let mut encodings = TickEncodings::new(
+            &self.ring,
+            out.params,
+            out.checksum,
+            out.shared_delta().cloned(),
+        );
         for p in &mut self.players {
             if notices.iter().any(|n| p.reliable.send(n.clone()).is_err()) {
                 debug!(
@@ -273,7 +277,7 @@ impl Datagrams {
                 continue;
             }
             let Some((baseline, snapshot)) =
-                p.snapshot(out, fresh, &self.ring, &mut encodings, &mut deltas, stats)
+                p.snapshot(out, fresh, &self.ring, &mut encodings, stats)
             else {
                 continue;
             };
@@ -318,7 +322,7 @@ impl Datagrams {
         }
         stats
             .snapshots_encoded_per_client
-            .add(encodings.encodes().saturating_sub(1) as u64);
+            .add(encodings.extra_encodes() as u64);
         self.flush(stats);
     }
 

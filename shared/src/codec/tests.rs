@@ -302,7 +302,7 @@ proptest! {
         let params = Params::new(30);
         let worlds = crate::workload::Wander::new(40, seed, params).worlds(40);
         let (prev, now) = (&worlds[38], &worlds[39]);
-        let shared = SharedDelta::encode(prev, now, None, &params);
+        let shared = SharedDelta::encode(Some(prev), now, None, &params);
         prop_assert_eq!(&shared.bytes, &encode(Some(prev), now, None, &params));
         // What the client holds: some players of the tick `age` before.
         let mut base = worlds[39 - age as usize].clone();
