@@ -112,6 +112,26 @@ pub struct View {
     near_players: Vec<u16>,
     near_projectiles: Vec<u16>,
     marks: Vec<u64>,
+    /// Scratch reused tick to tick (a view runs for every client every tick: its
+    /// allocations were a tenth of a big match's server CPU).
+    visible: Vec<Visible>,
+    candidates: Vec<Candidate<PlayerId>>,
+    exact_at_next: Vec<(PlayerId, Tick)>,
+}
+
+/// A player in view this tick, while the view is chosen.
+#[derive(Debug, Clone, Copy)]
+struct Visible {
+    /// Index in the tick's world.
+    index: u16,
+    /// Index in the baseline, when the client holds it.
+    had: Option<u16>,
+    /// Goes out exact whatever the budget (the own player, or one predicted exactly).
+    exact: bool,
+    /// When it last went out exact.
+    since: Option<Tick>,
+    /// Its entry can be copied from the shared delta.
+    shared: Option<u16>,
 }
 
 /// What a view is chosen from: one tick of the match, with what every client's view of it
@@ -168,10 +188,13 @@ impl View {
         let base_tick = base.map(|b| b.tick);
         // Worlds are sorted by id: walk the baseline's lists alongside (one pass, in memory
         // order) rather than searching them.
-        let mut base_players = base.map_or(&[][..], |b| &b.players[..]).iter().peekable();
+        let base_list = base.map_or(&[][..], |b| &b.players[..]);
+        let mut base_players = base_list.iter().enumerate().peekable();
         let mut base_player = |id| {
-            while base_players.next_if(|b| b.id < id).is_some() {}
-            base_players.next_if(|b| b.id == id)
+            while base_players.next_if(|(_, b)| b.id < id).is_some() {}
+            base_players
+                .next_if(|(_, b)| b.id == id)
+                .map(|(i, _)| i as u16)
         };
         let mut base_projectiles = base
             .map_or(&[][..], |b| &b.projectiles[..])
@@ -186,7 +209,7 @@ impl View {
         let mut budget = settings.budget.saturating_mul(8);
         let mut spend = |bits: usize| budget = budget.saturating_sub(bits);
         spend(HEADER_BITS);
-        let mut projectiles = Vec::new();
+        let mut projectiles = Vec::with_capacity(near_projectiles.len());
         for &i in &near_projectiles {
             let (p, pos) = (
                 &world.projectiles[usize::from(i)],
@@ -226,13 +249,18 @@ impl View {
         let shared_delta = frame
             .shared
             .filter(|d| d.base.is_some() && d.base == base_tick);
-        let mut visible = Vec::with_capacity(world.players.len());
-        let mut candidates = Vec::new();
+        let (mut visible, mut candidates) = (
+            std::mem::take(&mut self.visible),
+            std::mem::take(&mut self.candidates),
+        );
+        visible.clear();
+        candidates.clear();
         let mut kept = 0;
         for &i in &near_players {
             let p = &world.players[usize::from(i)];
             let mine = Some(p.id) == me;
-            let had = base_player(p.id);
+            let had_at = base_player(p.id);
+            let had = had_at.map(|j| &base_list[usize::from(j)]);
             let shown = mine || settings.sees(center, p.pos).unwrap_or(had.is_some());
             if !shown {
                 continue;
@@ -259,7 +287,13 @@ impl View {
                     bytes: bits,
                 });
             }
-            visible.push((p, had, exact, since, shared.map(|(i, _)| i)));
+            visible.push(Visible {
+                index: i,
+                had: had_at,
+                exact,
+                since,
+                shared: shared.map(|(i, _)| i),
+            });
         }
         // The removals: two bits each.
         spend(2 * base.map_or(0, |b| b.players.len()).saturating_sub(kept));
@@ -280,9 +314,12 @@ impl View {
         let mut players = Vec::with_capacity(visible.len());
         let mut hints = Vec::with_capacity(visible.len());
         let (mut held, mut caught_up, mut longest_wait) = (0, 0, 0);
-        let mut exact_at = Vec::with_capacity(visible.len());
-        for (p, had, exact, since, shared) in visible {
-            let since = since.unwrap_or(previous);
+        let mut exact_at = std::mem::take(&mut self.exact_at_next);
+        exact_at.clear();
+        for v in &visible {
+            let p = &world.players[usize::from(v.index)];
+            let (exact, shared) = (v.exact, v.shared);
+            let since = v.since.unwrap_or(previous);
             if exact || fits || chosen.binary_search(&p.id).is_ok() {
                 let waited = tick.diff(since).max(1) as u32;
                 if waited > 1 {
@@ -295,25 +332,29 @@ impl View {
             } else {
                 held += 1;
                 exact_at.push((p.id, since));
-                if let Some(b) = had {
-                    players.push(predict_player(b, age, params));
+                if let Some(j) = v.had {
+                    players.push(predict_player(&base_list[usize::from(j)], age, params));
                     hints.push(None);
                 }
             }
         }
-        self.exact_at = exact_at;
+        self.exact_at_next = std::mem::replace(&mut self.exact_at, exact_at);
         // What went out exact in this world (for when it is the baseline).
-        if self.sent_exact.len() == SENT_KEPT {
-            self.sent_exact.pop_front();
-        }
-        self.sent_exact.push_back((
-            tick,
+        let mut went_exact = if self.sent_exact.len() == SENT_KEPT {
+            self.sent_exact.pop_front().map(|(_, ids)| ids).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        went_exact.clear();
+        went_exact.extend(
             self.exact_at
                 .iter()
                 .filter(|(_, t)| *t == tick)
-                .map(|(id, _)| *id)
-                .collect(),
-        ));
+                .map(|(id, _)| *id),
+        );
+        self.sent_exact.push_back((tick, went_exact));
+        self.visible = visible;
+        self.candidates = candidates;
         self.near_players = near_players;
         self.near_projectiles = near_projectiles;
         let complete = held == 0
