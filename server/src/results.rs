@@ -39,27 +39,7 @@ pub struct MatchResult {
     pub players: Vec<PlayerResult>,
 }
 
-/// Ranks players by score (highest first; ties share a rank, then the next rank skips, as in
-/// 1, 1, 3), ties listed by player id.
-#[must_use]
-pub fn rank(players: &[(PlayerId, String, u32)]) -> Vec<RankEntry> {
-    let mut sorted: Vec<&(PlayerId, String, u32)> = players.iter().collect();
-    sorted.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
-    let mut out: Vec<RankEntry> = Vec::with_capacity(sorted.len());
-    for (i, (id, name, score)) in sorted.into_iter().enumerate() {
-        let rank = match out.last() {
-            Some(prev) if prev.score == *score => prev.rank,
-            _ => i as u32 + 1,
-        };
-        out.push(RankEntry {
-            rank,
-            player_id: *id,
-            name: name.clone(),
-            score: *score,
-        });
-    }
-    out
-}
+pub use skirmish_shared::protocol::rank;
 
 /// Why the results file could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -40,6 +40,7 @@ pub mod process;
 pub mod protocol;
 pub mod quant;
 pub mod receiver;
+pub mod replay;
 pub mod rng;
 pub mod rules;
 pub mod sim;

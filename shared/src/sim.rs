@@ -15,6 +15,7 @@ use crate::rules::{
 use crate::tick::{Seq, Tick};
 use crate::world::{PlayerId, PlayerState, Projectile, WorldState};
 use std::sync::Arc;
+use serde::{Deserialize, Serialize};
 
 const PLAYER_MIN_Q: i32 = PLAYER_RADIUS * POS_SCALE;
 const PLAYER_MAX_Q: i32 = ARENA_MAX_Q - PLAYER_RADIUS * POS_SCALE;
@@ -91,7 +92,70 @@ pub struct Game {
     pub events: Vec<SimEvent>,
 }
 
+/// Everything a [`Game`] is, as data: a replay's keyframe (`replay`). The world travels as
+/// the codec's full snapshot with its checksum, so restoring checks it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GameSave {
+    pub tick: Tick,
+    pub world: Vec<u8>,
+    pub rng: u64,
+    pub next_player_id: u32,
+    pub next_projectile_id: u32,
+    pub last_inputs: Vec<InputFrame>,
+    pub scoring: bool,
+}
+
+/// Why a [`GameSave`] could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("the saved world does not decode: {0}")]
+    Codec(#[from] crate::codec::CodecError),
+    #[error("the saved world does not match its checksum")]
+    Checksum,
+    #[error("{inputs} saved inputs for {players} players")]
+    Inputs { inputs: usize, players: usize },
+}
+
 impl Game {
+    /// The whole state, as data.
+    #[must_use]
+    pub fn save(&self) -> GameSave {
+        let sum = self.world.checksum();
+        GameSave {
+            tick: self.world.tick,
+            world: crate::codec::encode(None, &self.world, Some(sum), &self.params),
+            rng: self.rng.state(),
+            next_player_id: self.next_player_id,
+            next_projectile_id: self.next_projectile_id,
+            last_inputs: self.last_inputs.clone(),
+            scoring: self.scoring,
+        }
+    }
+
+    /// The game `save` was taken from (with `params`, the match's).
+    pub fn restore(save: &GameSave, params: Params) -> Result<Self, RestoreError> {
+        let decoded = crate::codec::decode(None, save.tick, &save.world, &params)?;
+        if decoded.verify() != Some(true) {
+            return Err(RestoreError::Checksum);
+        }
+        if decoded.world.players.len() != save.last_inputs.len() {
+            return Err(RestoreError::Inputs {
+                inputs: save.last_inputs.len(),
+                players: decoded.world.players.len(),
+            });
+        }
+        Ok(Self {
+            world: decoded.world,
+            params,
+            rng: Rng::new(save.rng),
+            next_player_id: save.next_player_id,
+            next_projectile_id: save.next_projectile_id,
+            last_inputs: save.last_inputs.clone(),
+            scoring: save.scoring,
+            events: Vec::new(),
+        })
+    }
+
     /// A fresh match: no players, `ORB_COUNT` orbs at seeded random places.
     #[must_use]
     pub fn new(seed: u64, params: Params) -> Self {
@@ -264,6 +328,26 @@ fn random_orb_pos(rng: &mut Rng) -> QVec {
 mod tests {
     use super::*;
     use crate::quant::{MoveVec, QAngle};
+
+    #[test]
+    fn a_restored_save_plays_on_exactly_like_the_original() {
+        let mut w = crate::workload::Wander::new(12, 9, Params::new(30));
+        for _ in 0..200 {
+            w.step();
+        }
+        let save = w.game.save();
+        let mut copy = w.clone();
+        copy.game = Game::restore(&save, w.game.params).expect("restores");
+        assert_eq!(copy.game.world, w.game.world);
+        for _ in 0..300 {
+            w.step();
+            copy.step();
+        }
+        assert_eq!(copy.game.world, w.game.world, "same world 300 ticks later");
+        let mut bad = save.clone();
+        bad.last_inputs.pop();
+        assert!(Game::restore(&bad, w.game.params).is_err());
+    }
 
     fn input(seq: u32, x: i8, y: i8, fire: bool) -> InputFrame {
         InputFrame {
