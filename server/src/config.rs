@@ -189,6 +189,23 @@ pub struct Config {
     #[arg(long, env = "SKIRMISH_NO_RESULTS_FILE")]
     pub no_results_file: bool,
 
+    /// Directory that every match's replay is written to (issue 16). Unset: `replays` in the
+    /// data directory.
+    #[arg(long, env = "SKIRMISH_REPLAY_DIR")]
+    pub replay_dir: Option<PathBuf>,
+
+    /// Record no replays.
+    #[arg(long, env = "SKIRMISH_NO_REPLAYS")]
+    pub no_replays: bool,
+
+    /// Finished replays kept; the oldest beyond this are deleted.
+    #[arg(long, env = "SKIRMISH_REPLAY_KEEP", default_value_t = 1000)]
+    pub replay_keep: usize,
+
+    /// Finished replays older than this are deleted.
+    #[arg(long, env = "SKIRMISH_REPLAY_MAX_AGE", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub replay_max_age: Duration,
+
     /// Spectators per match.
     #[arg(long, env = "SKIRMISH_MAX_SPECTATORS", default_value_t = 32)]
     pub max_spectators: usize,
@@ -322,6 +339,7 @@ impl Config {
         c.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         c.open = true;
         c.no_results_file = true;
+        c.no_replays = true;
         c.min_players = 1;
         c.countdown = Duration::ZERO;
         c
@@ -344,6 +362,16 @@ impl Config {
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| {
             dirs::data_dir().map_or_else(|| PathBuf::from("skirmish-data"), |d| d.join("skirmish"))
+        })
+    }
+
+    /// The replay directory, unless replays are off.
+    #[must_use]
+    pub fn replays(&self) -> Option<PathBuf> {
+        (!self.no_replays).then(|| {
+            self.replay_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir().join("replays"))
         })
     }
 

@@ -1,4 +1,4 @@
-//! What the server's parts share: counters, metrics, the results store, the shutdown and
+//! What the server's parts share: counters, metrics, the results and replay stores, the shutdown and
 //! drain signals, the task tracker and the orchestrator's event queue. Matches and
 //! connections get a clone; the registry of matches is kept beside it (in `http::AppState`
 //! and `Server`), so nothing here depends on a match.
@@ -18,6 +18,8 @@ pub struct ServerContext {
     pub stats: Arc<Stats>,
     pub metrics: Arc<Metrics>,
     pub results: Arc<ResultsStore>,
+    /// Where matches record their replays (`None`: replays are off).
+    pub replays: Option<Arc<crate::replay::ReplayStore>>,
     pub shutdown: CancellationToken,
     /// Match and connection tasks, so shutdown can wait for them (and for the results).
     pub tasks: tokio_util::task::TaskTracker,

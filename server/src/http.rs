@@ -224,6 +224,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/matches", get(list_matches).post(create_match))
         .route("/api/matches/{id}/results", get(results))
+        .route(
+            "/api/matches/{id}/replay",
+            get(crate::replay::routes::download),
+        )
+        .route("/api/replays", get(crate::replay::routes::list))
         .route("/api/matches/{id}/spectate", post(spectate))
         .route("/api/matchmake", post(matchmake))
         .route("/api/udp-ticket", post(udp_ticket))
@@ -239,7 +244,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
+pub(crate) fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
     Refusal(status, reason.into()).into_response()
 }
 

@@ -15,13 +15,13 @@
 //!   reactor), [`wire`] (server frames), [`fanout`] (encode once per tick), [`events`] (the
 //!   per-match event ring).
 //! - [`stats`] — the counters; [`metrics`] — `/metrics`; [`results`] — finished matches on
-//!   disk.
+//!   disk; [`replay`] — every match recorded, the files, `replay verify|show`.
 //! - [`udp`] — the datagram endpoint (the socket, handshakes, sessions, batched I/O); the
 //!   match's side is `match::datagrams`; [`acked`] — snapshots against acknowledged
 //!   baselines; [`budget`] — what one client may cost, either transport; [`tls`] —
 //!   certificates.
-//! - [`interest`] — big matches (issue 15, begun): the view grid and the priority under a
-//!   byte budget, not wired yet.
+//! - [`interest`] — big matches (issue 15): each client's view, the grid and the priority
+//!   under a byte budget.
 //! - `demo` (feature `demo`, on by default) — in-process demo bots; `orchestrator` (feature
 //!   `agones`) — the Agones SDK lifecycle.
 
@@ -44,6 +44,7 @@ pub mod metrics;
 pub mod orchestrator;
 pub mod outlet;
 pub mod registry;
+pub mod replay;
 pub mod results;
 pub mod serve;
 pub mod socket;
@@ -78,6 +79,8 @@ pub enum StartError {
     Bind(SocketAddr, #[source] std::io::Error),
     #[error(transparent)]
     Results(#[from] ResultsError),
+    #[error(transparent)]
+    Replays(#[from] replay::store::StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
     #[error("--demo runs its bots over plain HTTP: start the demo without --tls-cert")]
@@ -214,10 +217,20 @@ impl Server {
         #[cfg(not(feature = "agones"))]
         let lifecycle_tx = None;
         let stats = Arc::new(Stats::default());
+        let replays = match config.replays() {
+            Some(dir) => Some(Arc::new(replay::ReplayStore::open(
+                dir,
+                config.replay_keep,
+                config.replay_max_age,
+                stats.clone(),
+            )?)),
+            None => None,
+        };
         let registry = Arc::new(Registry::default());
         let ctx = ServerContext {
             stats: stats.clone(),
             results,
+            replays,
             shutdown: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
             draining: CancellationToken::new(),

@@ -1,4 +1,5 @@
-//! `skirmish-server`: load the configuration, start logging, serve. The first SIGTERM or
+//! `skirmish-server`: load the configuration, start logging, serve (`skirmish-server replay
+//! verify|show FILE`: check or look inside a replay instead). The first SIGTERM or
 //! Ctrl-C drains (no new players, matches play on up to `--drain-timeout`, then close 1001
 //! with results kept) and exits 0; a second one exits at once.
 
@@ -12,8 +13,17 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() -> anyhow::Result<()> {
+    // `skirmish-server replay verify|show ...`: a tool, not a server.
+    let mut args = std::env::args_os();
+    if args.nth(1).is_some_and(|a| a == "replay") {
+        std::process::exit(skirmish_server::replay::cli::run(args));
+    }
+    serve()
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn serve() -> anyhow::Result<()> {
     let config = match Config::load() {
         Ok(c) => c,
         Err(skirmish_server::config::ConfigError::Invalid(e)) => e.exit(),

@@ -116,6 +116,13 @@ counters! {
     view_players_caught_up => "skirmish_view_players_caught_up_total", Counter;
     /// The longest any player in a client's view waited for an exact update, ticks.
     view_longest_wait_ticks => "skirmish_view_longest_wait_ticks", Gauge;
+    /// Replay blocks written (each a keyframe and a few seconds of ticks).
+    replay_blocks => "skirmish_replay_blocks_total", Counter;
+    /// Compressed replay bytes written.
+    replay_bytes => "skirmish_replay_bytes_total", Counter;
+    /// Recordings marked incomplete: the writer's queue was full (the disk fell behind) or
+    /// a write failed. The match itself never waits for the disk.
+    replays_incomplete => "skirmish_replays_incomplete_total", Counter;
     /// New inputs received.
     inputs_received => "skirmish_inputs_received_total", Counter;
     /// The oldest queued inputs dropped because a player's queue was full (a burst).

@@ -14,8 +14,8 @@ use crate::rules::{
 };
 use crate::tick::{Seq, Tick};
 use crate::world::{PlayerId, PlayerState, Projectile, WorldState};
-use std::sync::Arc;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 const PLAYER_MIN_Q: i32 = PLAYER_RADIUS * POS_SCALE;
 const PLAYER_MAX_Q: i32 = ARENA_MAX_Q - PLAYER_RADIUS * POS_SCALE;

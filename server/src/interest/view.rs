@@ -341,7 +341,10 @@ impl View {
         self.exact_at_next = std::mem::replace(&mut self.exact_at, exact_at);
         // What went out exact in this world (for when it is the baseline).
         let mut went_exact = if self.sent_exact.len() == SENT_KEPT {
-            self.sent_exact.pop_front().map(|(_, ids)| ids).unwrap_or_default()
+            self.sent_exact
+                .pop_front()
+                .map(|(_, ids)| ids)
+                .unwrap_or_default()
         } else {
             Vec::new()
         };

@@ -32,6 +32,8 @@ use crate::config::Config;
 use crate::context::{LifecycleEvent, ServerContext};
 use crate::events::EventLog;
 use crate::fanout::TickOutput;
+use crate::replay::Recorder;
+use crate::replay::recorder::MatchInfo;
 use crate::results::{MatchResult, rank};
 
 /// Most ticks run back to back when the loop is late.
@@ -71,6 +73,16 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
     );
     first.interest = config.interest();
     let first = Arc::new(first);
+    let recorder = ctx.replays.clone().and_then(|store| {
+        let info = MatchInfo {
+            match_id: id,
+            seed,
+            created_unix_ms: crate::token::unix_now_ms(),
+            match_size: config.match_size as u32,
+            view_radius: config.view_radius,
+        };
+        Recorder::start(store, info, &game, ctx.stats.clone())
+    });
     let (out_tx, out_rx) = watch::channel(first);
     let handle = Arc::new(MatchHandle {
         id,
@@ -105,6 +117,7 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
         datagrams: Datagrams::default(),
         reconnect_grace: config.reconnect_grace,
         interest: config.interest(),
+        recorder,
         ctx,
         _wake_on_exit: WakeWritersOnDrop(handle.clone()),
     };
@@ -135,6 +148,8 @@ struct MatchTask {
     reconnect_grace: Duration,
     /// What clients see (view radius, snapshot budget).
     interest: crate::interest::Settings,
+    /// The match's replay, while it is recorded.
+    recorder: Option<Recorder>,
     ctx: ServerContext,
     /// Last field: dropped after `outputs`, so woken writers find the channel closed.
     _wake_on_exit: WakeWritersOnDrop,
@@ -214,6 +229,10 @@ impl MatchTask {
         }
         self.datagrams
             .disconnect_all("match closed", &self.ctx.stats);
+        if let Some(r) = self.recorder.take() {
+            // Closed without a result (empty while waiting, or shut down before it ran).
+            r.finish(&self.game, None, true).await;
+        }
         self.handle.closed.store(true, Ordering::Release);
         self.ctx.stats.matches.dec();
         info!(tick = self.game.world.tick.0, "match closed");
@@ -256,6 +275,9 @@ impl MatchTask {
             MatchCommand::Disconnected { player } => {
                 self.inputs.remove(&player);
                 self.game.idle_player(player);
+                if let Some(r) = &mut self.recorder {
+                    r.idled(player);
+                }
                 self.pending.push(EventKind::Disconnected { player });
             }
             MatchCommand::Leave { player } => self.leave(player),
@@ -272,6 +294,9 @@ impl MatchTask {
             }
             None => {
                 let p = self.game.add_player(name.clone());
+                if let Some(r) = &mut self.recorder {
+                    r.joined(p, &name);
+                }
                 self.pending.push(EventKind::Joined {
                     player: p,
                     name: name.to_string(),
@@ -329,6 +354,9 @@ impl MatchTask {
             self.departed.push((player, p.name.to_string(), p.score, 0));
         }
         if self.game.remove_player(player) {
+            if let Some(r) = &mut self.recorder {
+                r.left(player);
+            }
             self.pending.push(EventKind::Left { player });
             self.lifecycle(LifecycleEvent::PlayerLeft(format!(
                 "{}/{}",
@@ -370,8 +398,15 @@ impl MatchTask {
         }
         self.ctx.stats.inputs_trimmed.add(trimmed);
         let inputs = &self.inputs;
-        self.game
-            .step(|id| inputs.get(&id).and_then(|q| q.ring.pop()));
+        let recording = self.recorder.is_some();
+        let mut consumed = Vec::new();
+        self.game.step(|id| {
+            let input = inputs.get(&id).and_then(|q| q.ring.pop());
+            if recording && let Some(i) = input {
+                consumed.push((id, i));
+            }
+            input
+        });
         for e in &self.game.events {
             self.pending.push(match *e {
                 SimEvent::OrbCollected { player, orb } => EventKind::OrbCollected { player, orb },
@@ -379,7 +414,10 @@ impl MatchTask {
             });
         }
         self.advance_phase();
-        self.publish(Some(&prev), None);
+        let checksum = self.publish(Some(&prev), None);
+        if let Some(r) = &mut self.recorder {
+            r.tick(consumed, &self.game, checksum);
+        }
         self.handle
             .tick
             .store(self.game.world.tick.0, Ordering::Relaxed);
@@ -414,7 +452,8 @@ impl MatchTask {
         }
     }
 
-    fn publish(&mut self, prev: Option<&WorldState>, ended: Option<Vec<RankEntry>>) {
+    /// Publishes the world to every connection; returns its checksum if it has one.
+    fn publish(&mut self, prev: Option<&WorldState>, ended: Option<Vec<RankEntry>>) -> Option<u32> {
         let world = Arc::new(self.game.world.clone());
         let hz = self.game.params.tick_hz;
         let checksum = world.tick.0.is_multiple_of(hz).then(|| world.checksum());
@@ -443,6 +482,7 @@ impl MatchTask {
                 .offer(&out, &self.handle.events, &self.ctx.stats);
         }
         self.datagrams.send(&out, true, &self.ctx.stats);
+        checksum
     }
 
     /// After the last publication: resend it to the datagram players until they all
@@ -501,7 +541,10 @@ impl MatchTask {
             .phase
             .store(Phase::Ended.to_bits(), Ordering::Relaxed);
         let prev = self.outputs.borrow().world.clone();
-        self.publish(Some(&prev), Some(ranking));
+        self.publish(Some(&prev), Some(ranking.clone()));
+        if let Some(r) = self.recorder.take() {
+            r.finish(&self.game, Some(ranking), early).await;
+        }
         self.linger_for_datagram_acks().await;
     }
 }

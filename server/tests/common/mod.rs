@@ -51,6 +51,17 @@ pub async fn http_with(
     path: &str,
     authorization: Option<&str>,
 ) -> (u16, String) {
+    let (status, body) = http_bytes(server, method, path, authorization).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A plain HTTP request; returns status and the body's bytes.
+pub async fn http_bytes(
+    server: &Server,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+) -> (u16, Vec<u8>) {
     let tcp = tokio::net::TcpStream::connect(server.local_addr)
         .await
         .expect("connect");
@@ -69,7 +80,7 @@ pub async fn http_with(
     let resp = sender.send_request(req).await.expect("response");
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    (status, body.to_vec())
 }
 
 pub async fn create_match(server: &Server) -> u32 {
