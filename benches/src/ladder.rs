@@ -42,6 +42,9 @@ pub struct Step {
     /// The longest a player in a view waited for an exact update, ticks.
     #[serde(default)]
     pub longest_wait_ticks: u64,
+    /// The server recorded replays (issue 16); false for runs before the flag existed.
+    #[serde(default)]
+    pub recording: bool,
 }
 
 fn sixteen() -> usize {
@@ -80,6 +83,9 @@ pub fn table(steps: &[Step]) -> String {
                 }
                 if let Some(b) = s.snapshot_budget {
                     label.push_str(&format!(", budget {b} B"));
+                }
+                if s.recording {
+                    label.push_str(", recording");
                 }
                 if s.longest_wait_ticks > 0 {
                     label.push_str(&format!(" (longest wait {} ticks)", s.longest_wait_ticks));

@@ -228,6 +228,14 @@ pub fn router(state: AppState) -> Router {
             "/api/matches/{id}/replay",
             get(crate::replay::routes::download),
         )
+        .route(
+            "/api/matches/{id}/replay/info",
+            get(crate::replay::routes::info),
+        )
+        .route(
+            "/api/matches/{id}/replay/frames",
+            get(crate::replay::routes::frames),
+        )
         .route("/api/replays", get(crate::replay::routes::list))
         .route("/api/matches/{id}/spectate", post(spectate))
         .route("/api/matchmake", post(matchmake))

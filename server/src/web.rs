@@ -1,5 +1,6 @@
 //! The server's own web page at `/`: a live list of matches, a spectator view decoded in the
-//! browser from the same binary snapshots players get, and the server's figures. The files
+//! browser from the same binary snapshots players get, the recorded matches with a replay
+//! viewer, and the server's figures. The files
 //! are embedded in the binary (no build step, no CDN).
 
 use axum::Router;
@@ -13,6 +14,8 @@ use axum::routing::get;
 const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const PROTOCOL_JS: &str = include_str!("../web/protocol.js");
+const ARENA_JS: &str = include_str!("../web/arena.js");
+const REPLAY_JS: &str = include_str!("../web/replay.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 
 /// The page loads only its own files and talks only to its own origin (`'self'` covers the
@@ -47,6 +50,14 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/protocol.js",
             get(|| async { file("text/javascript; charset=utf-8", PROTOCOL_JS) }),
+        )
+        .route(
+            "/arena.js",
+            get(|| async { file("text/javascript; charset=utf-8", ARENA_JS) }),
+        )
+        .route(
+            "/replay.js",
+            get(|| async { file("text/javascript; charset=utf-8", REPLAY_JS) }),
         )
         .route(
             "/style.css",

@@ -1,15 +1,20 @@
 // The server's own page: a live list of matches, a spectator view of one (the same binary
-// snapshots any player gets, decoded by protocol.js), and the server's figures.
-import { decodeServerMessage, SnapshotReceiver, REQUEST_FULL, PROTOCOL_VERSION, units, aimRadians } from "/protocol.js";
+// snapshots any player gets, decoded by protocol.js), the recorded matches and a replay
+// viewer (replay.js), and the server's figures.
+import { decodeServerMessage, SnapshotReceiver, REQUEST_FULL, PROTOCOL_VERSION } from "/protocol.js";
+import { drawArena, color } from "/arena.js";
+import { ReplayViewer } from "/replay.js";
 
 const $ = (id) => document.getElementById(id);
 const INTERP_DELAY_MS = 100; // about three snapshots at 30 Hz
-const state = { matches: [], watching: null, socket: null, receiver: null, tickHz: 30, frames: [], names: new Map(), feed: [] };
+const state = { matches: [], watching: null, socket: null, receiver: null, tickHz: 30, frames: [], names: new Map(), feed: [], replay: null };
 window.skirmish = {
   matches: () => state.matches,
   watching: () => state.watching,
   latestWorld: () => (state.receiver ? state.receiver.latest() : null),
   watch,
+  watchReplay,
+  replay: () => state.replay,
 };
 
 // ---- server figures ------------------------------------------------------------------------
@@ -95,6 +100,8 @@ async function pollMatches() {
 async function watch(id, follow = null) {
   if (state.socket) state.socket.close(1000, "watching another match");
   state.socket = null;
+  state.replay = null;
+  $("replay-controls").hidden = true;
   state.watching = id;
   state.frames = [];
   state.names = new Map();
@@ -195,10 +202,8 @@ function updateSide(world) {
 // Click a player on the scoreboard to see what it sees; "see all" goes back.
 $("scoreboard").addEventListener("click", (e) => {
   const li = e.target.closest("li[data-id]");
-  if (li && state.watching !== null) watch(state.watching, Number(li.dataset.id));
+  if (li && state.watching !== null && !state.replay) watch(state.watching, Number(li.dataset.id));
 });
-
-const color = (id) => `hsl(${(id * 137) % 360} 70% 60%)`;
 
 // Positions at display time, interpolated between the two snapshots around (now - delay);
 // a short extrapolation when snapshots stop.
@@ -222,53 +227,119 @@ function sample(now) {
   };
 }
 
+let lastFrameAt = performance.now();
+let lastReplayTick = null;
 function draw() {
   requestAnimationFrame(draw);
-  const s = sample(performance.now());
+  const now = performance.now();
+  const dt = now - lastFrameAt;
+  lastFrameAt = now;
+  if (state.replay) {
+    drawReplay(dt);
+    return;
+  }
+  const s = sample(now);
   if (!s) return;
-  const cv = $("arena");
-  const g = cv.getContext("2d");
-  const k = cv.width / 1000;
-  g.fillStyle = "#0b0e14";
-  g.fillRect(0, 0, cv.width, cv.height);
-  g.strokeStyle = "#2a3345";
-  g.strokeRect(0.5, 0.5, cv.width - 1, cv.height - 1);
-  g.fillStyle = "#f0b429";
-  for (const o of s.world.orbs) {
-    g.beginPath();
-    g.arc(units(o[0]) * k, units(o[1]) * k, 5 * k, 0, 2 * Math.PI);
-    g.fill();
+  drawArena($("arena"), s.world, s.players, state.tickHz);
+}
+
+// ---- replays -------------------------------------------------------------------------------
+async function pollReplays() {
+  let rows;
+  try {
+    rows = await (await fetch("/api/replays")).json();
+  } catch {
+    return;
   }
-  g.fillStyle = "#ffffff";
-  for (const p of s.world.projectiles) {
-    const age = s.world.tick - p.spawn_tick;
-    const x = units(p.origin[0]) + Math.cos(aimRadians(p.aim)) * 600 * (age / state.tickHz);
-    const y = units(p.origin[1]) + Math.sin(aimRadians(p.aim)) * 600 * (age / state.tickHz);
-    g.beginPath();
-    g.arc(x * k, y * k, 4 * k, 0, 2 * Math.PI);
-    g.fill();
+  const tbody = $("replays");
+  tbody.replaceChildren();
+  if (!rows.length) tbody.innerHTML = '<tr><td colspan="6">none yet</td></tr>';
+  for (const r of rows.slice(0, 20)) {
+    const tr = document.createElement("tr");
+    tr.className = "replay-row";
+    tr.dataset.id = r.match_id;
+    const players = r.results ? r.results.players : [];
+    const winner = players.find((p) => p.rank === 1);
+    const cells = [
+      r.match_id,
+      new Date(r.created_at).toLocaleTimeString(),
+      r.recording ? "playing" : players.length,
+      winner ? `${winner.name} (${winner.score})` : "–",
+      `${(r.bytes / 1024).toFixed(0)} KiB`,
+    ];
+    for (const v of cells) tr.append(Object.assign(document.createElement("td"), { textContent: v }));
+    const b = Object.assign(document.createElement("button"), { textContent: "watch replay" });
+    b.onclick = () => watchReplay(r.match_id);
+    const td = document.createElement("td");
+    td.append(b);
+    tr.append(td);
+    tbody.append(tr);
   }
-  g.font = "11px system-ui, sans-serif";
-  g.textAlign = "center";
-  for (const p of s.players) {
-    const x = units(p.x) * k;
-    const y = units(p.y) * k;
-    g.fillStyle = color(p.id);
-    g.beginPath();
-    g.arc(x, y, 15 * k, 0, 2 * Math.PI);
-    g.fill();
-    g.strokeStyle = "#10141c";
-    g.beginPath();
-    g.moveTo(x, y);
-    g.lineTo(x + Math.cos(aimRadians(p.aim)) * 15 * k, y + Math.sin(aimRadians(p.aim)) * 15 * k);
-    g.stroke();
-    g.fillStyle = "#dde3ee";
-    g.fillText(p.name, x, y - 18 * k);
+}
+
+async function watchReplay(id) {
+  if (state.socket) state.socket.close(1000, "watching a replay");
+  state.socket = null;
+  state.watching = null;
+  state.feed = [];
+  $("feed").replaceChildren();
+  $("view").hidden = false;
+  $("replay-controls").hidden = false;
+  $("view-title").textContent = `Replay of match ${id}`;
+  const viewer = new ReplayViewer(id);
+  state.replay = viewer;
+  lastReplayTick = null;
+  try {
+    await viewer.open();
+  } catch (e) {
+    $("phase").textContent = `cannot play the replay: ${e.message}`;
+    return;
+  }
+  state.tickHz = viewer.hz;
+  const seek = $("rp-seek");
+  seek.min = viewer.first;
+  seek.max = viewer.last;
+  seek.value = viewer.first;
+  viewer.playing = true;
+  $("rp-play").textContent = "pause";
+}
+
+$("rp-play").addEventListener("click", () => {
+  const v = state.replay;
+  if (!v) return;
+  if (!v.playing && v.pos >= v.last) v.seek(v.first);
+  v.playing = !v.playing;
+  $("rp-play").textContent = v.playing ? "pause" : "play";
+});
+$("rp-speed").addEventListener("change", (e) => {
+  if (state.replay) state.replay.speed = Number(e.target.value);
+});
+// Dragging the timeline seeks as it goes (the newest position wins).
+$("rp-seek").addEventListener("input", (e) => {
+  if (state.replay) state.replay.seek(Number(e.target.value));
+});
+
+function drawReplay(dt) {
+  const v = state.replay;
+  v.advance(dt);
+  const seek = $("rp-seek");
+  if (document.activeElement !== seek) seek.value = Math.floor(v.pos);
+  $("rp-tick").textContent = `tick ${Math.floor(v.pos)} / ${v.last} · ${v.speed}x${v.error ? ` · ${v.error}` : ""}`;
+  if (!v.playing) $("rp-play").textContent = "play";
+  const s = v.sample();
+  if (!s) return;
+  drawArena($("arena"), s.world, s.players, v.hz);
+  if (s.world.tick !== lastReplayTick) {
+    lastReplayTick = s.world.tick;
+    for (const p of s.world.players) state.names.set(p.id, p.name);
+    updateSide(s.world);
   }
 }
 
 pollStats();
 pollMatches();
+pollReplays();
 setInterval(pollStats, 2000);
 setInterval(pollMatches, 1000);
+setInterval(pollReplays, 5000);
 requestAnimationFrame(draw);

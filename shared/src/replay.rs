@@ -23,7 +23,7 @@ use crate::quant::AIM_STEPS;
 use crate::rules::Params;
 use crate::sim::{Game, GameSave, RestoreError};
 use crate::tick::Tick;
-use crate::world::{Phase, PlayerId};
+use crate::world::{Phase, PlayerId, WorldState};
 
 /// The first bytes of every replay file.
 pub const MAGIC: [u8; 8] = *b"SKREPLAY";
@@ -279,7 +279,7 @@ pub fn encode_block(block: &Block) -> std::io::Result<Vec<u8>> {
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut z = flate2::write::DeflateEncoder::new(
         Vec::with_capacity(raw.len() / 4 + BLOCK_FRAME),
-        flate2::Compression::default(),
+        flate2::Compression::fast(),
     );
     z.write_all(&raw)?;
     let data = z.finish()?;
@@ -458,12 +458,87 @@ impl Replay {
         Ok(play)
     }
 
+    /// A cursor at `tick` (re-simulated from the nearest keyframe), to step on from there.
+    pub fn cursor(&self, tick: Tick) -> Result<Cursor<'_>, ReplayError> {
+        let index = self
+            .block_for(tick)
+            .ok_or(ReplayError::NoSuchTick(tick.0))?;
+        let block = self.block(index)?;
+        let play = Playback::from_keyframe(&block.keyframe, self.params())?;
+        let mut cursor = Cursor {
+            replay: self,
+            index,
+            block,
+            next: 0,
+            play,
+        };
+        while cursor.play.tick() != tick {
+            if !cursor.step()? {
+                return Err(ReplayError::NoSuchTick(tick.0));
+            }
+        }
+        Ok(cursor)
+    }
+
+    /// `count` consecutive worlds from `tick` on (fewer at the end of the recording).
+    pub fn worlds(&self, tick: Tick, count: usize) -> Result<Vec<WorldState>, ReplayError> {
+        let mut cursor = self.cursor(tick)?;
+        let mut out = Vec::with_capacity(count.min(1 << 12));
+        if count == 0 {
+            return Ok(out);
+        }
+        out.push(cursor.world().clone());
+        while out.len() < count && cursor.step()? {
+            out.push(cursor.world().clone());
+        }
+        Ok(out)
+    }
+
     /// The recording's end, if it has one (the last block's).
     pub fn end(&self) -> Result<Option<End>, ReplayError> {
         match self.blocks.len() {
             0 => Ok(None),
             n => Ok(self.block(n - 1)?.end),
         }
+    }
+}
+
+/// A position in a replay, stepping one tick at a time across blocks (a viewer's playback).
+#[derive(Debug)]
+pub struct Cursor<'a> {
+    replay: &'a Replay,
+    index: usize,
+    block: Block,
+    /// The next record of `block` to apply.
+    next: usize,
+    play: Playback,
+}
+
+impl Cursor<'_> {
+    /// The world at the cursor's tick.
+    #[must_use]
+    pub fn world(&self) -> &WorldState {
+        &self.play.game.world
+    }
+
+    #[must_use]
+    pub fn tick(&self) -> Tick {
+        self.play.tick()
+    }
+
+    /// Moves one tick on; false at the end of the recording.
+    pub fn step(&mut self) -> Result<bool, ReplayError> {
+        while self.next == self.block.ticks.len() {
+            if self.index + 1 >= self.replay.blocks.len() {
+                return Ok(false);
+            }
+            self.index += 1;
+            self.block = self.replay.block(self.index)?;
+            self.next = 0;
+        }
+        self.play.apply(&self.block.ticks[self.next])?;
+        self.next += 1;
+        Ok(true)
     }
 }
 
@@ -866,6 +941,13 @@ mod tests {
         assert_eq!(at.game.world, end.world);
         let mid = replay.playback_at(Tick(250)).expect("seeks");
         assert_eq!(mid.tick(), Tick(250));
+        // Stepping on across block boundaries gives the same worlds as seeking to each.
+        let run = replay.worlds(Tick(170), 30).expect("worlds");
+        assert_eq!(run.len(), 30);
+        for w in [&run[0], &run[10], &run[29]] {
+            assert_eq!(replay.playback_at(w.tick).expect("seeks").game.world, **w);
+        }
+        assert_eq!(replay.worlds(Tick(395), 30).expect("the end").len(), 6);
         assert!(matches!(
             replay.playback_at(Tick(401)),
             Err(ReplayError::NoSuchTick(401))

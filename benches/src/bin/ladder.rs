@@ -62,6 +62,10 @@ struct Args {
     /// 2,000 clients one core cannot check them all.
     #[arg(long, default_value_t = 1)]
     verify_every: u64,
+    /// Replay recording, in order: `off` (`--no-replays`) or `on` (replays written under
+    /// the out dir, removed after each step); `off,on`: its cost side by side.
+    #[arg(long, value_delimiter = ',', default_value = "off")]
+    recording: Vec<String>,
     /// Transports to measure at each step, in order (`ws,udp`: side by side in one run).
     #[arg(long, value_delimiter = ',', default_value = "ws")]
     transport: Vec<String>,
@@ -131,6 +135,7 @@ struct Series {
     transport: String,
     match_size: usize,
     view_radius: Option<u32>,
+    recording: bool,
 }
 
 impl Series {
@@ -138,7 +143,8 @@ impl Series {
         let view = self
             .view_radius
             .map_or(String::new(), |r| format!("-view{r}"));
-        format!("{}-m{}{view}", self.transport, self.match_size)
+        let rec = if self.recording { "-rec" } else { "" };
+        format!("{}-m{}{view}{rec}", self.transport, self.match_size)
     }
 }
 
@@ -182,6 +188,14 @@ fn start_server(
                 .into_iter()
                 .flatten(),
         )
+        .args(if series.recording {
+            vec![
+                "--replay-dir".to_string(),
+                replay_dir(args).display().to_string(),
+            ]
+        } else {
+            vec!["--no-replays".to_string()]
+        })
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -205,6 +219,11 @@ fn start_server(
     )
 }
 
+/// Where a recording step's replays go (emptied after the step).
+fn replay_dir(args: &Args) -> PathBuf {
+    args.out_dir.join("replays")
+}
+
 fn idle_rss_mib(args: &Args, tls: Option<&TlsFiles>) -> anyhow::Result<f64> {
     let mut curl = Command::new("curl");
     curl.arg("-s");
@@ -224,7 +243,7 @@ fn run_step(
     prev_rss: &mut Option<(usize, f64)>,
 ) -> anyhow::Result<Step> {
     let transport = series.transport.as_str();
-    let _server = start_server(args, series, tls)?;
+    let server = start_server(args, series, tls)?;
     let idle = idle_rss_mib(args, tls)?;
     let base = prev_rss.get_or_insert((0, idle));
     let json = args
@@ -299,7 +318,12 @@ fn run_step(
             .snapshot_budget
             .filter(|_| series.view_radius.is_some()),
         longest_wait_ticks: s["view_longest_wait_ticks"].as_u64().unwrap_or(0),
+        recording: series.recording,
     };
+    drop(server);
+    if series.recording {
+        let _ = std::fs::remove_dir_all(replay_dir(args));
+    }
     *prev_rss = Some((clients, rss));
     Ok(step)
 }
@@ -322,12 +346,20 @@ fn main() -> anyhow::Result<()> {
                         .with_context(|| format!("--views: {r} is not `none` or a radius"))?,
                 ),
             };
-            for transport in &args.transport {
-                series.push(Series {
-                    transport: transport.clone(),
-                    match_size,
-                    view_radius,
-                });
+            for rec in &args.recording {
+                let recording = match rec.as_str() {
+                    "off" => false,
+                    "on" => true,
+                    r => anyhow::bail!("--recording: {r} is not `off` or `on`"),
+                };
+                for transport in &args.transport {
+                    series.push(Series {
+                        transport: transport.clone(),
+                        match_size,
+                        view_radius,
+                        recording,
+                    });
+                }
             }
         }
     }

@@ -1,20 +1,33 @@
-//! `GET /api/replays` (the recordings, newest first, with their matches' results) and
+//! `GET /api/replays` (the recordings, newest first, with their matches' results),
 //! `GET /api/matches/{id}/replay` (the file, streamed; a match still running streams what is
-//! written so far, which reads up to its last whole block).
+//! written so far, which reads up to its last whole block), and for the page's replay viewer
+//! `GET /api/matches/{id}/replay/info` (its span and ending) and
+//! `GET /api/matches/{id}/replay/frames?from=T&count=N`: the match re-simulated from the
+//! keyframe nearest `T`, as the snapshot messages a spectator gets (a full snapshot, then
+//! deltas, each with its checksum), so the page decodes and draws them with the code it
+//! watches live matches with and needs no second implementation of the simulation.
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
+use skirmish_shared::protocol::{self, ServerMessage};
+use skirmish_shared::replay::Replay;
+use skirmish_shared::tick::Tick;
+use skirmish_shared::world::WorldState;
+
+use crate::fanout::snapshot_msg;
 use crate::http::{AppState, refuse};
 use crate::results::{MatchResult, rfc3339};
 
 /// Replays listed at most.
 const LIST_LIMIT: usize = 500;
+/// Most ticks one frames request returns (ten seconds at 30 Hz).
+pub const MAX_FRAMES: u32 = 300;
 
 /// One row of `GET /api/replays`.
 #[derive(Debug, Serialize)]
@@ -96,4 +109,129 @@ pub async fn download(State(state): State<AppState>, Path(id): Path<u32>) -> Res
         body,
     )
         .into_response()
+}
+
+/// The replay file of match `id`, read and indexed, or the refusal.
+async fn load(state: &AppState, id: u32) -> Result<Replay, Response> {
+    let Some(store) = &state.ctx.replays else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            "replays are off on this server",
+        ));
+    };
+    let Some(info) = store.find(id) else {
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            format!("no replay of match {id}"),
+        ));
+    };
+    let bytes = tokio::fs::read(&info.path).await.map_err(|e| {
+        tracing::warn!(match_id = id, "replay unreadable: {e}");
+        refuse(StatusCode::NOT_FOUND, format!("no replay of match {id}"))
+    })?;
+    tokio::task::spawn_blocking(move || Replay::parse(bytes))
+        .await
+        .map_err(|_| refuse(StatusCode::INTERNAL_SERVER_ERROR, "replay reader failed"))?
+        .map_err(|e| {
+            refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("replay of match {id}: {e}"),
+            )
+        })
+}
+
+/// `GET /api/matches/{id}/replay/info`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReplaySpan {
+    pub match_id: u32,
+    pub tick_hz: u32,
+    /// The first and last ticks the replay reaches (`null` while nothing is written).
+    pub first_tick: Option<u32>,
+    pub last_tick: Option<u32>,
+    pub keyframe_every: u32,
+    /// The recording has its end (the match is over).
+    pub ended: bool,
+}
+
+pub async fn info(State(state): State<AppState>, Path(id): Path<u32>) -> Response {
+    let replay = match load(&state, id).await {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let span = tokio::task::spawn_blocking(move || {
+        let (first, last) = replay
+            .span()
+            .map_or((None, None), |(a, b)| (Some(a.0), Some(b.0)));
+        ReplaySpan {
+            match_id: id,
+            tick_hz: replay.header.tick_hz,
+            first_tick: first,
+            last_tick: last,
+            keyframe_every: replay.header.keyframe_every,
+            ended: replay.end().ok().flatten().is_some(),
+        }
+    })
+    .await;
+    match span {
+        Ok(span) => Json(span).into_response(),
+        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "replay reader failed"),
+    }
+}
+
+/// `?from=T&count=N` of a frames request.
+#[derive(Debug, Deserialize)]
+pub struct FramesQuery {
+    pub from: u32,
+    #[serde(default = "default_count")]
+    pub count: u32,
+}
+
+fn default_count() -> u32 {
+    150
+}
+
+/// The frames body: each snapshot message as a little-endian `u32` length and its bincode
+/// (`ServerMessage::Snapshot`, the first in full, then deltas, every one with its checksum).
+pub fn frames_body(
+    replay: &Replay,
+    from: Tick,
+    count: u32,
+) -> Result<Vec<u8>, skirmish_shared::replay::ReplayError> {
+    let worlds = replay.worlds(from, count.min(MAX_FRAMES) as usize)?;
+    let params = replay.params();
+    let mut body = Vec::new();
+    let mut base: Option<&WorldState> = None;
+    for w in &worlds {
+        let msg = snapshot_msg(base, w, Some(w.checksum()), &params, Vec::new());
+        let bytes = protocol::encode(&ServerMessage::Snapshot(msg));
+        body.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        body.extend_from_slice(&bytes);
+        base = Some(w);
+    }
+    Ok(body)
+}
+
+pub async fn frames(
+    State(state): State<AppState>,
+    Path(id): Path<u32>,
+    Query(q): Query<FramesQuery>,
+) -> Response {
+    let replay = match load(&state, id).await {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let body =
+        tokio::task::spawn_blocking(move || frames_body(&replay, Tick(q.from), q.count)).await;
+    match body {
+        Ok(Ok(body)) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            body,
+        )
+            .into_response(),
+        Ok(Err(e)) => refuse(StatusCode::NOT_FOUND, format!("replay of match {id}: {e}")),
+        Err(_) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "replay reader failed"),
+    }
 }

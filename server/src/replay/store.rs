@@ -313,3 +313,65 @@ impl Writer {
         self.index.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skirmish_shared::replay::{FORMAT_VERSION, RULES_VERSION};
+
+    fn header(match_id: u32, created_unix_ms: u64) -> Header {
+        Header {
+            format: FORMAT_VERSION,
+            protocol: skirmish_shared::protocol::PROTOCOL_VERSION,
+            rules: RULES_VERSION,
+            match_id,
+            seed: 1,
+            tick_hz: 30,
+            created_unix_ms,
+            keyframe_every: 150,
+            match_size: 16,
+            view_radius: None,
+        }
+    }
+
+    #[test]
+    fn the_index_survives_a_restart_and_the_limits_delete_the_oldest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        let day = 86_400_000;
+        // Four replays from earlier runs, one of them 40 days old; and a stranger.
+        for (id, created) in [
+            (1, now - 40 * day),
+            (2, now - 3 * day),
+            (3, now - 2 * day),
+            (4, now - day),
+        ] {
+            std::fs::write(
+                dir.path().join(format!("match-{id}-{created}.{EXTENSION}")),
+                encode_header(&header(id, created)),
+            )
+            .expect("write");
+        }
+        std::fs::write(dir.path().join(format!("notes.{EXTENSION}")), b"hello").expect("write");
+        let store = ReplayStore::open(
+            dir.path().to_path_buf(),
+            2,
+            Duration::from_secs(30 * 86_400),
+            Arc::new(Stats::default()),
+        )
+        .expect("opens");
+        let kept: Vec<u32> = store.list().iter().map(|r| r.key.match_id).collect();
+        assert_eq!(
+            kept,
+            [4, 3],
+            "newest first; over the count and over the age deleted"
+        );
+        assert_eq!(store.find(3).map(|r| r.key.match_id), Some(3));
+        assert!(store.find(1).is_none());
+        let left = std::fs::read_dir(dir.path()).expect("dir").count();
+        assert_eq!(left, 3, "two replays and the file that is not one");
+    }
+}
