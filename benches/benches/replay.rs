@@ -7,67 +7,12 @@
 //! of the page's replay viewer costs). Wander workload at 30 Hz.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use skirmish_shared::protocol::InputFrame;
-use skirmish_shared::replay::{
-    FORMAT_VERSION, Header, RULES_VERSION, Recording, Replay, encode_block, encode_header,
-};
+use skirmish_benches::replay_fixture::{step, wander_replay};
+use skirmish_shared::replay::{Recording, Replay, encode_block};
 use skirmish_shared::rules::Params;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::workload::Wander;
-use skirmish_shared::world::{Phase, PlayerId};
-
-/// One wander tick, with the inputs it consumed.
-fn step(w: &mut Wander) -> Vec<(PlayerId, InputFrame)> {
-    let frames = w.inputs();
-    let ids: Vec<_> = w.game.world.players.iter().map(|p| p.id).collect();
-    let mut used = Vec::with_capacity(ids.len());
-    w.game.step(|id| {
-        let f = ids
-            .iter()
-            .position(|p| *p == id)
-            .and_then(|i| frames.get(i).copied());
-        if let Some(f) = f {
-            used.push((id, f));
-        }
-        f
-    });
-    used
-}
-
-/// A recorded `ticks`-tick wander match of `players`, as a file.
-fn recorded(players: usize, ticks: u32) -> Vec<u8> {
-    let params = Params::new(30);
-    let mut w = Wander::new(players, 5, params);
-    w.game.world.phase = Phase::Running;
-    let mut file = encode_header(&Header {
-        format: FORMAT_VERSION,
-        protocol: skirmish_shared::protocol::PROTOCOL_VERSION,
-        rules: RULES_VERSION,
-        match_id: 1,
-        seed: 5,
-        tick_hz: 30,
-        created_unix_ms: 0,
-        keyframe_every: 150,
-        match_size: players as u32,
-        view_radius: None,
-    });
-    let mut rec = Recording::start(&w.game, 150);
-    for _ in 0..ticks {
-        let used = step(&mut w);
-        let sum = w
-            .game
-            .world
-            .tick
-            .0
-            .is_multiple_of(30)
-            .then(|| w.game.world.checksum());
-        if let Some(b) = rec.tick(used, &w.game, sum) {
-            file.extend(encode_block(&b).expect("encodes"));
-        }
-    }
-    file.extend(encode_block(&rec.finish(None, false, true)).expect("encodes"));
-    file
-}
+use skirmish_shared::world::Phase;
 
 fn bench(c: &mut Criterion) {
     let params = Params::new(30);
@@ -90,7 +35,7 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         );
     });
-    let file = recorded(16, 9000);
+    let file = wander_replay(16, 9000, 1, 0);
     eprintln!(
         "replay: a five-minute 16-player wander match is {} bytes ({:.0} KB per minute)",
         file.len(),
