@@ -206,6 +206,11 @@ pub struct Config {
     #[arg(long, env = "SKIRMISH_REPLAY_MAX_AGE", default_value = "30days", value_parser = humantime::parse_duration)]
     pub replay_max_age: Duration,
 
+    /// Live spectators watch this far behind the match (e.g. `30s`), so a spectator cannot
+    /// feed live positions to a player. `0s`: live. At most 5 minutes.
+    #[arg(long, env = "SKIRMISH_SPECTATOR_DELAY", default_value = "0s", value_parser = parse_spectator_delay)]
+    pub spectator_delay: Duration,
+
     /// Spectators per match.
     #[arg(long, env = "SKIRMISH_MAX_SPECTATORS", default_value_t = 32)]
     pub max_spectators: usize,
@@ -319,6 +324,14 @@ impl Config {
         all.extend(args.into_iter().skip(1));
         Self::try_parse_from(all).map_err(|e| file_err(e.to_string()))
     }
+}
+
+fn parse_spectator_delay(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > Duration::from_secs(300) {
+        return Err("at most 5m (the match keeps every tick of the delay in memory)".into());
+    }
+    Ok(d)
 }
 
 fn parse_match_size(s: &str) -> Result<usize, String> {

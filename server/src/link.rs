@@ -18,4 +18,7 @@ pub enum End {
 pub struct Link {
     pub inlet: Inlet<End>,
     pub outlet: Outlet,
+    /// A spectator watching `--spectator-delay` behind: offered the match's delayed
+    /// publication, not the live one.
+    pub delayed: bool,
 }

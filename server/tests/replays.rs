@@ -213,3 +213,92 @@ async fn matches_with_a_reconnect_a_drop_and_a_drain_replay_bit_for_bit() {
         "says what is wrong: {err}"
     );
 }
+
+/// `--spectator-delay`: a spectator gets every tick a second after the players did (never a
+/// tick the match published less than the delay ago), the same worlds, and the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spectators_watch_the_delay_behind_and_see_the_end() {
+    use skirmish_shared::client::{self, Incoming};
+    use skirmish_shared::protocol::ServerMessage;
+    use skirmish_shared::receiver::{Received, SnapshotReceiver};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    let mut config = Config::ephemeral();
+    config.spectator_delay = Duration::from_secs(1);
+    config.match_duration = Duration::from_secs(3);
+    let server = start(config).await;
+    let mut player = join(&server, "live", None).await;
+    let match_id = player.match_id;
+    let seen: Arc<Mutex<HashMap<u32, WorldState>>> = Arc::default();
+    let record = seen.clone();
+    let playing = tokio::spawn(async move {
+        while player.world().phase != Phase::Ended {
+            player.steer_to_nearest_orb().await;
+            let w = player.next_world().await.clone();
+            record.lock().expect("lock").insert(w.tick.0, w);
+        }
+        player.play_to_the_end(Duration::from_secs(20)).await.0
+    });
+
+    let mut opts = options(&server, "", Some(match_id));
+    opts.spectate = true;
+    let (mut rx, _tx) = client::connect(&opts).await.expect("spectate").split();
+    let mut worlds = SnapshotReceiver::new(skirmish_shared::rules::Params::new(30));
+    let (mut checked, mut compared, mut n) = (0, 0, 0);
+    let (ranking, code) = loop {
+        let msg = tokio::time::timeout(DEADLINE, rx.recv())
+            .await
+            .expect("the spectator stream goes on")
+            .expect("open");
+        let snapshot = match msg {
+            Incoming::Message(ServerMessage::Welcome { snapshot, .. }, _) => snapshot,
+            Incoming::Message(ServerMessage::Snapshot(s), _) => s,
+            Incoming::Message(ServerMessage::MatchEnded { ranking }, _) => {
+                let code = loop {
+                    if let Incoming::Close { code, .. } = rx.recv().await.expect("close") {
+                        break code;
+                    }
+                };
+                break (ranking, code);
+            }
+            _ => continue,
+        };
+        let Received::Applied { .. } = worlds.receive(&snapshot) else {
+            panic!("the delayed stream decodes");
+        };
+        let w = worlds.latest().expect("a world").clone();
+        n += 1;
+        if n % 10 == 0 {
+            let (_, body) = http(&server, "GET", "/api/matches").await;
+            let rows: serde_json::Value = serde_json::from_str(&body).expect("json");
+            if let Some(live) = rows
+                .as_array()
+                .and_then(|r| r.iter().find(|m| m["id"] == match_id))
+                && live["phase"] != "Ended"
+            {
+                let live_tick = live["tick"].as_u64().expect("tick");
+                assert!(
+                    u64::from(w.tick.0) + 30 <= live_tick,
+                    "spectator at tick {} while the match is at {live_tick}",
+                    w.tick.0
+                );
+                checked += 1;
+            }
+        }
+        if let Some(p) = seen.lock().expect("lock").get(&w.tick.0) {
+            assert_eq!(
+                p, &w,
+                "the spectator sees what the player saw at tick {}",
+                w.tick.0
+            );
+            compared += 1;
+        }
+    };
+    let played = playing.await.expect("player");
+    assert_eq!(ranking, played, "the same ranking, a second later");
+    assert_eq!(code, 1000);
+    assert!(checked >= 3, "lag checked {checked} times");
+    assert!(compared >= 60, "{compared} worlds compared");
+    server.shutdown().await.expect("shutdown");
+}

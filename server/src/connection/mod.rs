@@ -122,14 +122,17 @@ pub(crate) async fn serve(
         stats: stats.clone(),
         close_sent: close_sent.clone(),
     };
+    // Spectators of a match with a spectator delay watch its delayed publication.
+    let delayed = handle.delayed.as_ref().filter(|_| player_id.is_none());
     let link = Arc::new(Link {
         inlet: Inlet::new(Box::pin(reader.run().in_current_span())),
         outlet: Outlet::default(),
+        delayed: delayed.is_some(),
     });
     let _attached = handle.attach(link.clone());
     let writer = Writer {
         link: link.clone(),
-        outputs: handle.outputs.clone(),
+        outputs: delayed.unwrap_or(&handle.outputs).clone(),
         handle: handle.clone(),
         control: ctrl_rx,
         player: player_id,

@@ -34,6 +34,8 @@ pub struct MatchHandle {
     pub chat: mpsc::Sender<(PlayerId, String)>,
     /// The latest publication (writers subscribe by cloning).
     pub outputs: watch::Receiver<Arc<TickOutput>>,
+    /// With `--spectator-delay`: the publication that far back, which spectators watch.
+    pub delayed: Option<watch::Receiver<Arc<TickOutput>>>,
     pub events: Mutex<EventLog>,
     /// Every connection's socket halves, lent to the match loop: it reads each connection's
     /// inputs at the start of a tick and writes the tick's snapshot into it at the end.

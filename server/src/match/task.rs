@@ -24,6 +24,7 @@ use skirmish_shared::sim::{Game, SimEvent};
 use skirmish_shared::world::{Phase, PlayerId, WorldState};
 
 use super::datagrams::Datagrams;
+use super::delay::DelayLine;
 use super::handle::{MatchCommand, MatchHandle};
 use super::jitter::{InputQueue, TRIM_WINDOW};
 use super::phase::{PhaseClock, Timings, ticks};
@@ -83,6 +84,13 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
         };
         Recorder::start(store, info, &game, ctx.stats.clone())
     });
+    let delay_ticks = (config.spectator_delay.as_secs_f64() * f64::from(hz)).round() as usize;
+    let (delay, delayed) = if delay_ticks > 0 {
+        let (line, rx) = DelayLine::new(delay_ticks, first.clone());
+        (Some(line), Some(rx))
+    } else {
+        (None, None)
+    };
     let (out_tx, out_rx) = watch::channel(first);
     let handle = Arc::new(MatchHandle {
         id,
@@ -97,6 +105,7 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
         commands: tx,
         chat: chat_tx,
         outputs: out_rx,
+        delayed,
         events: Mutex::new(EventLog::default()),
         links: Mutex::default(),
         closed: std::sync::atomic::AtomicBool::new(false),
@@ -118,6 +127,7 @@ pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<Mat
         reconnect_grace: config.reconnect_grace,
         interest: config.interest(),
         recorder,
+        delay,
         ctx,
         _wake_on_exit: WakeWritersOnDrop(handle.clone()),
     };
@@ -150,6 +160,8 @@ struct MatchTask {
     interest: crate::interest::Settings,
     /// The match's replay, while it is recorded.
     recorder: Option<Recorder>,
+    /// With `--spectator-delay`: the publications spectators have yet to see.
+    delay: Option<DelayLine>,
     ctx: ServerContext,
     /// Last field: dropped after `outputs`, so woken writers find the channel closed.
     _wake_on_exit: WakeWritersOnDrop,
@@ -229,6 +241,7 @@ impl MatchTask {
         }
         self.datagrams
             .disconnect_all("match closed", &self.ctx.stats);
+        self.play_out_delay().await;
         if let Some(r) = self.recorder.take() {
             // Closed without a result (empty while waiting, or shut down before it ran).
             r.finish(&self.game, None, true).await;
@@ -477,12 +490,41 @@ impl MatchTask {
         let out = Arc::new(out);
         // Publish first, then offer: a writer that lends its socket after this sees `out`.
         self.outputs.send_replace(out.clone());
+        let delayed = self.delay.as_mut().and_then(|d| d.push(out.clone()));
         for link in self.handle.links().iter() {
-            link.outlet
-                .offer(&out, &self.handle.events, &self.ctx.stats);
+            let offered = if link.delayed {
+                delayed.as_ref()
+            } else {
+                Some(&out)
+            };
+            if let Some(o) = offered {
+                link.outlet.offer(o, &self.handle.events, &self.ctx.stats);
+            }
         }
         self.datagrams.send(&out, true, &self.ctx.stats);
         checksum
+    }
+
+    /// With a spectator delay, after the match: the spectators still watching get the rest of
+    /// it, one tick per tick (at most the delay; not while the server shuts down).
+    async fn play_out_delay(&mut self) {
+        let Some(delay) = &mut self.delay else {
+            return;
+        };
+        let period = Duration::from_nanos(1_000_000_000 / u64::from(self.game.params.tick_hz));
+        let mut next = Instant::now();
+        while !self.ctx.shutdown.is_cancelled() && self.handle.links().iter().any(|l| l.delayed) {
+            let Some(out) = delay.drain_one() else {
+                break;
+            };
+            for link in self.handle.links().iter().filter(|l| l.delayed) {
+                link.inlet.poll_reader();
+                link.outlet
+                    .offer(&out, &self.handle.events, &self.ctx.stats);
+            }
+            next += period;
+            tokio::time::sleep_until(next).await;
+        }
     }
 
     /// After the last publication: resend it to the datagram players until they all
