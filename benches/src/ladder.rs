@@ -177,6 +177,7 @@ mod tests {
             view_radius: None,
             snapshot_budget: None,
             longest_wait_ticks: 0,
+            recording: false,
         }
     }
 
