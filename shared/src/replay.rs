@@ -945,7 +945,7 @@ mod tests {
         let run = replay.worlds(Tick(170), 30).expect("worlds");
         assert_eq!(run.len(), 30);
         for w in [&run[0], &run[10], &run[29]] {
-            assert_eq!(replay.playback_at(w.tick).expect("seeks").game.world, **w);
+            assert_eq!(replay.playback_at(w.tick).expect("seeks").game.world, *w);
         }
         assert_eq!(replay.worlds(Tick(395), 30).expect("the end").len(), 6);
         assert!(matches!(
