@@ -7,11 +7,11 @@
 //! of the page's replay viewer costs). Wander workload at 30 Hz.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use skirmish_benches::replay_fixture::{step, wander_replay};
 use skirmish_shared::replay::{Recording, Replay, encode_block};
 use skirmish_shared::rules::Params;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::workload::Wander;
+use skirmish_shared::workload::{step_recorded as step, wander_replay};
 use skirmish_shared::world::Phase;
 
 fn bench(c: &mut Criterion) {

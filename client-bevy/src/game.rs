@@ -41,6 +41,8 @@ pub struct AppOptions {
     pub exit_after_screenshot: bool,
     /// Quit after this long and print frame rate, corrections and snapshot counts.
     pub exit_after: Option<Duration>,
+    /// Playing a replay: where its keyboard controls go.
+    pub replay: Option<std::sync::mpsc::SyncSender<crate::replay::Control>>,
 }
 
 #[derive(Resource)]
@@ -133,6 +135,7 @@ pub fn run(net: NetHandle, options: AppOptions) -> AppExit {
             Update,
             (
                 pump_network,
+                replay_keys,
                 chat_box,
                 send_inputs,
                 draw_world,
@@ -249,6 +252,7 @@ fn pump_network(net: Res<Net>, mut st: ResMut<ClientState>, time: Res<Time<Real>
                     format!("reconnecting (attempt {attempt})")
                 };
             }
+            NetEvent::Status(s) => st.status = s,
             NetEvent::Down { error, retry_in } => {
                 st.status = format!("{error} - retrying in {:.0} s", retry_in.as_secs_f64());
                 st.receiver = None;
@@ -371,6 +375,27 @@ fn apply_snapshot(
             st.awaiting_full = true;
         }
         _ => {}
+    }
+}
+
+/// A replay's keyboard: Space pauses, Up/Down change speed, Left/Right seek, Home restarts.
+fn replay_keys(options: Res<Options>, keys: Res<ButtonInput<KeyCode>>) {
+    use crate::replay::{Control, SEEK_SECONDS};
+    let Some(controls) = &options.0.replay else {
+        return;
+    };
+    let seek = SEEK_SECONDS as i32;
+    for (key, control) in [
+        (KeyCode::Space, Control::TogglePause),
+        (KeyCode::ArrowUp, Control::Faster),
+        (KeyCode::ArrowDown, Control::Slower),
+        (KeyCode::ArrowLeft, Control::Seek(-seek)),
+        (KeyCode::ArrowRight, Control::Seek(seek)),
+        (KeyCode::Home, Control::Restart),
+    ] {
+        if keys.just_pressed(key) {
+            let _ = controls.try_send(control);
+        }
     }
 }
 

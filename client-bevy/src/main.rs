@@ -1,10 +1,12 @@
 //! `skirmish-client`: play Skirmish. WASD moves, the mouse aims, left click or space fires.
+//! `--replay FILE|URL` watches a recorded match instead.
 
 use std::time::Duration;
 
 use clap::Parser;
 use skirmish_client::game::{self, AppOptions};
 use skirmish_client::net::{self, NetConfig};
+use skirmish_client::replay;
 use skirmish_shared::client::Transport;
 use skirmish_shared::link_sim::LinkArgs;
 
@@ -46,6 +48,11 @@ struct Args {
     /// Quit after this long, printing the frame rate and prediction corrections.
     #[arg(long, value_parser = humantime::parse_duration)]
     exit_after: Option<Duration>,
+    /// Watch a recorded match instead of playing: a replay file, or its URL on a server
+    /// (`http://host:port/api/matches/ID/replay`). Space pauses, Up/Down change speed
+    /// (0.25-8x), Left/Right seek 5 s, Home restarts.
+    #[arg(long, value_name = "FILE|URL")]
+    replay: Option<String>,
 }
 
 fn main() {
@@ -56,14 +63,23 @@ fn main() {
         eprintln!("skirmish-client: --ca: {e}");
         std::process::exit(2);
     }
-    let net = net::start(NetConfig {
-        base_url: args.url,
-        name: args.name,
-        match_id: args.match_id,
-        open: args.open,
-        transport: args.transport,
-        sim: args.link.config(),
-    });
+    let (net, replay) = match &args.replay {
+        Some(r) => {
+            let (net, controls) = replay::start(replay::Source::parse(r));
+            (net, Some(controls))
+        }
+        None => (
+            net::start(NetConfig {
+                base_url: args.url,
+                name: args.name,
+                match_id: args.match_id,
+                open: args.open,
+                transport: args.transport,
+                sim: args.link.config(),
+            }),
+            None,
+        ),
+    };
     let options = AppOptions {
         screenshot_after: args
             .screenshot_after
@@ -71,6 +87,7 @@ fn main() {
         screenshot: args.screenshot,
         exit_after_screenshot: args.exit_after_screenshot,
         exit_after: args.exit_after,
+        replay,
     };
     let _ = game::run(net, options);
 }

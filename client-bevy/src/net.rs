@@ -45,6 +45,8 @@ pub enum NetEvent {
         error: NetError,
         retry_in: Duration,
     },
+    /// A line for the status text (a replay's position and speed, or why it stopped).
+    Status(String),
 }
 
 /// Why a connection ended or could not be made.

@@ -245,3 +245,86 @@ async fn the_client_plays_in_a_big_match_with_a_view_radius() {
     );
     server.shutdown().await.expect("shutdown");
 }
+
+/// Replays (issue 16): the client plays a recorded 16-player match from a server's
+/// `/api/matches/{id}/replay` under Xvfb: every snapshot it re-simulates verifies, and the
+/// window shows the arena and the players.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_plays_a_replay_from_a_url() {
+    let dir = tempfile_dir().join("replays");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    std::fs::write(
+        dir.join(format!("match-7-{created}.skreplay")),
+        skirmish_shared::workload::wander_replay(16, 900, 7, created),
+    )
+    .expect("write the replay");
+    let mut config = Config::ephemeral();
+    config.no_replays = false;
+    config.replay_dir = Some(dir.clone());
+    let server = Server::start(config).await.expect("server");
+    let shot = dir.join("client-replay.png");
+    let url = format!("{}/api/matches/7/replay", server.base_url());
+    let out = tokio::task::spawn_blocking({
+        let shot = shot.clone();
+        move || {
+            Command::new("xvfb-run")
+                .args(["-a", "--server-args=-screen 0 1280x900x24"])
+                .arg(env!("CARGO_BIN_EXE_skirmish-client"))
+                .args(["--replay", &url, "--screenshot-after", "4s", "--exit-after", "6s"])
+                .arg("--screenshot")
+                .arg(&shot)
+                .env("RUST_LOG", "warn")
+                .output()
+                .expect("xvfb-run must be installed (apt-get install xvfb xauth mesa-vulkan-drivers libvulkan1)")
+        }
+    })
+    .await
+    .expect("the client ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the client failed: {}\n{stderr}",
+        out.status
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("skirmish-client:"))
+        .unwrap_or_else(|| panic!("no summary line:\n{stdout}\n{stderr}"));
+    let figure = |label: &str| -> u64 {
+        let before = line.split(&format!(" {label}")).next().expect("label");
+        before
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in {line}"))
+    };
+    assert!(figure("snapshots") > 90, "{line}");
+    assert_eq!(figure("checksum desyncs"), 0, "{line}");
+    assert_eq!(figure("decode errors"), 0, "{line}");
+    let (w, h, px) = pixels(&shot);
+    let floor = has_colour(&px, [10, 13, 20], 6);
+    assert!(
+        floor > (w * h / 10) as usize,
+        "the arena floor covers {floor} pixels"
+    );
+    let drawn = (1..=16)
+        .filter(|id| {
+            let c = player_color(PlayerId(*id)).to_srgba().to_u8_array();
+            has_colour(&px, [c[0], c[1], c[2]], 12) > 60
+        })
+        .count();
+    assert!(
+        drawn >= 12,
+        "only {drawn} of 16 players' colours in the window"
+    );
+    let _ = std::fs::copy(
+        &shot,
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("window-client-replay.png"),
+    );
+    server.shutdown().await.expect("shutdown");
+}

@@ -24,12 +24,8 @@ fn main() -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as u64;
     let ticks = (args.length.as_secs_f64() * 30.0) as u32;
-    let file = skirmish_benches::replay_fixture::wander_replay(
-        args.players,
-        ticks,
-        args.match_id,
-        created,
-    );
+    let file =
+        skirmish_shared::workload::wander_replay(args.players, ticks, args.match_id, created);
     let path = args
         .dir
         .join(format!("match-{}-{created}.skreplay", args.match_id));
