@@ -168,3 +168,67 @@ impl Recorder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skirmish_shared::rules::Params;
+    use skirmish_shared::workload::{Wander, step_recorded};
+
+    #[tokio::test]
+    async fn a_writer_that_falls_behind_never_stalls_the_match_and_the_file_says_so() {
+        // Room for the header and one block; nobody writes.
+        let (store, mut rx) = ReplayStore::detached(std::env::temp_dir(), 2);
+        let stats = Arc::new(Stats::default());
+        let mut w = Wander::new(4, 1, Params::new(30));
+        w.game.world.phase = Phase::Running;
+        let info = MatchInfo {
+            match_id: 9,
+            seed: 1,
+            created_unix_ms: 1,
+            match_size: 4,
+            view_radius: None,
+        };
+        let mut rec =
+            Recorder::start(Arc::new(store), info, &w.game, stats.clone()).expect("starts");
+        for _ in 0..(3 * 150 + 10) {
+            let used = step_recorded(&mut w);
+            rec.tick(used, &w.game, None); // returns at once, queue full or not
+        }
+        assert!(rec.broken, "the second block did not fit");
+        assert_eq!(stats.replays_incomplete.get(), 1);
+
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    Msg::Open(h) => got.push(format!("open {}", h.match_id)),
+                    Msg::Block(_, b) => got.push(format!("block {}", b.keyframe.tick.0)),
+                    Msg::Close {
+                        last, keep, done, ..
+                    } => {
+                        let end = last.end.expect("an end");
+                        got.push(format!(
+                            "close at {} with {} ticks, complete {}, keep {keep}",
+                            last.keyframe.tick.0,
+                            last.ticks.len(),
+                            end.complete
+                        ));
+                        let _ = done.send(());
+                        break;
+                    }
+                }
+            }
+            got
+        });
+        rec.finish(&w.game, None, false).await;
+        assert_eq!(
+            reader.await.expect("reader"),
+            [
+                "open 9",
+                "block 0",
+                "close at 460 with 0 ticks, complete false, keep true"
+            ]
+        );
+    }
+}

@@ -129,6 +129,19 @@ impl ReplayStore {
         Ok(Self { dir, tx, index })
     }
 
+    /// A store whose queue (of `capacity`) nobody drains but the caller: for tests of what
+    /// the recorder sends.
+    #[cfg(test)]
+    pub(crate) fn detached(dir: PathBuf, capacity: usize) -> (Self, mpsc::Receiver<Msg>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let store = Self {
+            dir,
+            tx,
+            index: Arc::default(),
+        };
+        (store, rx)
+    }
+
     #[must_use]
     pub fn dir(&self) -> &Path {
         &self.dir
