@@ -45,6 +45,10 @@ pub struct Step {
     /// The server recorded replays (issue 16); false for runs before the flag existed.
     #[serde(default)]
     pub recording: bool,
+    /// With recording: its share of the server's CPU, percent (the writer thread's CPU time
+    /// and the time matches spent recording, over the process's CPU time).
+    #[serde(default)]
+    pub recording_cpu_pct: Option<f64>,
 }
 
 fn sixteen() -> usize {
@@ -86,6 +90,9 @@ pub fn table(steps: &[Step]) -> String {
                 }
                 if s.recording {
                     label.push_str(", recording");
+                    if let Some(p) = s.recording_cpu_pct {
+                        label.push_str(&format!(" ({p:.1} % of the server's CPU)"));
+                    }
                 }
                 if s.longest_wait_ticks > 0 {
                     label.push_str(&format!(" (longest wait {} ticks)", s.longest_wait_ticks));
@@ -178,6 +185,7 @@ mod tests {
             snapshot_budget: None,
             longest_wait_ticks: 0,
             recording: false,
+            recording_cpu_pct: None,
         }
     }
 

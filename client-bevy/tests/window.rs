@@ -154,6 +154,47 @@ fn tempfile_dir() -> std::path::PathBuf {
     d
 }
 
+/// Runs the client under Xvfb with `args` (screenshot into `shot`) until it exits; returns its
+/// stdout and stderr, panicking with them if it failed.
+async fn run_client(args: Vec<String>, shot: &std::path::Path) -> (String, String) {
+    let shot = shot.to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("xvfb-run")
+            .args(["-a", "--server-args=-screen 0 1280x900x24"])
+            .arg(env!("CARGO_BIN_EXE_skirmish-client"))
+            .args(&args)
+            .arg("--screenshot")
+            .arg(&shot)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("xvfb-run must be installed (apt-get install xvfb xauth mesa-vulkan-drivers libvulkan1)")
+    })
+    .await
+    .expect("the client ran");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "the client failed: {}\n{stderr}",
+        out.status
+    );
+    (stdout, stderr)
+}
+
+/// A figure from the client's exit summary ("skirmish-client: 8.0 s, ... N snapshots, ...").
+fn summary_figure(stdout: &str, label: &str) -> u64 {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("skirmish-client:"))
+        .unwrap_or_else(|| panic!("no summary line:\n{stdout}"));
+    let before = line.split(&format!(" {label}")).next().expect("label");
+    before
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {label} in {line}"))
+}
+
 /// A big match with interest management: 60 demo bots and the client in a 128-player match
 /// with a 250-unit view radius. The client plays over UDP on its own view of the match
 /// (players entering and leaving it), every checksum over that view verifies, and it draws.
@@ -186,42 +227,20 @@ async fn the_client_plays_in_a_big_match_with_a_view_radius() {
     let dir = tempfile_dir();
     let shot = dir.join("client-big-match.png");
     let _ = std::fs::remove_file(&shot);
-    let out = tokio::task::spawn_blocking({
-        let (url, shot) = (server.base_url(), shot.clone());
-        move || {
-            Command::new("xvfb-run")
-                .args(["-a", "--server-args=-screen 0 1280x900x24"])
-                .arg(env!("CARGO_BIN_EXE_skirmish-client"))
-                .args(["--url", &url, "--name", "tester", "--screenshot-after", "4s", "--exit-after", "8s"])
-                .arg("--screenshot")
-                .arg(&shot)
-                .env("RUST_LOG", "warn")
-                .output()
-                .expect("xvfb-run must be installed (apt-get install xvfb xauth mesa-vulkan-drivers libvulkan1)")
-        }
-    })
-    .await
-    .expect("the client ran");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the client failed: {}\n{stderr}",
-        out.status
-    );
-    // "skirmish-client: 8.0 s, ... N snapshots, ... M checksum desyncs, K decode errors, ..."
-    let figure = |label: &str| -> u64 {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with("skirmish-client:"))
-            .unwrap_or_else(|| panic!("no summary line:\n{stdout}\n{stderr}"));
-        let before = line.split(&format!(" {label}")).next().expect("label");
-        before
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {label} in {line}"))
-    };
+    let args = [
+        "--url",
+        &server.base_url(),
+        "--name",
+        "tester",
+        "--screenshot-after",
+        "4s",
+        "--exit-after",
+        "8s",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (stdout, _) = run_client(args, &shot).await;
+    let figure = |label: &str| summary_figure(&stdout, label);
     assert!(figure("snapshots") > 60, "{stdout}");
     assert_eq!(figure("checksum desyncs"), 0, "{stdout}");
     assert_eq!(figure("decode errors"), 0, "{stdout}");
@@ -268,44 +287,21 @@ async fn the_client_plays_a_replay_from_a_url() {
     let server = Server::start(config).await.expect("server");
     let shot = dir.join("client-replay.png");
     let url = format!("{}/api/matches/7/replay", server.base_url());
-    let out = tokio::task::spawn_blocking({
-        let shot = shot.clone();
-        move || {
-            Command::new("xvfb-run")
-                .args(["-a", "--server-args=-screen 0 1280x900x24"])
-                .arg(env!("CARGO_BIN_EXE_skirmish-client"))
-                .args(["--replay", &url, "--screenshot-after", "4s", "--exit-after", "6s"])
-                .arg("--screenshot")
-                .arg(&shot)
-                .env("RUST_LOG", "warn")
-                .output()
-                .expect("xvfb-run must be installed (apt-get install xvfb xauth mesa-vulkan-drivers libvulkan1)")
-        }
-    })
-    .await
-    .expect("the client ran");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the client failed: {}\n{stderr}",
-        out.status
-    );
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("skirmish-client:"))
-        .unwrap_or_else(|| panic!("no summary line:\n{stdout}\n{stderr}"));
-    let figure = |label: &str| -> u64 {
-        let before = line.split(&format!(" {label}")).next().expect("label");
-        before
-            .rsplit(' ')
-            .next()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_else(|| panic!("no {label} in {line}"))
-    };
-    assert!(figure("snapshots") > 90, "{line}");
-    assert_eq!(figure("checksum desyncs"), 0, "{line}");
-    assert_eq!(figure("decode errors"), 0, "{line}");
+    let args = [
+        "--replay",
+        &url,
+        "--screenshot-after",
+        "4s",
+        "--exit-after",
+        "6s",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (stdout, _) = run_client(args, &shot).await;
+    let figure = |label: &str| summary_figure(&stdout, label);
+    assert!(figure("snapshots") > 90, "{stdout}");
+    assert_eq!(figure("checksum desyncs"), 0, "{stdout}");
+    assert_eq!(figure("decode errors"), 0, "{stdout}");
     let (w, h, px) = pixels(&shot);
     let floor = has_colour(&px, [10, 13, 20], 6);
     assert!(

@@ -52,6 +52,8 @@ pub struct AppState {
     pub udp_addr: Option<Arc<str>>,
     /// Per-client-IP token buckets for the API's costly requests.
     api_limiter: Option<Arc<crate::budget::PerIp>>,
+    /// Per-client-IP token buckets for replay reads (a seek re-simulates on the server).
+    replay_limiter: Option<Arc<crate::budget::PerIp>>,
     next_match_id: Arc<AtomicU32>,
     /// Serializes "every match is full: start one", so simultaneous joiners fill one new
     /// match instead of each starting their own.
@@ -76,8 +78,12 @@ impl AppState {
             config.rate_limit_loopback,
         )
         .map(Arc::new);
+        let replay_limiter =
+            crate::budget::PerIp::new(REPLAY_RATE_PER_S, REPLAY_BURST, config.rate_limit_loopback)
+                .map(Arc::new);
         Self {
             connections: Arc::new(Semaphore::new(config.max_connections)),
+            replay_limiter,
             ws_base: ws_base.into(),
             udp_addr: None,
             api_limiter,
@@ -104,6 +110,25 @@ impl AppState {
                 format!(
                     "too many requests from {ip}: at most {} per second (burst {})",
                     self.config.api_rate_per_s, self.config.api_burst
+                ),
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
+            ))
+        })
+    }
+
+    /// Takes one token from `peer`'s replay bucket: `Err` is the 429 to send.
+    pub(crate) fn replay_rate_limit(&self, peer: &SocketAddr) -> Result<(), Box<Response>> {
+        let Some(limiter) = &self.replay_limiter else {
+            return Ok(());
+        };
+        let ip = peer.ip().to_canonical();
+        limiter.check(ip).map_err(|wait| {
+            self.ctx.stats.http_rate_limited.inc();
+            Box::new(refuse_with(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many replay requests from {ip}: at most {REPLAY_RATE_PER_S} per second (burst {REPLAY_BURST})"
                 ),
                 header::RETRY_AFTER,
                 HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
@@ -215,6 +240,12 @@ impl AppState {
         }
     }
 }
+
+/// Replay reads per client IP per second, and their burst: a seek costs the server a couple of
+/// milliseconds (re-simulating up to five seconds), the page's viewer asks about five times a
+/// second while the timeline is dragged.
+const REPLAY_RATE_PER_S: u32 = 10;
+const REPLAY_BURST: u32 = 30;
 
 /// The router.
 pub fn router(state: AppState) -> Router {

@@ -120,6 +120,10 @@ counters! {
     replay_blocks => "skirmish_replay_blocks_total", Counter;
     /// Compressed replay bytes written.
     replay_bytes => "skirmish_replay_bytes_total", Counter;
+    /// CPU time of the replay writer thread since start, milliseconds (10 ms resolution).
+    replay_writer_cpu_ms => "skirmish_replay_writer_cpu_milliseconds", Gauge;
+    /// Time matches spent recording (the tick's part of it), nanoseconds.
+    replay_record_ns => "skirmish_replay_record_nanoseconds_total", Counter;
     /// Recordings marked incomplete: the writer's queue was full (the disk fell behind) or
     /// a write failed. The match itself never waits for the disk.
     replays_incomplete => "skirmish_replays_incomplete_total", Counter;

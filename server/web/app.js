@@ -314,8 +314,17 @@ $("rp-play").addEventListener("click", () => {
 $("rp-speed").addEventListener("change", (e) => {
   if (state.replay) state.replay.speed = Number(e.target.value);
 });
-// Dragging the timeline seeks as it goes (the newest position wins).
+// Dragging the timeline seeks as it goes, at most five times a second (the server limits
+// replay reads per client), and where it is let go.
+let lastDragSeek = 0;
 $("rp-seek").addEventListener("input", (e) => {
+  const now = performance.now();
+  if (state.replay && now - lastDragSeek >= 200) {
+    lastDragSeek = now;
+    state.replay.seek(Number(e.target.value));
+  }
+});
+$("rp-seek").addEventListener("change", (e) => {
   if (state.replay) state.replay.seek(Number(e.target.value));
 });
 

@@ -23,6 +23,14 @@ pub fn usage() -> Option<ProcessUsage> {
     })
 }
 
+/// The calling thread's CPU time (user + system) since it started, seconds, from
+/// `/proc/thread-self/stat` (10 ms resolution); `None` where it does not exist.
+#[must_use]
+pub fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    cpu_seconds(&stat, clock_ticks_per_s())
+}
+
 /// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in seconds.
 #[must_use]
 pub fn cpu_seconds(stat: &str, ticks_per_s: f64) -> Option<f64> {

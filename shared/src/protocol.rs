@@ -167,6 +167,23 @@ pub fn rank(players: &[(PlayerId, String, u32)]) -> Vec<RankEntry> {
     out
 }
 
+/// A match's final ranking: everyone in `world` and everyone who left while it ran
+/// (`departed`: id, name and score when it left). The server's results and a replay's
+/// re-simulation rank with this.
+#[must_use]
+pub fn final_ranking(
+    world: &crate::world::WorldState,
+    departed: &[(PlayerId, String, u32)],
+) -> Vec<RankEntry> {
+    let mut everyone: Vec<(PlayerId, String, u32)> = world
+        .players
+        .iter()
+        .map(|p| (p.id, p.name.to_string(), p.score))
+        .collect();
+    everyone.extend(departed.iter().cloned());
+    rank(&everyone)
+}
+
 impl SnapshotMsg {
     /// The baseline tick, or `None` for a full snapshot.
     #[must_use]

@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{InputFrame, RankEntry, rank};
+use crate::protocol::{InputFrame, RankEntry, final_ranking};
 use crate::quant::AIM_STEPS;
 use crate::rules::Params;
 use crate::sim::{Game, GameSave, RestoreError};
@@ -641,15 +641,7 @@ impl Playback {
     /// while the match ran.
     #[must_use]
     pub fn ranking(&self) -> Vec<RankEntry> {
-        let mut everyone: Vec<(PlayerId, String, u32)> = self
-            .game
-            .world
-            .players
-            .iter()
-            .map(|p| (p.id, p.name.to_string(), p.score))
-            .collect();
-        everyone.extend(self.departed.iter().cloned());
-        rank(&everyone)
+        final_ranking(&self.game.world, &self.departed)
     }
 
     fn roster(&mut self, changes: &[Roster], tick: Tick) -> Result<(), ReplayError> {

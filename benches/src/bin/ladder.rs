@@ -224,6 +224,26 @@ fn replay_dir(args: &Args) -> PathBuf {
     args.out_dir.join("replays")
 }
 
+/// What recording cost the server so far: the writer thread's CPU time and the matches' time
+/// recording, as a percentage of the process's CPU time (both since the server started).
+fn recording_share(args: &Args, tls: Option<&TlsFiles>) -> Option<f64> {
+    let mut curl = Command::new("curl");
+    curl.arg("-s");
+    if let Some(t) = tls {
+        curl.arg("--cacert").arg(&t.ca);
+    }
+    let out = curl
+        .arg(format!("{}/api/stats", base_url(args)))
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let c = &v["counters"];
+    let spent_us =
+        c["replay_writer_cpu_ms"].as_f64()? * 1000.0 + c["replay_record_ns"].as_f64()? / 1000.0;
+    let cpu_us = v["process"]["cpu_seconds"].as_f64()? * 1e6;
+    (cpu_us > 0.0).then(|| spent_us / cpu_us * 100.0)
+}
+
 fn idle_rss_mib(args: &Args, tls: Option<&TlsFiles>) -> anyhow::Result<f64> {
     let mut curl = Command::new("curl");
     curl.arg("-s");
@@ -319,6 +339,11 @@ fn run_step(
             .filter(|_| series.view_radius.is_some()),
         longest_wait_ticks: s["view_longest_wait_ticks"].as_u64().unwrap_or(0),
         recording: series.recording,
+        recording_cpu_pct: if series.recording {
+            recording_share(args, tls)
+        } else {
+            None
+        },
     };
     drop(server);
     if series.recording {

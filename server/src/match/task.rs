@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use skirmish_shared::datagram::play::Notice;
-use skirmish_shared::protocol::{EventKind, RankEntry};
+use skirmish_shared::protocol::{EventKind, RankEntry, final_ranking};
 use skirmish_shared::rules::Params;
 use skirmish_shared::sim::{Game, SimEvent};
 use skirmish_shared::world::{Phase, PlayerId, WorldState};
@@ -35,7 +35,7 @@ use crate::events::EventLog;
 use crate::fanout::TickOutput;
 use crate::replay::Recorder;
 use crate::replay::recorder::MatchInfo;
-use crate::results::{MatchResult, rank};
+use crate::results::MatchResult;
 
 /// Most ticks run back to back when the loop is late.
 pub const MAX_CATCH_UP: u64 = 3;
@@ -150,8 +150,8 @@ struct MatchTask {
     empty_ttl: Duration,
     /// Wall-clock start of the running phase.
     started_at: Option<(SystemTime, Instant)>,
-    /// Players who left while the match ran: (id, name, score, disconnects), for the results.
-    departed: Vec<(PlayerId, String, u32, u32)>,
+    /// Players who left while the match ran: (id, name, score), for the ranking.
+    departed: Vec<(PlayerId, String, u32)>,
     /// The players who play over UDP (their packets are this task's to read and write).
     datagrams: Datagrams,
     /// How long a seat waits for a player whose connection dropped.
@@ -364,7 +364,7 @@ impl MatchTask {
         if let Some(p) = self.game.world.player(player)
             && self.game.world.phase == Phase::Running
         {
-            self.departed.push((player, p.name.to_string(), p.score, 0));
+            self.departed.push((player, p.name.to_string(), p.score));
         }
         if self.game.remove_player(player) {
             if let Some(r) = &mut self.recorder {
@@ -412,7 +412,7 @@ impl MatchTask {
         self.ctx.stats.inputs_trimmed.add(trimmed);
         let inputs = &self.inputs;
         let recording = self.recorder.is_some();
-        let mut consumed = Vec::new();
+        let mut consumed = Vec::with_capacity(if recording { self.inputs.len() } else { 0 });
         self.game.step(|id| {
             let input = inputs.get(&id).and_then(|q| q.ring.pop());
             if recording && let Some(i) = input {
@@ -549,19 +549,7 @@ impl MatchTask {
     async fn finish(&mut self, early: bool) {
         let disconnects: HashMap<PlayerId, u32> =
             self.handle.seats().disconnects().into_iter().collect();
-        let mut everyone: Vec<(PlayerId, String, u32)> = self
-            .game
-            .world
-            .players
-            .iter()
-            .map(|p| (p.id, p.name.to_string(), p.score))
-            .collect();
-        everyone.extend(
-            self.departed
-                .iter()
-                .map(|(id, name, score, _)| (*id, name.clone(), *score)),
-        );
-        let ranking = rank(&everyone);
+        let ranking = final_ranking(&self.game.world, &self.departed);
         let (started_wall, started) = self
             .started_at
             .unwrap_or((SystemTime::now(), Instant::now()));

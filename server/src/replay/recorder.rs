@@ -112,8 +112,13 @@ impl Recorder {
         game: &Game,
         checksum: Option<u32>,
     ) {
+        let started = std::time::Instant::now();
         self.ran |= game.world.phase == Phase::Running;
-        let Some(block) = self.rec.tick(inputs, game, checksum) else {
+        let block = self.rec.tick(inputs, game, checksum);
+        self.stats
+            .replay_record_ns
+            .add(started.elapsed().as_nanos() as u64);
+        let Some(block) = block else {
             return;
         };
         if self.broken {

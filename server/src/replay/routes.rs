@@ -5,11 +5,14 @@
 //! `GET /api/matches/{id}/replay/frames?from=T&count=N`: the match re-simulated from the
 //! keyframe nearest `T`, as the snapshot messages a spectator gets (a full snapshot, then
 //! deltas, each with its checksum), so the page decodes and draws them with the code it
-//! watches live matches with and needs no second implementation of the simulation.
+//! watches live matches with and needs no second implementation of the simulation. Replay
+//! reads are rate-limited per client IP (`http::REPLAY_RATE_PER_S`).
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -68,7 +71,14 @@ pub async fn list(State(state): State<AppState>) -> Response {
     Json(rows).into_response()
 }
 
-pub async fn download(State(state): State<AppState>, Path(id): Path<u32>) -> Response {
+pub async fn download(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<u32>,
+) -> Response {
+    if let Err(r) = state.replay_rate_limit(&peer) {
+        return *r;
+    }
     let Some(store) = &state.ctx.replays else {
         return refuse(StatusCode::NOT_FOUND, "replays are off on this server");
     };
@@ -153,7 +163,14 @@ pub struct ReplaySpan {
     pub ended: bool,
 }
 
-pub async fn info(State(state): State<AppState>, Path(id): Path<u32>) -> Response {
+pub async fn info(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<u32>,
+) -> Response {
+    if let Err(r) = state.replay_rate_limit(&peer) {
+        return *r;
+    }
     let replay = match load(&state, id).await {
         Ok(r) => r,
         Err(refusal) => return refusal,
@@ -213,9 +230,13 @@ pub fn frames_body(
 
 pub async fn frames(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<u32>,
     Query(q): Query<FramesQuery>,
 ) -> Response {
+    if let Err(r) = state.replay_rate_limit(&peer) {
+        return *r;
+    }
     let replay = match load(&state, id).await {
         Ok(r) => r,
         Err(refusal) => return refusal,

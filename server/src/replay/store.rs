@@ -223,7 +223,15 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut cpu_read_at = std::time::Instant::now();
         while let Some(msg) = rx.blocking_recv() {
+            // The thread's own CPU time, for what recording costs (read at most once a second).
+            if cpu_read_at.elapsed() >= Duration::from_secs(1)
+                && let Some(s) = skirmish_shared::process::thread_cpu_seconds()
+            {
+                cpu_read_at = std::time::Instant::now();
+                self.stats.replay_writer_cpu_ms.set((s * 1000.0) as u64);
+            }
             match msg {
                 Msg::Open(header) => self.open(&header),
                 Msg::Block(key, block) => self.append(key, &block),

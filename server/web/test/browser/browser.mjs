@@ -4,30 +4,16 @@
 // third argument (an https base URL), Chromium trusts that one certificate key, as it would a
 // certificate from a public CA. EXPECT_PLAYERS and EXPECT_CAPACITY (default 8 and 16) say
 // which match to open: the first with that many demo bots. Exits non-zero with a reason.
-import { chromium } from "playwright-core";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { failer, launch } from "./chromium.mjs";
 
 const [base, shot, spki] = process.argv.slice(2);
 const players = Number(process.env.EXPECT_PLAYERS || 8);
 const capacity = Number(process.env.EXPECT_CAPACITY || 16);
 // With FOLLOW=1 (a server with a view radius): following a player shows fewer players.
 const follow = process.env.FOLLOW === "1";
-const fail = (why) => {
-  console.error(`browser test: ${why}`);
-  process.exit(1);
-};
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const userDataDir = mkdtempSync(join(tmpdir(), "skirmish-chromium-"));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"]
-    .concat(spki ? [`--ignore-certificate-errors-spki-list=${spki}`] : []),
-}).catch((e) => fail(`cannot start Chromium at ${executablePath} (apt-get install chromium): ${e.message}`));
+const fail = failer("browser test");
+const { context, page } = await launch(fail, spki ? [`--ignore-certificate-errors-spki-list=${spki}`] : []);
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.setViewportSize({ width: 1100, height: 900 });

@@ -4,27 +4,16 @@
 // --json` of the same file (positions, scores) and the canvas (each player's colour where
 // the player is). Prints the seek times. Usage: node replay.mjs <base url> <screenshot.png>
 // <expected.json>. Exits non-zero with a reason.
-import { chromium } from "playwright-core";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
+import { failer, launch } from "./chromium.mjs";
 
 const [base, shot, expectedPath] = process.argv.slice(2);
 const matchId = Number(process.env.MATCH);
 const tick = Number(process.env.EXPECT_TICK);
 const expected = JSON.parse(readFileSync(expectedPath, "utf8"));
-const fail = (why) => {
-  console.error(`replay test: ${why}`);
-  process.exit(1);
-};
-const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "skirmish-chromium-")), {
-  executablePath,
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-}).catch((e) => fail(`cannot start Chromium at ${executablePath} (apt-get install chromium): ${e.message}`));
+const fail = failer("replay test");
+const { context, page } = await launch(fail);
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.setViewportSize({ width: 1100, height: 900 });

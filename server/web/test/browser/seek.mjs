@@ -4,25 +4,14 @@
 // tick being ready to draw (the request, the server's re-simulation from the nearest
 // keyframe, decoding and checking every snapshot). Prints the times and their median as
 // JSON. Usage: node seek.mjs <base url>.
-import { chromium } from "playwright-core";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { failer, launch } from "./chromium.mjs";
 
 const [base] = process.argv.slice(2);
 const matchId = Number(process.env.MATCH || 1);
 const seeks = Number(process.env.SEEKS || 20);
-const fail = (why) => {
-  console.error(`seek benchmark: ${why}`);
-  process.exit(1);
-};
-const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "skirmish-chromium-")), {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-}).catch((e) => fail(`cannot start Chromium: ${e.message}`));
+const fail = failer("seek benchmark");
+const { context, page } = await launch(fail);
 try {
-  const page = context.pages()[0] ?? (await context.newPage());
   await page.goto(base, { waitUntil: "load" });
   await page.evaluate((id) => window.skirmish.watchReplay(id), matchId);
   await page.waitForFunction(() => window.skirmish.replay()?.world(), null, { timeout: 15000 })
