@@ -99,27 +99,31 @@ impl AppState {
 
     /// Takes one token from `peer`'s bucket: `Err` is the 429 to send.
     fn rate_limit(&self, peer: &SocketAddr) -> Result<(), Box<Response>> {
-        let Some(limiter) = &self.api_limiter else {
-            return Ok(());
-        };
-        let ip = peer.ip().to_canonical();
-        limiter.check(ip).map_err(|wait| {
-            self.ctx.stats.http_rate_limited.inc();
-            Box::new(refuse_with(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "too many requests from {ip}: at most {} per second (burst {})",
-                    self.config.api_rate_per_s, self.config.api_burst
-                ),
-                header::RETRY_AFTER,
-                HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
-            ))
-        })
+        let (rate, burst) = (self.config.api_rate_per_s, self.config.api_burst);
+        self.take_token(self.api_limiter.as_deref(), peer, "requests", (rate, burst))
     }
 
     /// Takes one token from `peer`'s replay bucket: `Err` is the 429 to send.
     pub(crate) fn replay_rate_limit(&self, peer: &SocketAddr) -> Result<(), Box<Response>> {
-        let Some(limiter) = &self.replay_limiter else {
+        let limits = (REPLAY_RATE_PER_S, REPLAY_BURST);
+        self.take_token(
+            self.replay_limiter.as_deref(),
+            peer,
+            "replay requests",
+            limits,
+        )
+    }
+
+    /// One token from `peer`'s bucket in `limiter` (`rate` a second, `burst`): `Err` is the
+    /// 429 (naming `what`) to send.
+    fn take_token(
+        &self,
+        limiter: Option<&crate::budget::PerIp>,
+        peer: &SocketAddr,
+        what: &str,
+        (rate, burst): (u32, u32),
+    ) -> Result<(), Box<Response>> {
+        let Some(limiter) = limiter else {
             return Ok(());
         };
         let ip = peer.ip().to_canonical();
@@ -127,9 +131,7 @@ impl AppState {
             self.ctx.stats.http_rate_limited.inc();
             Box::new(refuse_with(
                 StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "too many replay requests from {ip}: at most {REPLAY_RATE_PER_S} per second (burst {REPLAY_BURST})"
-                ),
+                format!("too many {what} from {ip}: at most {rate} per second (burst {burst})"),
                 header::RETRY_AFTER,
                 HeaderValue::from(wait.as_secs_f64().ceil().max(1.0) as u64),
             ))

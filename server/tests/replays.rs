@@ -302,3 +302,42 @@ async fn spectators_watch_the_delay_behind_and_see_the_end() {
     assert!(compared >= 60, "{compared} worlds compared");
     server.shutdown().await.expect("shutdown");
 }
+
+/// A client hammering the replay endpoints (each seek re-simulates on the server) gets 429
+/// after its burst; the replay itself is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reads_are_rate_limited_per_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let replays = dir.path().join("replays");
+    std::fs::create_dir_all(&replays).expect("dir");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    std::fs::write(
+        replays.join(format!("match-4-{now_ms}.skreplay")),
+        skirmish_shared::workload::wander_replay(4, 300, 4, now_ms),
+    )
+    .expect("write");
+    let mut c = Config::ephemeral();
+    c.no_replays = false;
+    c.replay_dir = Some(replays);
+    c.rate_limit_loopback = true;
+    let server = start(c).await;
+    let mut statuses = Vec::new();
+    for _ in 0..40 {
+        let (status, _) = http(
+            &server,
+            "GET",
+            "/api/matches/4/replay/frames?from=100&count=30",
+        )
+        .await;
+        statuses.push(status);
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert!(ok >= 30, "the burst is served: {statuses:?}");
+    assert!(limited >= 5, "then refused: {statuses:?}");
+    assert_eq!(ok + limited, 40, "{statuses:?}");
+    server.shutdown().await.expect("shutdown");
+}

@@ -23,6 +23,7 @@ use skirmish_shared::replay::Replay;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::WorldState;
 
+use super::store::ReplayInfo;
 use crate::fanout::snapshot_msg;
 use crate::http::{AppState, refuse};
 use crate::results::{MatchResult, rfc3339};
@@ -76,14 +77,9 @@ pub async fn download(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<u32>,
 ) -> Response {
-    if let Err(r) = state.replay_rate_limit(&peer) {
-        return *r;
-    }
-    let Some(store) = &state.ctx.replays else {
-        return refuse(StatusCode::NOT_FOUND, "replays are off on this server");
-    };
-    let Some(info) = store.find(id) else {
-        return refuse(StatusCode::NOT_FOUND, format!("no replay of match {id}"));
+    let info = match find(&state, &peer, id) {
+        Ok(info) => info,
+        Err(refusal) => return *refusal,
     };
     let opened = async {
         let file = tokio::fs::File::open(&info.path).await?;
@@ -121,20 +117,26 @@ pub async fn download(
         .into_response()
 }
 
-/// The replay file of match `id`, read and indexed, or the refusal.
-async fn load(state: &AppState, id: u32) -> Result<Replay, Response> {
+/// The replay of match `id` for a read by `peer` (its rate limit taken), or the refusal.
+fn find(state: &AppState, peer: &SocketAddr, id: u32) -> Result<ReplayInfo, Box<Response>> {
+    state.replay_rate_limit(peer)?;
     let Some(store) = &state.ctx.replays else {
-        return Err(refuse(
+        return Err(Box::new(refuse(
             StatusCode::NOT_FOUND,
             "replays are off on this server",
-        ));
+        )));
     };
-    let Some(info) = store.find(id) else {
-        return Err(refuse(
+    store.find(id).ok_or_else(|| {
+        Box::new(refuse(
             StatusCode::NOT_FOUND,
             format!("no replay of match {id}"),
-        ));
-    };
+        ))
+    })
+}
+
+/// The replay file of match `id`, read and indexed (see [`find`]), or the refusal.
+async fn load(state: &AppState, peer: &SocketAddr, id: u32) -> Result<Replay, Response> {
+    let info = find(state, peer, id).map_err(|r| *r)?;
     let bytes = tokio::fs::read(&info.path).await.map_err(|e| {
         tracing::warn!(match_id = id, "replay unreadable: {e}");
         refuse(StatusCode::NOT_FOUND, format!("no replay of match {id}"))
@@ -168,10 +170,7 @@ pub async fn info(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<u32>,
 ) -> Response {
-    if let Err(r) = state.replay_rate_limit(&peer) {
-        return *r;
-    }
-    let replay = match load(&state, id).await {
+    let replay = match load(&state, &peer, id).await {
         Ok(r) => r,
         Err(refusal) => return refusal,
     };
@@ -234,10 +233,7 @@ pub async fn frames(
     Path(id): Path<u32>,
     Query(q): Query<FramesQuery>,
 ) -> Response {
-    if let Err(r) = state.replay_rate_limit(&peer) {
-        return *r;
-    }
-    let replay = match load(&state, id).await {
+    let replay = match load(&state, &peer, id).await {
         Ok(r) => r,
         Err(refusal) => return refusal,
     };
