@@ -1,5 +1,5 @@
 //! A match's one home: its handle and the commands it takes ([`handle`]), its task — clock,
-//! the connections' I/O each tick, joins and leaves ([`task`]) — the phase rules as a pure
+//! the connections' I/O each tick, joins and leaves (`task`) — the phase rules as a pure
 //! state machine ([`phase`]), the players' input queues ([`jitter`]) and its seats
 //! ([`seats`]), the spectators' delay ([`delay`]). A finished match's result is assembled in
 //! `results`.
