@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use skirmish_shared::codec;
-use skirmish_shared::protocol::{ClientMessage, ServerMessage, SnapshotMsg};
+use skirmish_shared::protocol::{ClientMessage, GameEvent, ServerMessage, SnapshotMsg};
 use skirmish_shared::replay::{Replay, ReplayError};
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::WorldState;
@@ -138,13 +138,19 @@ pub fn start(source: Source) -> (NetHandle, mpsc::SyncSender<Control>) {
     )
 }
 
-/// The snapshot message of `world` against `base` (`None`: in full), with its checksum.
-fn snapshot(base: Option<&WorldState>, world: &WorldState, replay: &Replay) -> SnapshotMsg {
+/// The snapshot message of `world` against `base` (`None`: in full), with its checksum and
+/// `events`.
+fn snapshot(
+    base: Option<&WorldState>,
+    world: &WorldState,
+    events: &[GameEvent],
+    replay: &Replay,
+) -> SnapshotMsg {
     SnapshotMsg {
         tick: world.tick,
         baseline_age: base.map_or(0, |b| world.tick.diff(b.tick) as u32),
         data: codec::encode(base, world, Some(world.checksum()), &replay.params()),
-        events: Vec::new(),
+        events: events.to_vec(),
     }
 }
 
@@ -172,7 +178,7 @@ fn play(
         player_id: None,
         match_id: replay.header.match_id,
         tick_hz: hz,
-        snapshot: snapshot(None, cursor.world(), replay),
+        snapshot: snapshot(None, cursor.world(), &[], replay),
     };
     if !send(welcome) {
         return;
@@ -212,7 +218,7 @@ fn play(
             }
             ended = false;
             prev = cursor.world().clone();
-            if !send(ServerMessage::Snapshot(snapshot(None, &prev, replay))) {
+            if !send(ServerMessage::Snapshot(snapshot(None, &prev, &[], replay))) {
                 return;
             }
         }
@@ -245,7 +251,7 @@ fn play(
         }
         match cursor.step() {
             Ok(true) => {
-                let msg = snapshot(Some(&prev), cursor.world(), replay);
+                let msg = snapshot(Some(&prev), cursor.world(), cursor.events(), replay);
                 prev = cursor.world().clone();
                 if !send(ServerMessage::Snapshot(msg)) {
                     return;

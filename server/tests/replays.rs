@@ -128,6 +128,51 @@ async fn matches_with_a_reconnect_a_drop_and_a_drain_replay_bit_for_bit() {
     );
     let (status, _) = http(&server, "GET", "/api/matches/999/replay").await;
     assert_eq!(status, 404);
+    // The viewer's frames carry the game events the players saw: the joins, cat's drop and
+    // return.
+    let mut kinds = Vec::new();
+    let mut from = 0u32;
+    loop {
+        let path = format!("/api/matches/{m1}/replay/frames?from={from}&count=300");
+        let (status, body) = http_bytes(&server, "GET", &path, None).await;
+        assert_eq!(status, 200);
+        let mut at = 0;
+        let mut last = from;
+        while at + 4 <= body.len() {
+            let len = u32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes")) as usize;
+            let msg = skirmish_shared::protocol::decode_server(&body[at + 4..at + 4 + len])
+                .expect("a server message");
+            at += 4 + len;
+            let skirmish_shared::protocol::ServerMessage::Snapshot(s) = msg else {
+                panic!("frames are snapshots");
+            };
+            last = s.tick.0;
+            kinds.extend(s.events.into_iter().map(|e| e.kind));
+        }
+        if last == from {
+            break;
+        }
+        from = last;
+    }
+    use skirmish_shared::protocol::EventKind;
+    for want in ["ann", "ben", "cat", "dan"] {
+        assert!(
+            kinds
+                .iter()
+                .any(|k| matches!(k, EventKind::Joined { name, .. } if name == want)),
+            "{want} joined, in the replay's events"
+        );
+    }
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::Disconnected { .. }))
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|k| matches!(k, EventKind::Reconnected { .. }))
+    );
 
     // Match 2 is running when the server drains: it ends early, recorded to its end.
     let (mut eve, mm2) = matchmake_and_join(&server, "eve", None).await;

@@ -339,8 +339,13 @@ function drawReplay(dt) {
   if (!s) return;
   drawArena($("arena"), s.world, s.players, v.hz);
   if (s.world.tick !== lastReplayTick) {
-    lastReplayTick = s.world.tick;
     for (const p of s.world.players) state.names.set(p.id, p.name);
+    // The events of the ticks played since the last drawn one (not across a seek).
+    const t = s.world.tick;
+    if (lastReplayTick !== null && t > lastReplayTick && t - lastReplayTick <= 60) {
+      for (let k = lastReplayTick + 1; k <= t; k++) for (const e of v.events.get(k) ?? []) addEvent(e);
+    }
+    lastReplayTick = t;
     updateSide(s.world);
   }
 }

@@ -11,6 +11,7 @@ export class ReplayViewer {
   constructor(matchId) {
     this.matchId = matchId;
     this.worlds = new Map(); // tick -> world
+    this.events = new Map(); // tick -> the game events logged with it
     this.pos = 0; // play position, fractional ticks
     this.playing = false;
     this.speed = 1;
@@ -56,6 +57,7 @@ export class ReplayViewer {
           break;
         }
         this.worlds.set(world.tick, world);
+        if (msg.snapshot.events.length) this.events.set(world.tick, msg.snapshot.events);
       }
     } catch (e) {
       this.error = String(e);
@@ -72,6 +74,7 @@ export class ReplayViewer {
     this.pos = t;
     if (!this.worlds.has(t) || !this.worlds.has(Math.min(this.last, t + 1))) {
       this.worlds.clear();
+      this.events.clear();
       await this.load(t, gen);
     }
     if (gen !== this.generation) return;
@@ -86,6 +89,7 @@ export class ReplayViewer {
       if (this.pos >= this.last) this.playing = false;
     }
     for (const t of this.worlds.keys()) if (t < this.pos - KEEP_BEHIND) this.worlds.delete(t);
+    for (const t of this.events.keys()) if (t < this.pos - KEEP_BEHIND) this.events.delete(t);
     let end = Math.floor(this.pos);
     while (this.worlds.has(end + 1)) end++;
     if (this.loading === null && end < this.last && end - this.pos < CHUNK / 2) {

@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{InputFrame, RankEntry, final_ranking};
+use crate::protocol::{GameEvent, InputFrame, RankEntry, final_ranking};
 use crate::quant::AIM_STEPS;
 use crate::rules::Params;
 use crate::sim::{Game, GameSave, RestoreError};
@@ -28,7 +28,7 @@ use crate::world::{Phase, PlayerId, WorldState};
 /// The first bytes of every replay file.
 pub const MAGIC: [u8; 8] = *b"SKREPLAY";
 /// This module's file format. A reader refuses other versions.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// The simulation rules' version: a replay re-simulates only under the rules it was
 /// recorded with. Bump it with any change to `sim` or `rules` that moves a world.
 pub const RULES_VERSION: u32 = 1;
@@ -86,6 +86,9 @@ pub struct TickRecord {
     pub phase: Option<PhaseSet>,
     /// The world's checksum after the tick, where the match computed one.
     pub checksum: Option<u32>,
+    /// The game events the match logged with the tick (joins, orbs, tags, chat, phases): what
+    /// its players' feeds showed. Not needed to re-simulate.
+    pub events: Vec<GameEvent>,
 }
 
 /// How a recording ended.
@@ -161,6 +164,7 @@ struct TickWire {
     roster: Vec<Roster>,
     phase: Option<PhaseSet>,
     checksum: Option<u32>,
+    events: Vec<GameEvent>,
 }
 
 /// Each player's previous input in a block, sorted by id: a binary search, not a hash, per
@@ -295,6 +299,7 @@ pub fn encode_block(block: &Block) -> std::io::Result<Vec<u8>> {
                 roster: t.roster.clone(),
                 phase: t.phase,
                 checksum: t.checksum,
+                events: t.events.clone(),
             })
             .collect(),
         inputs: encode_inputs(&block.ticks),
@@ -435,6 +440,7 @@ impl Replay {
                     inputs,
                     phase: t.phase,
                     checksum: t.checksum,
+                    events: t.events,
                 })
                 .collect(),
             end: wire.end,
@@ -496,12 +502,14 @@ impl Replay {
             block,
             next: 0,
             play,
+            stepped: false,
         };
         while cursor.play.tick() != tick {
             if !cursor.step()? {
                 return Err(ReplayError::NoSuchTick(tick.0));
             }
         }
+        cursor.stepped = false;
         Ok(cursor)
     }
 
@@ -537,6 +545,8 @@ pub struct Cursor<'a> {
     /// The next record of `block` to apply.
     next: usize,
     play: Playback,
+    /// It has stepped since it was placed (so `events` are the last step's).
+    stepped: bool,
 }
 
 impl Cursor<'_> {
@@ -544,6 +554,15 @@ impl Cursor<'_> {
     #[must_use]
     pub fn world(&self) -> &WorldState {
         &self.play.game.world
+    }
+
+    /// The game events logged with the cursor's tick (none at the tick it started from).
+    #[must_use]
+    pub fn events(&self) -> &[GameEvent] {
+        self.next
+            .checked_sub(1)
+            .filter(|_| self.stepped)
+            .map_or(&[], |i| &self.block.ticks[i].events)
     }
 
     #[must_use]
@@ -563,6 +582,7 @@ impl Cursor<'_> {
         }
         self.play.apply(&self.block.ticks[self.next])?;
         self.next += 1;
+        self.stepped = true;
         Ok(true)
     }
 }
@@ -679,6 +699,8 @@ pub struct Recording {
     block: Block,
     /// Roster changes since the last tick.
     roster: Vec<Roster>,
+    /// The next tick's game events.
+    events: Vec<GameEvent>,
     last_phase: PhaseSet,
 }
 
@@ -694,8 +716,14 @@ impl Recording {
                 end: None,
             },
             roster: Vec::new(),
+            events: Vec::new(),
             last_phase: phase_of(game),
         }
+    }
+
+    /// The game events logged with the tick about to be recorded.
+    pub fn events(&mut self, events: &[GameEvent]) {
+        self.events.extend_from_slice(events);
     }
 
     /// A roster change, before the next step.
@@ -720,6 +748,7 @@ impl Recording {
             inputs,
             phase,
             checksum,
+            events: std::mem::take(&mut self.events),
         });
         game.world
             .tick

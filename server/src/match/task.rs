@@ -427,9 +427,9 @@ impl MatchTask {
             });
         }
         self.advance_phase();
-        let checksum = self.publish(Some(&prev), None);
+        let out = self.publish(Some(&prev), None);
         if let Some(r) = &mut self.recorder {
-            r.tick(consumed, &self.game, checksum);
+            r.tick(consumed, &self.game, out.checksum, &out.events);
         }
         self.handle
             .tick
@@ -465,8 +465,12 @@ impl MatchTask {
         }
     }
 
-    /// Publishes the world to every connection; returns its checksum if it has one.
-    fn publish(&mut self, prev: Option<&WorldState>, ended: Option<Vec<RankEntry>>) -> Option<u32> {
+    /// Publishes the world to every connection; returns the publication.
+    fn publish(
+        &mut self,
+        prev: Option<&WorldState>,
+        ended: Option<Vec<RankEntry>>,
+    ) -> Arc<TickOutput> {
         let world = Arc::new(self.game.world.clone());
         let hz = self.game.params.tick_hz;
         let checksum = world.tick.0.is_multiple_of(hz).then(|| world.checksum());
@@ -502,7 +506,7 @@ impl MatchTask {
             }
         }
         self.datagrams.send(&out, true, &self.ctx.stats);
-        checksum
+        out
     }
 
     /// With a spectator delay, after the match: the spectators still watching get the rest of

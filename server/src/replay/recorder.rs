@@ -1,5 +1,5 @@
 //! One match's recording, in its task: the roster changes, the inputs each step consumed, the
-//! phases and checksums go into a `replay::Recording`; every few seconds a block (keyframe
+//! phases, checksums and game events go into a `replay::Recording`; every few seconds a block (keyframe
 //! and ticks) is handed to the writer with `try_send`. When the writer's queue is full the
 //! recording stops there and is marked incomplete: the tick never waits for the disk.
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tracing::warn;
 
-use skirmish_shared::protocol::{InputFrame, PROTOCOL_VERSION, RankEntry};
+use skirmish_shared::protocol::{GameEvent, InputFrame, PROTOCOL_VERSION, RankEntry};
 use skirmish_shared::replay::{
     Block, End, FORMAT_VERSION, Header, RULES_VERSION, Recording, Roster,
 };
@@ -105,15 +105,17 @@ impl Recorder {
         self.rec.roster(Roster::Leave { player });
     }
 
-    /// The tick just played (see `Recording::tick`).
+    /// The tick just played (see `Recording::tick`), with the game events logged with it.
     pub fn tick(
         &mut self,
         inputs: Vec<(PlayerId, InputFrame)>,
         game: &Game,
         checksum: Option<u32>,
+        events: &[GameEvent],
     ) {
         let started = std::time::Instant::now();
         self.ran |= game.world.phase == Phase::Running;
+        self.rec.events(events);
         let block = self.rec.tick(inputs, game, checksum);
         self.stats
             .replay_record_ns
@@ -198,7 +200,7 @@ mod tests {
             Recorder::start(Arc::new(store), info, &w.game, stats.clone()).expect("starts");
         for _ in 0..(3 * 150 + 10) {
             let used = step_recorded(&mut w);
-            rec.tick(used, &w.game, None); // returns at once, queue full or not
+            rec.tick(used, &w.game, None, &[]); // returns at once, queue full or not
         }
         assert!(rec.broken, "the second block did not fit");
         assert_eq!(stats.replays_incomplete.get(), 1);

@@ -207,22 +207,33 @@ fn default_count() -> u32 {
 }
 
 /// The frames body: each snapshot message as a little-endian `u32` length and its bincode
-/// (`ServerMessage::Snapshot`, the first in full, then deltas, every one with its checksum).
+/// (`ServerMessage::Snapshot`, the first in full, then deltas, every one with its checksum
+/// and the game events logged with its tick).
 pub fn frames_body(
     replay: &Replay,
     from: Tick,
     count: u32,
 ) -> Result<Vec<u8>, skirmish_shared::replay::ReplayError> {
-    let worlds = replay.worlds(from, count.min(MAX_FRAMES) as usize)?;
     let params = replay.params();
+    let mut cursor = replay.cursor(from)?;
     let mut body = Vec::new();
-    let mut base: Option<&WorldState> = None;
-    for w in &worlds {
-        let msg = snapshot_msg(base, w, Some(w.checksum()), &params, Vec::new());
+    let mut base: Option<WorldState> = None;
+    for _ in 0..count.clamp(1, MAX_FRAMES) {
+        let w = cursor.world();
+        let msg = snapshot_msg(
+            base.as_ref(),
+            w,
+            Some(w.checksum()),
+            &params,
+            cursor.events().to_vec(),
+        );
         let bytes = protocol::encode(&ServerMessage::Snapshot(msg));
         body.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         body.extend_from_slice(&bytes);
-        base = Some(w);
+        base = Some(w.clone());
+        if !cursor.step()? {
+            break;
+        }
     }
     Ok(body)
 }

@@ -1,5 +1,6 @@
 // Drives the page's replay viewer in real headless Chromium: opens the replay of match MATCH,
-// pauses, plays at 1x and at 4x (the position moves about four times as fast), seeks by
+// pauses, plays at 1x and at 4x (the position moves about four times as fast; the recorded
+// events show in the feed), seeks by
 // setting the timeline to EXPECT_TICK, and checks the world shown there against `replay show
 // --json` of the same file (positions, scores) and the canvas (each player's colour where
 // the player is). Prints the seek times. Usage: node replay.mjs <base url> <screenshot.png>
@@ -54,6 +55,9 @@ try {
   const one = await rate(1);
   const four = await rate(4);
   if (!(four > 2.5 * one && one > 5)) fail(`speed: ${one.toFixed(1)} ticks/s at 1x, ${four.toFixed(1)} at 4x`);
+  // The recorded game events play along in the feed (joins, orbs, phases).
+  const feed = await page.locator("#feed li").allTextContents();
+  if (!feed.some((l) => /joined|collected an orb|phase:/.test(l))) fail(`the feed shows no recorded events: ${JSON.stringify(feed)}`);
 
   // Seek by setting the timeline, paused: the world shown is the recorded one.
   if ((await viewer()).playing) await page.locator("#rp-play").click();
