@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use skirmish_shared::codec;
 use skirmish_shared::protocol::{ClientMessage, GameEvent, ServerMessage, SnapshotMsg};
 use skirmish_shared::replay::{Replay, ReplayError};
 use skirmish_shared::tick::Tick;
@@ -146,12 +145,8 @@ fn snapshot(
     events: &[GameEvent],
     replay: &Replay,
 ) -> SnapshotMsg {
-    SnapshotMsg {
-        tick: world.tick,
-        baseline_age: base.map_or(0, |b| world.tick.diff(b.tick) as u32),
-        data: codec::encode(base, world, Some(world.checksum()), &replay.params()),
-        events: events.to_vec(),
-    }
+    let checksum = Some(world.checksum());
+    SnapshotMsg::encode(base, world, checksum, &replay.params(), events.to_vec())
 }
 
 /// Plays until the game goes away.

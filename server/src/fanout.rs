@@ -417,7 +417,7 @@ pub fn snapshot_frame(
     params: &Params,
     events: Vec<GameEvent>,
 ) -> Bytes {
-    let msg = snapshot_msg(base, world, checksum, params, events);
+    let msg = SnapshotMsg::encode(base, world, checksum, params, events);
     frame_of(msg.tick, msg.baseline_age, msg.data, msg.events)
 }
 
@@ -436,23 +436,6 @@ fn frame_of(tick: Tick, baseline_age: u32, data: Vec<u8>, events: Vec<GameEvent>
 /// How many ticks before `tick` the baseline is (0: none, a full snapshot).
 fn baseline_age(base: Option<&WorldState>, tick: Tick) -> u32 {
     base.map_or(0, |b| tick.diff(b.tick) as u32)
-}
-
-/// The snapshot message for `world` against `base`.
-#[must_use]
-pub fn snapshot_msg(
-    base: Option<&WorldState>,
-    world: &WorldState,
-    checksum: Option<u32>,
-    params: &Params,
-    events: Vec<GameEvent>,
-) -> SnapshotMsg {
-    SnapshotMsg {
-        tick: world.tick,
-        baseline_age: baseline_age(base, world.tick),
-        data: codec::encode(base, world, checksum, params),
-        events,
-    }
 }
 
 #[cfg(test)]
@@ -509,7 +492,7 @@ mod tests {
 
         // A client that saw world 2 decodes the late delta to the same world.
         let mut rx = SnapshotReceiver::new(params);
-        let first = snapshot_msg(None, &worlds[2], None, &params, Vec::new());
+        let first = SnapshotMsg::encode(None, &worlds[2], None, &params, Vec::new());
         assert!(matches!(rx.receive(&first), Received::Applied { .. }));
         assert!(matches!(rx.receive(&late_msg), Received::Applied { .. }));
         assert_eq!(rx.latest(), Some(&*worlds[5]));

@@ -41,6 +41,26 @@ pub struct MatchResult {
 
 pub use skirmish_shared::protocol::rank;
 
+/// The results in a results file, by match id (a later line for the same id wins); lines
+/// that are not a result are skipped with a warning. Does not write to the file.
+pub fn read_results(path: &Path) -> std::io::Result<BTreeMap<u32, Arc<MatchResult>>> {
+    let mut results = BTreeMap::new();
+    let f = std::fs::File::open(path)?;
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        match serde_json::from_str::<MatchResult>(&line?) {
+            Ok(r) => {
+                results.insert(r.match_id, Arc::new(r));
+            }
+            Err(e) => warn!(
+                "{}:{}: skipping a line that is not a result: {e}",
+                path.display(),
+                n + 1
+            ),
+        }
+    }
+    Ok(results)
+}
+
 /// Why the results file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
@@ -73,25 +93,8 @@ impl ResultsStore {
                 })?;
             }
             info!(path = %p.display(), "results file");
-            match std::fs::File::open(p) {
-                Ok(f) => {
-                    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
-                        let line = line.map_err(|source| ResultsError::Io {
-                            path: p.clone(),
-                            source,
-                        })?;
-                        match serde_json::from_str::<MatchResult>(&line) {
-                            Ok(r) => {
-                                recent.insert(r.match_id, Arc::new(r));
-                            }
-                            Err(e) => warn!(
-                                "{}:{}: skipping a line that is not a result: {e}",
-                                p.display(),
-                                n + 1
-                            ),
-                        }
-                    }
-                }
+            match read_results(p) {
+                Ok(loaded) => recent = loaded,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(source) => {
                     return Err(ResultsError::Io {

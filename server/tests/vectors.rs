@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use skirmish_server::fanout::snapshot_msg;
+use skirmish_shared::protocol::SnapshotMsg;
 use skirmish_shared::protocol::{self, EventKind, GameEvent, InputFrame, RankEntry, ServerMessage};
 use skirmish_shared::quant::{MoveVec, QAngle};
 use skirmish_shared::rules::{BUTTON_FIRE, Params};
@@ -62,7 +62,7 @@ impl Stream {
     ) {
         let base = if full { None } else { self.last.as_ref() };
         let sum = (full || w.tick.0.is_multiple_of(5)).then(|| w.checksum());
-        let snap = snapshot_msg(base, w, sum, params, events.clone());
+        let snap = SnapshotMsg::encode(base, w, sum, params, events.clone());
         let expected = json!({
             "type": if welcome { "Welcome" } else { "Snapshot" },
             "baseline_age": snap.baseline_age,

@@ -185,6 +185,24 @@ pub fn final_ranking(
 }
 
 impl SnapshotMsg {
+    /// `world` coded against `base` (an earlier world; `None`: in full) with `checksum` and
+    /// `events`: what the server sends, and what a replay plays to a viewer.
+    #[must_use]
+    pub fn encode(
+        base: Option<&crate::world::WorldState>,
+        world: &crate::world::WorldState,
+        checksum: Option<u32>,
+        params: &crate::rules::Params,
+        events: Vec<GameEvent>,
+    ) -> Self {
+        Self {
+            tick: world.tick,
+            baseline_age: base.map_or(0, |b| world.tick.diff(b.tick) as u32),
+            data: crate::codec::encode(base, world, checksum, params),
+            events,
+        }
+    }
+
     /// The baseline tick, or `None` for a full snapshot.
     #[must_use]
     pub fn baseline(&self) -> Option<Tick> {

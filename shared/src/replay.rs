@@ -475,18 +475,7 @@ impl Replay {
     /// The match re-simulated up to `tick`, from the nearest keyframe (checksums on the way
     /// checked).
     pub fn playback_at(&self, tick: Tick) -> Result<Playback, ReplayError> {
-        let index = self
-            .block_for(tick)
-            .ok_or(ReplayError::NoSuchTick(tick.0))?;
-        let block = self.block(index)?;
-        let mut play = Playback::from_keyframe(&block.keyframe, self.params())?;
-        for rec in &block.ticks {
-            if play.tick() == tick {
-                break;
-            }
-            play.apply(rec)?;
-        }
-        Ok(play)
+        Ok(self.cursor(tick)?.play)
     }
 
     /// A cursor at `tick` (re-simulated from the nearest keyframe), to step on from there.
@@ -511,20 +500,6 @@ impl Replay {
         }
         cursor.stepped = false;
         Ok(cursor)
-    }
-
-    /// `count` consecutive worlds from `tick` on (fewer at the end of the recording).
-    pub fn worlds(&self, tick: Tick, count: usize) -> Result<Vec<WorldState>, ReplayError> {
-        let mut cursor = self.cursor(tick)?;
-        let mut out = Vec::with_capacity(count.min(1 << 12));
-        if count == 0 {
-            return Ok(out);
-        }
-        out.push(cursor.world().clone());
-        while out.len() < count && cursor.step()? {
-            out.push(cursor.world().clone());
-        }
-        Ok(out)
     }
 
     /// The recording's end, if it has one (the last block's).
@@ -1008,12 +983,18 @@ mod tests {
         let mid = replay.playback_at(Tick(250)).expect("seeks");
         assert_eq!(mid.tick(), Tick(250));
         // Stepping on across block boundaries gives the same worlds as seeking to each.
-        let run = replay.worlds(Tick(170), 30).expect("worlds");
-        assert_eq!(run.len(), 30);
-        for w in [&run[0], &run[10], &run[29]] {
-            assert_eq!(replay.playback_at(w.tick).expect("seeks").game.world, *w);
+        let mut cursor = replay.cursor(Tick(170)).expect("a cursor");
+        for _ in 0..30 {
+            assert!(cursor.step().expect("steps"));
+            let sought = replay.playback_at(cursor.tick()).expect("seeks");
+            assert_eq!(&sought.game.world, cursor.world());
         }
-        assert_eq!(replay.worlds(Tick(395), 30).expect("the end").len(), 6);
+        let mut end = replay.cursor(Tick(395)).expect("a cursor");
+        let mut steps = 0;
+        while end.step().expect("steps") {
+            steps += 1;
+        }
+        assert_eq!(steps, 5, "the recording ends at tick 400");
         assert!(matches!(
             replay.playback_at(Tick(401)),
             Err(ReplayError::NoSuchTick(401))

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
-use skirmish_shared::protocol::{self, ServerMessage, close_code};
+use skirmish_shared::protocol::{self, ServerMessage, SnapshotMsg, close_code};
 use skirmish_shared::world::{PlayerId, WorldState};
 
 use super::{CLOSE_GRACE, ConnectionContext, Control};
-use crate::fanout::{ClientView, Cursor, TickOutput, snapshot_msg};
+use crate::fanout::{ClientView, Cursor, TickOutput};
 use crate::link::Link;
 use crate::r#match::MatchHandle;
 use crate::outlet::Lent;
@@ -209,7 +209,13 @@ impl Writer {
             player_id: self.player,
             match_id: self.match_id,
             tick_hz: self.tick_hz,
-            snapshot: snapshot_msg(None, world, Some(world.checksum()), &out.params, Vec::new()),
+            snapshot: SnapshotMsg::encode(
+                None,
+                world,
+                Some(world.checksum()),
+                &out.params,
+                Vec::new(),
+            ),
         };
         self.send(sink, &wire::binary(&protocol::encode(&msg)))
             .await

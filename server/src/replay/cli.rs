@@ -1,7 +1,6 @@
 //! `skirmish-server replay ...`: re-simulate a replay file and check it (`verify`), or print
 //! the world at a tick (`show`): the desync debugging tool.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -12,7 +11,7 @@ use skirmish_shared::replay::{Replay, ReplayError};
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::{Phase, WorldState};
 
-use crate::results::MatchResult;
+use crate::results::read_results;
 
 /// Replay files: check them, look inside them.
 #[derive(Debug, Parser)]
@@ -155,21 +154,11 @@ fn check_results(
     match_id: u32,
     ranking: &[RankEntry],
 ) -> Result<(), CliError> {
-    let read = |source| CliError::Read {
+    let results = read_results(path).map_err(|source| CliError::Read {
         path: path.into(),
         source,
-    };
-    let file = std::fs::File::open(path).map_err(read)?;
-    let mut found: Option<MatchResult> = None;
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.map_err(read)?;
-        if let Ok(r) = serde_json::from_str::<MatchResult>(&line)
-            && r.match_id == match_id
-        {
-            found = Some(r);
-        }
-    }
-    let r = found.ok_or_else(|| {
+    })?;
+    let r = results.get(&match_id).ok_or_else(|| {
         CliError::Mismatch(format!("match {match_id} is not in {}", path.display()))
     })?;
     let theirs: Vec<(u32, u32, u32)> = r

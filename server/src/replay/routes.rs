@@ -18,13 +18,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use skirmish_shared::protocol::{self, ServerMessage};
+use skirmish_shared::protocol::{self, ServerMessage, SnapshotMsg};
 use skirmish_shared::replay::Replay;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::WorldState;
 
 use super::store::ReplayInfo;
-use crate::fanout::snapshot_msg;
 use crate::http::{AppState, refuse};
 use crate::results::{MatchResult, rfc3339};
 
@@ -220,7 +219,7 @@ pub fn frames_body(
     let mut base: Option<WorldState> = None;
     for _ in 0..count.clamp(1, MAX_FRAMES) {
         let w = cursor.world();
-        let msg = snapshot_msg(
+        let msg = SnapshotMsg::encode(
             base.as_ref(),
             w,
             Some(w.checksum()),
