@@ -3,13 +3,18 @@
 //! rules) and the input it sends each tick. The WebSocket bot (`bot`, a task per bot) and the
 //! datagram driver (`driver`, one thread polling many bots) both drive it, so the figures in
 //! the report mean the same on both transports.
+//!
+//! An aggressive bot plays like the game client: it predicts its own player and its shots
+//! (`skirmish_shared::netcode`), aims from where it will be at the target where it sees it
+//! (the latest world), and tells the server which tick that was (`view_tick`, for lag
+//! compensation); it counts its shots, its tags and its shot corrections.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use skirmish_shared::netcode::StepCheck;
-use skirmish_shared::protocol::{ClientMessage, SnapshotMsg};
+use skirmish_shared::netcode::{Prediction, ShotPrediction, StepCheck};
+use skirmish_shared::protocol::{ClientMessage, EventKind, SnapshotMsg};
 use skirmish_shared::receiver::{Received, SnapshotReceiver};
 use skirmish_shared::rules::Params;
 use skirmish_shared::tick::{Seq, Tick};
@@ -50,6 +55,10 @@ pub struct Brain {
     gaps: Vec<u64>,
     /// Decodes and checks snapshots; otherwise only counts and times their arrival.
     verify: bool,
+    /// An aggressive bot's own player and shots, predicted.
+    aim: Option<(Prediction, ShotPrediction)>,
+    /// The shot corrections already counted.
+    shot_corrections: u64,
 }
 
 impl Brain {
@@ -66,6 +75,13 @@ impl Brain {
         let params = Params::new(tick_hz);
         let mut worlds = SnapshotReceiver::new(params);
         worlds.receive(first);
+        let aim = (behavior == Behavior::Aggressive).then(|| {
+            let mut p = Prediction::new(params, me);
+            if let Some(w) = worlds.latest() {
+                p.on_world(w);
+            }
+            (p, ShotPrediction::new(params, me))
+        });
         Self {
             me,
             params,
@@ -87,6 +103,8 @@ impl Brain {
             jitter: Vec::with_capacity(SAMPLE_BATCH),
             gaps: Vec::with_capacity(SAMPLE_BATCH),
             verify,
+            aim,
+            shot_corrections: 0,
         }
     }
 
@@ -109,6 +127,19 @@ impl Brain {
         self.last_arrival = Some(now);
         if !self.verify {
             return;
+        }
+        let tags = snap
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::Tagged { shooter, .. } if shooter == self.me))
+            .count();
+        if measuring {
+            stats.hits.fetch_add(tags as u64, Ordering::Relaxed);
+        }
+        if let Some((_, shots)) = &mut self.aim {
+            for _ in 0..tags {
+                shots.on_tagged();
+            }
         }
         let full = snap.baseline().is_none();
         match self.worlds.receive(snap) {
@@ -163,6 +194,20 @@ impl Brain {
         }
         self.my_pos = Some(units(mine.pos));
         self.target = nearest_other(world, mine);
+        if let Some((prediction, shots)) = &mut self.aim {
+            prediction.on_world(world);
+            shots.on_world(world);
+            // Aim from where the next input will find us.
+            if let Some(p) = prediction.predicted() {
+                self.my_pos = Some(units(p.pos));
+            }
+            if measuring {
+                stats
+                    .shot_corrections
+                    .fetch_add(shots.corrections - self.shot_corrections, Ordering::Relaxed);
+            }
+            self.shot_corrections = shots.corrections;
+        }
         if let Some((t, before)) = &self.prev
             && world.tick.diff(*t) == 1
             && let Some(same) = self.check.check(before, mine, &self.params)
@@ -193,7 +238,19 @@ impl Brain {
             stats.resync_requests.fetch_add(1, Ordering::Relaxed);
         }
         self.seq = self.seq.next();
-        if let Some(frame) = self.steering.next(self.seq, self.my_pos, self.target) {
+        if let Some(mut frame) = self.steering.next(self.seq, self.my_pos, self.target) {
+            if let Some((prediction, shots)) = &mut self.aim {
+                // What the bot sees is the latest world (it does not interpolate).
+                frame.view_tick = self.worlds.latest().map_or(Tick(0), |w| w.tick);
+                let shot = prediction.apply_local(frame);
+                if shot.is_some() && stats.measuring() {
+                    stats.shots.fetch_add(1, Ordering::Relaxed);
+                }
+                shots.on_input(frame.seq, shot);
+                if let Some(p) = prediction.predicted() {
+                    self.my_pos = Some(units(p.pos));
+                }
+            }
             self.check.sent(frame);
             if self.pending.len() == INPUT_HISTORY {
                 self.pending.pop_front();

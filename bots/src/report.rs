@@ -115,6 +115,12 @@ pub struct Report {
     /// Full snapshots requested after a broken stream, and received.
     pub resync_requests: u64,
     pub resyncs: u64,
+    /// Aggressive bots: shots fired and tags, over the window (`hit_rate` = tags / shots),
+    /// and own shots the server did not confirm as predicted (must be 0 on a clean link).
+    pub shots: u64,
+    pub hits: u64,
+    pub hit_rate: f64,
+    pub shot_corrections: u64,
     /// Attackers beside the bots (`--attack`): their behaviour and count.
     pub attack: Option<(Behavior, usize)>,
     /// What the attackers met, with counts ("closed 1008: …", "http 429: …").
@@ -231,6 +237,18 @@ impl Report {
                 self.decode_errors, self.resync_requests, self.resyncs
             ),
         );
+        if self.shots > 0 {
+            row(
+                "hit rate (tags / shots)",
+                format!(
+                    "{:.1} % ({} / {}), {} shot corrections",
+                    100.0 * self.hit_rate,
+                    self.hits,
+                    self.shots,
+                    self.shot_corrections
+                ),
+            );
+        }
         row("bots CPU", format!("{:.1} % of a core", self.bots_cpu_pct));
         if let Some(s) = &self.server {
             row(

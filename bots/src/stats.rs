@@ -32,6 +32,11 @@ pub struct SwarmStats {
     /// `RequestFull`s sent after a broken stream, and full snapshots that answered them.
     pub resync_requests: AtomicU64,
     pub resyncs: AtomicU64,
+    /// Aggressive bots, over the window: shots fired (as predicted), tags announced by the
+    /// server, and own shots the server did not confirm as predicted.
+    pub shots: AtomicU64,
+    pub hits: AtomicU64,
+    pub shot_corrections: AtomicU64,
     /// What attackers (abuse behaviours) met: "closed 1008: …", "http 429: …", counts.
     pub attack_outcomes: Mutex<BTreeMap<String, u64>>,
     /// Whether histograms record (inside the measurement window).
@@ -66,6 +71,9 @@ impl Default for SwarmStats {
             decode_errors: AtomicU64::new(0),
             resync_requests: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
+            shots: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            shot_corrections: AtomicU64::new(0),
             attack_outcomes: Mutex::new(BTreeMap::new()),
             measuring: AtomicBool::new(false),
             latency_us: Mutex::new(hist()),

@@ -444,6 +444,11 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
         decode_errors: stats.decode_errors.load(Ordering::Relaxed),
         resync_requests: stats.resync_requests.load(Ordering::Relaxed),
         resyncs: stats.resyncs.load(Ordering::Relaxed),
+        shots: stats.shots.load(Ordering::Relaxed),
+        hits: stats.hits.load(Ordering::Relaxed),
+        hit_rate: stats.hits.load(Ordering::Relaxed) as f64
+            / stats.shots.load(Ordering::Relaxed).max(1) as f64,
+        shot_corrections: stats.shot_corrections.load(Ordering::Relaxed),
         attack: cfg.attack.map(|b| (b, cfg.attackers)),
         attack_outcomes: stats
             .attack_outcomes

@@ -498,6 +498,7 @@ fn send_inputs(
             } else {
                 0
             },
+            view_tick: Default::default(),
         };
         if let Some(p) = st.prediction.as_mut() {
             p.apply_local(frame);

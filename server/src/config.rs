@@ -22,6 +22,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(i64::from(*TICK_HZ_RANGE.start())..=i64::from(*TICK_HZ_RANGE.end())))]
     pub tick_hz: u32,
 
+    /// Lag compensation: a shot is judged against where its targets were on the shooter's
+    /// screen (the tick its input says it was showing), at most this far back; 0 judges
+    /// every shot in the present.
+    #[arg(long, env = "SKIRMISH_MAX_REWIND", default_value = "200ms", value_parser = parse_max_rewind)]
+    pub max_rewind: Duration,
+
     /// Players per match.
     #[arg(long, env = "SKIRMISH_MATCH_SIZE", default_value_t = DEFAULT_MATCH_SIZE,
           value_parser = parse_match_size)]
@@ -330,6 +336,17 @@ fn parse_spectator_delay(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
     if d > Duration::from_secs(300) {
         return Err("at most 5m (the match keeps every tick of the delay in memory)".into());
+    }
+    Ok(d)
+}
+
+fn parse_max_rewind(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    let limit = Duration::from_millis(u64::from(skirmish_shared::rules::MAX_REWIND_LIMIT_MS));
+    if d > limit {
+        return Err(format!(
+            "at most {limit:?} (a longer rewind lets laggy shooters hit players long gone)"
+        ));
     }
     Ok(d)
 }

@@ -122,6 +122,7 @@ async fn sustained_input_flood_is_closed_1008_and_counted() {
                 mv: MoveVec::default(),
                 aim: QAngle::new(0),
                 buttons: 0,
+                view_tick: Default::default(),
             };
             seq += 1;
             if bad

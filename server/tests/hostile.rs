@@ -9,7 +9,9 @@ use std::time::Duration;
 use common::*;
 use skirmish_server::Config;
 use skirmish_shared::client::{self, Incoming, JoinOptions};
-use skirmish_shared::protocol::{ClientMessage, InputFrame, ServerMessage, masked_frame};
+use skirmish_shared::protocol::{
+    ClientMessage, InputFrame, PROTOCOL_VERSION, ServerMessage, masked_frame,
+};
 use skirmish_shared::tick::Seq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -149,7 +151,7 @@ async fn spectating_needs_a_spectator_token() {
     opts.spectate = true;
     // Straight to /ws without a token: refused.
     let upgrade = format!(
-        "GET /ws?v=2&match={id}&spectate=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        "GET /ws?v={PROTOCOL_VERSION}&match={id}&spectate=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     let r = raw(server.local_addr, upgrade.as_bytes()).await;
     assert_eq!(status(&r), 401, "{r}");
@@ -220,7 +222,9 @@ async fn ws_url_comes_from_the_public_url_never_from_host() {
     let r = raw(server.local_addr, req.as_bytes()).await;
     assert_eq!(status(&r), 200, "{r}");
     assert!(
-        r.contains("\"ws_url\":\"wss://play.example.com/ws?v=2&token="),
+        r.contains(&format!(
+            "\"ws_url\":\"wss://play.example.com/ws?v={PROTOCOL_VERSION}&token="
+        )),
         "{r}"
     );
     assert!(!r.contains("evil.example"), "{r}");
@@ -248,7 +252,7 @@ async fn raw_ws(server: &skirmish_server::Server) -> TcpStream {
     let mut tcp = TcpStream::connect(server.local_addr)
         .await
         .expect("connect");
-    tcp.write_all(b"GET /ws?v=2&name=raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    tcp.write_all(format!("GET /ws?v={PROTOCOL_VERSION}&name=raw HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").as_bytes())
         .await
         .expect("write");
     let mut head = Vec::new();

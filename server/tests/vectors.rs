@@ -140,6 +140,7 @@ fn cases() -> Vec<(&'static str, Stream)> {
             },
             aim: QAngle::new((id.0 * 200 + t * 7) as u16),
             buttons: if t % 3 == 0 { BUTTON_FIRE } else { 0 },
+            view_tick: Default::default(),
         };
         g.step(|id| Some(fire(id)));
         let mut events = Vec::new();
@@ -258,6 +259,7 @@ fn cases() -> Vec<(&'static str, Stream)> {
                 mv: MoveVec { x: 127, y: 0 },
                 aim: QAngle::new(256),
                 buttons: u8::from(t == 2),
+                view_tick: Default::default(),
             })
         });
         s.snapshot(&g.world, false, false, vec![], &params);

@@ -3,7 +3,7 @@
 // shared/src/protocol.rs and shared/src/codec.rs, checked against golden vectors written by
 // the Rust codec (server/web/vectors, test in server/web/test). Works in browsers and Node.
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 export const PHASES = ["Waiting", "Countdown", "Running", "Ended"];
 const POS_SCALE = 16;
 const VEL_SCALE = 4;

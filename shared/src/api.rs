@@ -1,10 +1,12 @@
-//! JSON bodies of the HTTP API that clients use: `POST /api/matchmake`.
+//! JSON bodies of the HTTP API that clients use: `POST /api/matchmake`, `GET /api/matches`.
 //!
 //! `udp` (when the server has a datagram endpoint) is the same seat for the datagram
 //! transport: where to send, and the connect token (`datagram::ConnectToken`, bincode,
 //! base64url) that the handshake needs.
 
 use serde::{Deserialize, Serialize};
+
+use crate::world::Phase;
 
 /// `POST /api/matchmake` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,4 +43,17 @@ pub struct UdpTicket {
     pub addr: String,
     /// The connect token, bincode then base64url (no padding).
     pub connect_token: String,
+}
+
+/// One row of `GET /api/matches`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MatchInfo {
+    pub id: u32,
+    /// Seats taken: playing, reserved, or holding for a reconnect.
+    pub players: usize,
+    pub capacity: usize,
+    pub spectators: usize,
+    pub phase: Phase,
+    pub tick: u32,
+    pub tick_hz: u32,
 }

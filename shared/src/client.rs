@@ -268,6 +268,12 @@ fn json_answer<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// `GET /api/matches`: the matches the server runs (the lobby's list).
+pub async fn list_matches(base_url: &str) -> Result<Vec<crate::api::MatchInfo>, ClientError> {
+    let (status, body) = http_request(base_url, "GET", "/api/matches", None).await?;
+    json_answer(status, &body, "match list")
+}
+
 /// `POST /api/udp-ticket`: a fresh datagram ticket for the seat of join token `token` (to
 /// come back over UDP after a session timed out: a connect token works from one address).
 pub async fn udp_ticket(base_url: &str, token: &str) -> Result<crate::api::UdpTicket, ClientError> {

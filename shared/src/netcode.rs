@@ -9,6 +9,10 @@
 //! - [`Interpolator`]: other entities are drawn a few snapshot intervals in the past, between
 //!   the two snapshots around that time; a missing snapshot is bridged, and when snapshots
 //!   stop, motion is extrapolated briefly (bounded) and then held.
+//! - [`ShotPrediction`]: the own player's shots appear the tick they are fired, flying by the
+//!   shared rules, and are matched with the server's projectiles when a snapshot confirms
+//!   them (same origin and aim: no duplicate, no pop); a shot the server fired differently,
+//!   fired without us or never fired is a correction.
 //! - [`StepCheck`]: the desync checker. Each server transition of the own player between two
 //!   consecutive ticks is re-simulated with the input the server says it applied; a
 //!   difference is a desync (the rules disagree), which must never happen. Used by the bots
@@ -17,11 +21,11 @@
 use std::collections::VecDeque;
 
 use crate::protocol::InputFrame;
-use crate::quant::{POS_SCALE, VEL_SCALE};
-use crate::rules::Params;
+use crate::quant::{POS_SCALE, QAngle, QVec, VEL_SCALE};
+use crate::rules::{PLAYER_RADIUS, PROJECTILE_RADIUS, Params};
 use crate::sim::apply_input;
 use crate::tick::{Seq, Tick};
-use crate::world::{PlayerId, PlayerState, WorldState};
+use crate::world::{PlayerId, PlayerState, Projectile, WorldState};
 
 /// How fast a correction's visual offset decays (per second, exponential).
 const CORRECTION_DECAY_PER_S: f32 = 10.0;
@@ -66,17 +70,18 @@ impl Prediction {
         self.pending.iter().map(|(f, _)| f)
     }
 
-    /// Applies a new local input at once (call once per tick, when it is sent).
-    pub fn apply_local(&mut self, input: InputFrame) {
-        let Some(mut s) = self.predicted.clone() else {
-            return;
-        };
-        apply_input(&mut s, &input, &self.params);
+    /// Applies a new local input at once (call once per tick, when it is sent). Returns the
+    /// shot it fires, if it fires one: where from and where to (for [`ShotPrediction`]).
+    pub fn apply_local(&mut self, input: InputFrame) -> Option<(QVec, QAngle)> {
+        let mut s = self.predicted.clone()?;
+        let fired = apply_input(&mut s, &input, &self.params);
+        let shot = fired.then_some((s.pos, s.aim));
         if self.pending.len() == MAX_PENDING {
             self.pending.pop_front();
         }
         self.pending.push_back((input, s.clone()));
         self.predicted = Some(s);
+        shot
     }
 
     /// Reconciles with an authoritative world: drop what it acknowledges, replay the rest on
@@ -121,6 +126,221 @@ impl Prediction {
         let (x, y) = p.pos.pos_to_units();
         Some((x + self.offset.0, y + self.offset.1))
     }
+}
+
+/// One of the own player's shots as the client shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnShot {
+    /// The input that fired it (its age is counted in inputs, the prediction's clock).
+    pub seq: Seq,
+    pub origin: QVec,
+    pub aim: QAngle,
+    /// The server's projectile, once a snapshot showed it.
+    pub confirmed: Option<u32>,
+    /// It touched a target as drawn: no longer shown (the server decides the tag).
+    pub hit: bool,
+}
+
+/// The own player's shots, predicted (see the module docs). Feed it every input made
+/// ([`Self::on_input`], with what [`Prediction::apply_local`] returned), every tag of ours
+/// the server announces ([`Self::on_tagged`], before the world it came with) and every world
+/// ([`Self::on_world`]).
+#[derive(Debug)]
+pub struct ShotPrediction {
+    params: Params,
+    me: PlayerId,
+    shots: VecDeque<OwnShot>,
+    /// The newest input made.
+    newest: Seq,
+    /// Our tags announced and not yet paired with a shot that ended before a snapshot
+    /// showed it (one that hit on its first tick).
+    tag_credit: u32,
+    /// Shots predicted, and confirmed as predicted.
+    pub predicted: u64,
+    pub confirmed: u64,
+    /// Shots the server did not confirm as predicted: fired from elsewhere or in another
+    /// direction (the shot jumps), fired without a prediction (it appears late), or never
+    /// fired (it vanishes).
+    pub corrections: u64,
+}
+
+impl ShotPrediction {
+    #[must_use]
+    pub fn new(params: Params, me: PlayerId) -> Self {
+        Self {
+            params,
+            me,
+            shots: VecDeque::new(),
+            newest: Seq(0),
+            tag_credit: 0,
+            predicted: 0,
+            confirmed: 0,
+            corrections: 0,
+        }
+    }
+
+    /// The shots alive, oldest first.
+    pub fn shots(&self) -> impl Iterator<Item = &OwnShot> {
+        self.shots.iter()
+    }
+
+    /// Whether the server's projectile `id` is one of ours already shown (draw it from
+    /// [`Self::positions`], not from the snapshot).
+    #[must_use]
+    pub fn shows(&self, id: u32) -> bool {
+        self.shots.iter().any(|s| s.confirmed == Some(id))
+    }
+
+    /// An input was made: `shot` is what [`Prediction::apply_local`] returned for it.
+    pub fn on_input(&mut self, seq: Seq, shot: Option<(QVec, QAngle)>) {
+        self.newest = seq;
+        if let Some((origin, aim)) = shot {
+            self.predicted += 1;
+            self.shots.push_back(OwnShot {
+                seq,
+                origin,
+                aim,
+                confirmed: None,
+                hit: false,
+            });
+        }
+        // The server says when a shot is over (`on_world`); one it never answers for (the
+        // connection is gone) is forgotten with the prediction's inputs.
+        while self
+            .shots
+            .front()
+            .is_some_and(|s| self.newest.diff(s.seq) > MAX_PENDING as i32)
+        {
+            self.shots.pop_front();
+        }
+    }
+
+    /// The server announced a tag by us.
+    pub fn on_tagged(&mut self) {
+        self.tag_credit = self.tag_credit.saturating_add(1);
+    }
+
+    /// Reconciles with an authoritative world: confirms the shots it shows, corrects the
+    /// ones it shows differently, forgets the ones it no longer has.
+    pub fn on_world(&mut self, world: &WorldState) {
+        let Some(acked) = world.player(self.me).map(|p| p.last_seq) else {
+            return;
+        };
+        let mine = || world.projectiles.iter().filter(|p| p.owner == self.me);
+        for p in mine() {
+            if self.shows(p.id) {
+                continue;
+            }
+            if let Some(s) = self
+                .shots
+                .iter_mut()
+                .find(|s| s.confirmed.is_none() && s.origin == p.origin && s.aim == p.aim)
+            {
+                s.confirmed = Some(p.id);
+                self.confirmed += 1;
+                continue;
+            }
+            self.corrections += 1;
+            // Fired by an input the server has applied: the same shot, elsewhere.
+            if let Some(s) = self
+                .shots
+                .iter_mut()
+                .find(|s| s.confirmed.is_none() && !s.seq.is_after(acked))
+            {
+                (s.origin, s.aim, s.confirmed) = (p.origin, p.aim, Some(p.id));
+                continue;
+            }
+            // A shot we did not predict: shown from now on, on our clock (the world's tick
+            // is the acknowledged input's).
+            let age = world.tick.diff(p.spawn_tick).max(0) as u32;
+            let at = self
+                .shots
+                .iter()
+                .position(|s| s.seq.is_after(acked.minus(age)))
+                .unwrap_or(self.shots.len());
+            self.shots.insert(
+                at,
+                OwnShot {
+                    seq: acked.minus(age),
+                    origin: p.origin,
+                    aim: p.aim,
+                    confirmed: Some(p.id),
+                    hit: false,
+                },
+            );
+        }
+        // Confirmed shots the world no longer has are over (hit or expired). Unconfirmed
+        // ones whose input the server applied never showed up: a tag on their first tick
+        // explains one, else the server did not fire it.
+        let (mut credit, mut vanished) = (self.tag_credit, 0);
+        self.shots.retain(|s| match s.confirmed {
+            Some(id) => mine().any(|p| p.id == id),
+            None if s.seq.is_after(acked) => true,
+            None if credit > 0 => {
+                credit -= 1;
+                false
+            }
+            None => {
+                vanished += 1;
+                false
+            }
+        });
+        self.corrections += vanished;
+        // Tags of shots seen flying are not credit for later ones.
+        self.tag_credit = 0;
+    }
+
+    /// Where to draw the shots not predicted to have hit, world units, `frac` of a tick
+    /// after the newest input: `(seq, x, y)`.
+    #[must_use]
+    pub fn positions(&self, frac: f32) -> Vec<(Seq, f32, f32)> {
+        let life = self.params.projectile_lifetime_ticks as f32;
+        self.shots
+            .iter()
+            .filter(|s| !s.hit)
+            .filter_map(|s| {
+                let age = self.newest.diff(s.seq) as f32 + frac;
+                (age <= life).then(|| {
+                    let (x, y) = shot_at(s.origin, s.aim, age, &self.params);
+                    (s.seq, x, y)
+                })
+            })
+            .filter(|(_, x, y)| {
+                let size = crate::rules::ARENA_SIZE as f32;
+                (0.0..=size).contains(x) && (0.0..=size).contains(y)
+            })
+            .collect()
+    }
+
+    /// Marks the shots that touch one of `targets` (others' players where they are drawn,
+    /// world units) at `frac` of a tick after the newest input as hits; returns where they
+    /// hit, for the effect.
+    pub fn predict_hits(&mut self, targets: &[(f32, f32)], frac: f32) -> Vec<(f32, f32)> {
+        let reach = (PLAYER_RADIUS + PROJECTILE_RADIUS) as f32;
+        let mut hits = Vec::new();
+        for s in self.shots.iter_mut().filter(|s| !s.hit) {
+            let age = self.newest.diff(s.seq) as f32 + frac;
+            let (x, y) = shot_at(s.origin, s.aim, age, &self.params);
+            if targets
+                .iter()
+                .any(|(tx, ty)| (tx - x).hypot(ty - y) <= reach)
+            {
+                s.hit = true;
+                hits.push((x, y));
+            }
+        }
+        hits
+    }
+}
+
+/// Where a shot fired from `origin` towards `aim` is `age_ticks` later, world units (the
+/// rules' motion, continuous in time for drawing).
+#[must_use]
+pub fn shot_at(origin: QVec, aim: QAngle, age_ticks: f32, params: &Params) -> (f32, f32) {
+    let step = Projectile::step(aim, params);
+    let (ox, oy) = origin.pos_to_units();
+    let k = age_ticks.max(0.0) / POS_SCALE as f32;
+    (ox + step.x as f32 * k, oy + step.y as f32 * k)
 }
 
 /// A drawn entity: where and which.
@@ -187,6 +407,31 @@ impl Interpolator {
     #[must_use]
     pub fn latest(&self) -> Option<&WorldState> {
         self.worlds.back()
+    }
+
+    /// The server time drawn at local time `now_s`, in ticks (fractional).
+    #[must_use]
+    pub fn view_time(&self, now_s: f64) -> Option<f64> {
+        let offset = self.offset_s?;
+        Some((now_s - offset - self.delay_s) * self.tick_hz)
+    }
+
+    /// The tick the others are drawn at, at local time `now_s`: what an input made now
+    /// tells the server it saw (`InputFrame::view_tick`, lag compensation). `Tick(0)`
+    /// before the first world.
+    #[must_use]
+    pub fn view_tick(&self, now_s: f64) -> Tick {
+        match (self.view_time(now_s), self.latest()) {
+            (Some(t), Some(latest)) => {
+                let t = Tick(t.round().max(1.0) as u32);
+                if t.is_after(latest.tick) {
+                    latest.tick
+                } else {
+                    t
+                }
+            }
+            _ => Tick(0),
+        }
     }
 
     /// Player positions (world units) to draw at local time `now_s`.

@@ -14,7 +14,7 @@ use crate::tick::{Seq, Tick};
 use crate::world::{Phase, PlayerId};
 
 /// Bumped on every incompatible change of messages or codec.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest client message the server accepts (a WebSocket frame over this is closed 1009).
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 1024;
@@ -61,6 +61,10 @@ pub struct InputFrame {
     pub aim: QAngle,
     /// Button bits (`rules::BUTTON_FIRE`).
     pub buttons: u8,
+    /// The tick of the world the client was showing the other players at when it made this
+    /// input (its interpolated view): the server judges this input's shots against where
+    /// the targets were then (lag compensation, `sim`). `Tick(0)`: not known, no rewind.
+    pub view_tick: Tick,
 }
 
 impl InputFrame {
@@ -375,11 +379,13 @@ mod tests {
             mv: MoveVec { x: 90, y: -90 },
             aim: QAngle::new(700),
             buttons: 1,
+            view_tick: Tick(995),
         };
         let bytes = encode(&ClientMessage::Input {
             frames: vec![frame],
         });
-        assert!(bytes.len() <= 12, "{} bytes", bytes.len());
+        // tag, count, seq 3, move 2, aim 3, buttons, view tick 3 (varints of 1,000 and 995).
+        assert!(bytes.len() <= 14, "{} bytes", bytes.len());
         assert_eq!(
             decode_client(&bytes).ok(),
             Some(ClientMessage::Input {

@@ -28,10 +28,10 @@ use crate::world::{Phase, PlayerId, WorldState};
 /// The first bytes of every replay file.
 pub const MAGIC: [u8; 8] = *b"SKREPLAY";
 /// This module's file format. A reader refuses other versions.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The simulation rules' version: a replay re-simulates only under the rules it was
 /// recorded with. Bump it with any change to `sim` or `rules` that moves a world.
-pub const RULES_VERSION: u32 = 1;
+pub const RULES_VERSION: u32 = 2;
 /// Largest block a reader inflates (a hostile or corrupt file cannot make it allocate more).
 pub const MAX_BLOCK_BYTES: usize = 64 << 20;
 /// Largest header a reader accepts.
@@ -48,6 +48,8 @@ pub struct Header {
     pub match_id: u32,
     pub seed: u64,
     pub tick_hz: u32,
+    /// Lag compensation's limit (`Params::max_rewind_ticks`).
+    pub max_rewind_ticks: u8,
     /// Wall clock at the match's creation, Unix milliseconds.
     pub created_unix_ms: u64,
     /// Ticks between keyframes.
@@ -234,6 +236,12 @@ fn encode_inputs(ticks: &[TickRecord]) -> Vec<u8> {
             if !same_buttons {
                 w.bits(u64::from(f.buttons), 8);
             }
+            // A playing client's view tick moves on one tick per input; a bot's stays 0.
+            let advanced = f.view_tick == p.view_tick.next();
+            w.bit(advanced);
+            if !advanced {
+                w.signed(i64::from(f.view_tick.diff(p.view_tick)), 0);
+            }
         }
     }
     w.finish()
@@ -274,11 +282,17 @@ fn decode_inputs(
             } else {
                 r.bits(8)? as u8
             };
+            let view_tick = if r.bit()? {
+                p.view_tick.next()
+            } else {
+                p.view_tick.plus(r.signed(0)? as u32)
+            };
             let f = InputFrame {
                 seq,
                 mv,
                 aim: crate::quant::QAngle::new(aim),
                 buttons,
+                view_tick,
             };
             last.replace(pid, f);
             inputs.push((pid, f));
@@ -404,7 +418,10 @@ impl Replay {
     /// The match's simulation parameters.
     #[must_use]
     pub fn params(&self) -> Params {
-        Params::new(self.header.tick_hz)
+        Params {
+            max_rewind_ticks: self.header.max_rewind_ticks,
+            ..Params::new(self.header.tick_hz)
+        }
     }
 
     /// Block `index`, inflated and decoded.
@@ -876,6 +893,7 @@ mod tests {
             match_id: 1,
             seed: 3,
             tick_hz: 30,
+            max_rewind_ticks: 6,
             created_unix_ms: 0,
             keyframe_every: 90,
             match_size: 16,
@@ -940,23 +958,34 @@ mod tests {
                 proptest::collection::btree_map(
                     0u32..40,
                     (proptest::prelude::any::<u32>(), proptest::prelude::any::<i8>(),
-                     proptest::prelude::any::<i8>(), 0u16..AIM_STEPS, proptest::prelude::any::<u8>()),
+                     proptest::prelude::any::<i8>(), 0u16..AIM_STEPS, proptest::prelude::any::<u8>(),
+                     (0u8..3, proptest::prelude::any::<u32>())),
                     0..20,
                 ),
                 0..30,
             )
         ) {
+            // View ticks: none (a bot), the player's last one plus one (a client playing
+            // along), or anything.
+            let mut views = std::collections::HashMap::new();
             let records: Vec<TickRecord> = ticks
                 .iter()
                 .map(|t| TickRecord {
                     inputs: t
                         .iter()
-                        .map(|(id, (seq, x, y, aim, b))| {
+                        .map(|(id, (seq, x, y, aim, b, (mode, any)))| {
+                            let last: &mut Tick = views.entry(*id).or_default();
+                            *last = match mode {
+                                0 => Tick(0),
+                                1 => last.next(),
+                                _ => Tick(*any),
+                            };
                             (PlayerId(*id), InputFrame {
                                 seq: crate::tick::Seq(*seq),
                                 mv: crate::quant::MoveVec { x: *x, y: *y },
                                 aim: crate::quant::QAngle::new(*aim),
                                 buttons: *b,
+                                view_tick: *last,
                             })
                         })
                         .collect(),

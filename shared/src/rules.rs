@@ -38,6 +38,11 @@ pub const MAX_PLAYERS: usize = 256;
 /// Longest player name, bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 16;
 
+/// How far back the server may judge a shot by default (lag compensation), milliseconds.
+pub const DEFAULT_MAX_REWIND_MS: u32 = 200;
+/// The most a server may be set to rewind, milliseconds.
+pub const MAX_REWIND_LIMIT_MS: u32 = 1000;
+
 /// Input button bit: fire.
 pub const BUTTON_FIRE: u8 = 1;
 
@@ -54,10 +59,14 @@ pub struct Params {
     pub projectile_lifetime_ticks: u32,
     /// Fire cooldown in ticks.
     pub fire_cooldown_ticks: u16,
+    /// Lag compensation: the most ticks a shot is judged in the past (0: off). At most
+    /// 128 (`MAX_REWIND_LIMIT_MS` at 128 Hz).
+    pub max_rewind_ticks: u8,
 }
 
 impl Params {
-    /// Parameters for `tick_hz` (clamped into [`TICK_HZ_RANGE`]).
+    /// Parameters for `tick_hz` (clamped into [`TICK_HZ_RANGE`]), with the default rewind
+    /// ([`DEFAULT_MAX_REWIND_MS`]).
     #[must_use]
     pub fn new(tick_hz: u32) -> Self {
         let tick_hz = tick_hz.clamp(*TICK_HZ_RANGE.start(), *TICK_HZ_RANGE.end());
@@ -66,6 +75,19 @@ impl Params {
             damping_q30: damping_q30(DAMPING_PER_S, tick_hz),
             projectile_lifetime_ticks: (PROJECTILE_LIFETIME_MS * tick_hz).div_ceil(1000),
             fire_cooldown_ticks: (FIRE_COOLDOWN_MS * tick_hz).div_ceil(1000) as u16,
+            max_rewind_ticks: 0,
+        }
+        .with_max_rewind_ms(DEFAULT_MAX_REWIND_MS)
+    }
+
+    /// The same rules with lag compensation up to `ms` milliseconds (rounded to whole ticks,
+    /// at most [`MAX_REWIND_LIMIT_MS`]; 0 turns it off).
+    #[must_use]
+    pub fn with_max_rewind_ms(self, ms: u32) -> Self {
+        let ticks = (ms.min(MAX_REWIND_LIMIT_MS) * self.tick_hz + 500) / 1000;
+        Self {
+            max_rewind_ticks: ticks.min(u32::from(u8::MAX)) as u8,
+            ..self
         }
     }
 }
@@ -157,6 +179,13 @@ mod tests {
         let p = Params::new(30);
         assert_eq!(p.projectile_lifetime_ticks, 30);
         assert_eq!(p.fire_cooldown_ticks, 15);
+        assert_eq!(p.max_rewind_ticks, 6, "200 ms at 30 Hz");
+        assert_eq!(p.with_max_rewind_ms(0).max_rewind_ticks, 0);
+        assert_eq!(
+            Params::new(128).with_max_rewind_ms(5000).max_rewind_ticks,
+            128
+        );
+        assert_eq!(Params::new(60).max_rewind_ticks, 12);
         assert_eq!(Params::new(1000).tick_hz, 128);
         assert_eq!(Params::new(1).tick_hz, 10);
     }

@@ -4,6 +4,15 @@
 //! [`Game::step`] advances the whole match: inputs, projectiles, hits, orbs. Both are pure
 //! integer functions of their inputs, so the same seed and inputs give the same world on
 //! every machine.
+//!
+//! Lag compensation: a shot is judged where its shooter saw the targets. Each input says
+//! which tick the client was showing the others at (`InputFrame::view_tick`); a projectile
+//! fired by it keeps that distance, [`rewind_ticks`] (at most `Params::max_rewind_ticks`),
+//! for its whole flight, and at every tick it is tested against the players as they were
+//! that many ticks before ([`Seen`], a short history the game keeps). That is exactly what
+//! the shooter's screen shows: its own projectile in the present (predicted) and the others
+//! drawn that far in the past. A player tagged since then (respawned) cannot be hit at its
+//! old place.
 
 use crate::protocol::InputFrame;
 use crate::quant::{DAMPING_SHIFT, MOVE_SCALE, POS_SCALE, QVec, VEL_SCALE, div_round};
@@ -15,6 +24,7 @@ use crate::rules::{
 use crate::tick::{Seq, Tick};
 use crate::world::{PlayerId, PlayerState, Projectile, WorldState};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 const PLAYER_MIN_Q: i32 = PLAYER_RADIUS * POS_SCALE;
@@ -68,6 +78,33 @@ pub fn apply_input(p: &mut PlayerState, input: &InputFrame, params: &Params) -> 
     false
 }
 
+/// How many ticks back a shot fired at tick `now` by an input made while the client showed
+/// tick `view` is judged: `now - view`, at most `params.max_rewind_ticks`; 0 for an input
+/// that does not say (`Tick(0)`) or claims a future tick.
+#[must_use]
+pub fn rewind_ticks(now: Tick, view: Tick, params: &Params) -> u8 {
+    if view == Tick(0) {
+        return 0;
+    }
+    now.diff(view).clamp(0, i32::from(params.max_rewind_ticks)) as u8
+}
+
+/// Whether a projectile centred at `projectile` touches a player centred at `player`.
+#[must_use]
+pub fn touches(projectile: QVec, player: QVec) -> bool {
+    let hit_sq = i64::from((PLAYER_RADIUS + PROJECTILE_RADIUS) * POS_SCALE).pow(2);
+    player.dist_sq(projectile) <= hit_sq
+}
+
+/// A player as it was at one tick: what a rewound shot is judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    pub id: PlayerId,
+    pub pos: QVec,
+    /// Its `deaths` then: a player tagged since is not hit at its old place.
+    pub deaths: u16,
+}
+
 /// Something that happened during a step, for the match's event feed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SimEvent {
@@ -90,6 +127,10 @@ pub struct Game {
     pub scoring: bool,
     /// What happened during the last `step`.
     pub events: Vec<SimEvent>,
+    /// Each projectile's rewind ([`rewind_ticks`]), aligned with `world.projectiles`.
+    rewinds: Vec<u8>,
+    /// The players at the last `params.max_rewind_ticks` ticks, newest last.
+    history: VecDeque<Vec<Seen>>,
 }
 
 /// Everything a [`Game`] is, as data: a replay's keyframe (`replay`). The world travels as
@@ -103,6 +144,10 @@ pub struct GameSave {
     pub next_projectile_id: u32,
     pub last_inputs: Vec<InputFrame>,
     pub scoring: bool,
+    /// Each projectile's rewind, aligned with the world's projectiles.
+    pub rewinds: Vec<u8>,
+    /// The players at the last few ticks (lag compensation), newest last.
+    pub history: Vec<Vec<Seen>>,
 }
 
 /// Why a [`GameSave`] could not be restored.
@@ -114,6 +159,8 @@ pub enum RestoreError {
     Checksum,
     #[error("{inputs} saved inputs for {players} players")]
     Inputs { inputs: usize, players: usize },
+    #[error("{rewinds} saved rewinds for {projectiles} projectiles")]
+    Rewinds { rewinds: usize, projectiles: usize },
 }
 
 impl Game {
@@ -129,6 +176,8 @@ impl Game {
             next_projectile_id: self.next_projectile_id,
             last_inputs: self.last_inputs.clone(),
             scoring: self.scoring,
+            rewinds: self.rewinds.clone(),
+            history: self.history.iter().cloned().collect(),
         }
     }
 
@@ -144,6 +193,12 @@ impl Game {
                 players: decoded.world.players.len(),
             });
         }
+        if decoded.world.projectiles.len() != save.rewinds.len() {
+            return Err(RestoreError::Rewinds {
+                rewinds: save.rewinds.len(),
+                projectiles: decoded.world.projectiles.len(),
+            });
+        }
         Ok(Self {
             world: decoded.world,
             params,
@@ -153,6 +208,8 @@ impl Game {
             last_inputs: save.last_inputs.clone(),
             scoring: save.scoring,
             events: Vec::new(),
+            rewinds: save.rewinds.clone(),
+            history: save.history.iter().cloned().collect(),
         })
     }
 
@@ -173,6 +230,8 @@ impl Game {
             last_inputs: Vec::new(),
             scoring: true,
             events: Vec::new(),
+            rewinds: Vec::new(),
+            history: VecDeque::new(),
         }
     }
 
@@ -247,6 +306,8 @@ impl Game {
                     aim: p.aim,
                     spawn_tick: new_tick,
                 });
+                self.rewinds
+                    .push(rewind_ticks(new_tick, last.view_tick, &params));
                 self.next_projectile_id = self.next_projectile_id.wrapping_add(1);
             }
         }
@@ -254,42 +315,88 @@ impl Game {
         self.step_projectiles(new_tick);
         self.collect_orbs();
         self.world.tick = new_tick;
+        self.remember_players();
+    }
+
+    /// Adds this tick's players to the history (lag compensation), dropping the oldest.
+    fn remember_players(&mut self) {
+        let keep = usize::from(self.params.max_rewind_ticks);
+        if keep == 0 {
+            return;
+        }
+        let mut seen = if self.history.len() >= keep {
+            self.history.pop_front().unwrap_or_default()
+        } else {
+            Vec::with_capacity(self.world.players.len())
+        };
+        seen.clear();
+        seen.extend(self.world.players.iter().map(|p| Seen {
+            id: p.id,
+            pos: p.pos,
+            deaths: p.deaths,
+        }));
+        self.history.push_back(seen);
+    }
+
+    /// The index of the player `proj` (rewound `rewind` ticks) touches at tick `now`.
+    fn target_of(&self, proj: &Projectile, pos: QVec, rewind: u8) -> Option<usize> {
+        let players = &self.world.players;
+        let past = match usize::from(rewind) {
+            0 => None,
+            // `history` ends at the previous tick; a match younger than the rewind uses
+            // its oldest.
+            r => self.history.len().checked_sub(r).or(Some(0)),
+        };
+        let Some(seen) = past.and_then(|i| self.history.get(i)) else {
+            return players
+                .iter()
+                .position(|p| p.id != proj.owner && touches(pos, p.pos));
+        };
+        seen.iter()
+            .filter(|s| s.id != proj.owner && touches(pos, s.pos))
+            .find_map(|s| {
+                let i = players.binary_search_by_key(&s.id, |p| p.id).ok()?;
+                (players[i].deaths == s.deaths).then_some(i)
+            })
     }
 
     fn step_projectiles(&mut self, now: Tick) {
-        let hit_sq = i64::from((PLAYER_RADIUS + PROJECTILE_RADIUS) * POS_SCALE).pow(2);
         let lifetime = self.params.projectile_lifetime_ticks as i32;
         let params = self.params;
-        let scoring = self.scoring;
-        let players = &mut self.world.players;
-        let rng = &mut self.rng;
-        let events = &mut self.events;
-        self.world.projectiles.retain(|proj| {
+        let mut i = 0;
+        while i < self.world.projectiles.len() {
+            let proj = self.world.projectiles[i];
             let pos = proj.pos_at(now, &params);
             let outside =
                 !(0..=ARENA_MAX_Q).contains(&pos.x) || !(0..=ARENA_MAX_Q).contains(&pos.y);
-            if now.diff(proj.spawn_tick) > lifetime || outside {
-                return false;
-            }
-            let Some(target) = players
-                .iter()
-                .position(|p| p.id != proj.owner && p.pos.dist_sq(pos) <= hit_sq)
-            else {
-                return true;
+            let gone = now.diff(proj.spawn_tick) > lifetime || outside;
+            let target = if gone {
+                None
+            } else {
+                self.target_of(&proj, pos, self.rewinds[i])
             };
+            if gone || target.is_some() {
+                self.world.projectiles.remove(i);
+                self.rewinds.remove(i);
+            } else {
+                i += 1;
+            }
+            let Some(target) = target else {
+                continue;
+            };
+            let (scoring, players) = (self.scoring, &mut self.world.players);
             let t = &mut players[target];
-            t.pos = random_player_pos(rng);
+            t.pos = random_player_pos(&mut self.rng);
             t.vel = QVec::default();
             t.deaths = t.deaths.wrapping_add(1);
-            events.push(SimEvent::Tagged {
+            self.events.push(SimEvent::Tagged {
                 shooter: proj.owner,
                 target: t.id,
             });
             if scoring && let Ok(owner) = players.binary_search_by_key(&proj.owner, |p| p.id) {
                 players[owner].score = players[owner].score.saturating_add(HIT_SCORE);
             }
-            false
-        });
+        }
     }
 
     fn collect_orbs(&mut self) {
@@ -355,6 +462,7 @@ mod tests {
             mv: MoveVec { x, y },
             aim: QAngle::new(0),
             buttons: if fire { BUTTON_FIRE } else { 0 },
+            view_tick: Default::default(),
         }
     }
 
@@ -468,6 +576,85 @@ mod tests {
         assert!(g.world.projectiles.is_empty(), "the projectile is used up");
     }
 
+    /// A shooter at (300, 500) facing +x and a target that stood at (400, 500) for ticks
+    /// 1-10 and then jumped out of the line of fire (as if it had moved on since the shooter
+    /// saw it), orbs out of the way. Returns the game at tick 10 and the two ids. A shot
+    /// takes 5 ticks to reach (400, 500).
+    fn moved_target(params: Params) -> (Game, PlayerId, PlayerId) {
+        let mut g = Game::new(11, params);
+        let shooter = g.add_player("s".into());
+        let target = g.add_player("t".into());
+        for o in &mut g.world.orbs {
+            *o = QVec::new(ORB_RADIUS * POS_SCALE, ORB_RADIUS * POS_SCALE);
+        }
+        g.world.players[0].pos = QVec::new(300 * POS_SCALE, 500 * POS_SCALE);
+        g.world.players[1].pos = QVec::new(400 * POS_SCALE, 500 * POS_SCALE);
+        for _ in 0..10 {
+            g.step(|_| None);
+        }
+        g.world.players[1].pos = QVec::new(400 * POS_SCALE, 800 * POS_SCALE);
+        (g, shooter, target)
+    }
+
+    /// Fires once with `view_tick` and lets the projectile fly; the target's deaths.
+    fn fire_seen_at(g: &mut Game, shooter: PlayerId, target: PlayerId, view: u32) -> u16 {
+        let shot = InputFrame {
+            view_tick: Tick(view),
+            ..input(1, 0, 0, true)
+        };
+        g.step(|id| (id == shooter).then_some(shot));
+        for _ in 0..20 {
+            g.step(|_| None);
+            // Stop before the cooldown fires the repeated input again.
+            if g.world.projectiles.is_empty() {
+                break;
+            }
+        }
+        g.world.player(target).expect("target").deaths
+    }
+
+    #[test]
+    fn a_shot_is_judged_where_the_shooter_saw_the_target() {
+        // The shooter saw tick 5 (the target still at 400, 500) when it fired at tick 11:
+        // the shot reaches there 5 ticks later, judged against tick 10.
+        let (mut g, s, t) = moved_target(Params::new(30));
+        assert_eq!(fire_seen_at(&mut g, s, t, 5), 1, "hit in the past");
+        assert_eq!(g.world.player(s).expect("s").score, HIT_SCORE);
+        // Without lag compensation the same shot misses.
+        let (mut g, s, t) = moved_target(Params::new(30).with_max_rewind_ms(0));
+        assert_eq!(fire_seen_at(&mut g, s, t, 5), 0, "missed in the present");
+        // Seen one tick later, the target has jumped by the time the shot arrives.
+        let (mut g, s, t) = moved_target(Params::new(30));
+        assert_eq!(fire_seen_at(&mut g, s, t, 6), 0);
+        // An input that does not say what it saw is judged in the present.
+        let (mut g, s, t) = moved_target(Params::new(30));
+        assert_eq!(fire_seen_at(&mut g, s, t, 0), 0);
+    }
+
+    #[test]
+    fn the_rewind_is_bounded_and_a_respawned_target_is_safe_at_its_old_place() {
+        let p = Params::new(30);
+        assert_eq!(rewind_ticks(Tick(100), Tick(97), &p), 3);
+        assert_eq!(rewind_ticks(Tick(100), Tick(10), &p), 6, "at most 200 ms");
+        assert_eq!(
+            rewind_ticks(Tick(100), Tick(105), &p),
+            0,
+            "a claimed future"
+        );
+        assert_eq!(rewind_ticks(Tick(100), Tick(0), &p), 0);
+        // A shot that claims to have seen tick 1 is judged 200 ms (6 ticks) back, as if it
+        // had seen tick 5: it hits...
+        let (mut g, s, t) = moved_target(p);
+        assert_eq!(fire_seen_at(&mut g, s, t, 1), 1);
+        // ...with a shorter limit (100 ms, 3 ticks: tick 8) it does not.
+        let (mut g, s, t) = moved_target(p.with_max_rewind_ms(100));
+        assert_eq!(fire_seen_at(&mut g, s, t, 1), 0);
+        // And a target tagged (and respawned) since is not hit at its old place.
+        let (mut g, s, t) = moved_target(p);
+        g.world.players[1].deaths = 1;
+        assert_eq!(fire_seen_at(&mut g, s, t, 5), 1, "not hit again");
+    }
+
     #[test]
     fn no_score_while_scoring_is_off() {
         let mut g = Game::new(7, Params::new(30));
@@ -535,6 +722,7 @@ mod tests {
                         },
                         aim: QAngle::new(rng.range_i32(0, 1023) as u16),
                         buttons: u8::from(rng.range_i32(0, 9) == 0),
+                        view_tick: Default::default(),
                     });
                 }
                 g.step(|id| frames.get((id.0 - 1) as usize).copied());

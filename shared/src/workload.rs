@@ -59,6 +59,7 @@ impl WanderSteer {
             mv: MoveVec::from_f32(theta.cos(), theta.sin()),
             aim: QAngle::from_radians(theta),
             buttons,
+            view_tick: crate::tick::Tick(0),
         }
     }
 }
@@ -155,6 +156,7 @@ pub fn wander_replay(players: usize, ticks: u32, match_id: u32, created_unix_ms:
         match_id,
         seed: 5,
         tick_hz: 30,
+        max_rewind_ticks: params.max_rewind_ticks,
         created_unix_ms,
         keyframe_every: 150,
         match_size: players as u32,

@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use skirmish_shared::world::{Phase, PlayerId};
@@ -57,18 +56,7 @@ impl Drop for Attachment {
     }
 }
 
-/// One row of `GET /api/matches`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MatchInfo {
-    pub id: u32,
-    /// Seats taken: playing, reserved, or holding for a reconnect.
-    pub players: usize,
-    pub capacity: usize,
-    pub spectators: usize,
-    pub phase: Phase,
-    pub tick: u32,
-    pub tick_hz: u32,
-}
+pub use skirmish_shared::api::MatchInfo;
 
 impl MatchHandle {
     pub fn links(&self) -> MutexGuard<'_, Vec<Arc<Link>>> {

@@ -48,7 +48,8 @@ const CHAT_PER_TICK: usize = 8;
 
 /// Creates match `id` and starts its task; the caller registers the handle.
 pub fn spawn(id: u32, seed: u64, config: &Config, ctx: ServerContext) -> Arc<MatchHandle> {
-    let params = Params::new(config.tick_hz);
+    let params =
+        Params::new(config.tick_hz).with_max_rewind_ms(config.max_rewind.as_millis() as u32);
     let hz = params.tick_hz;
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (chat_tx, chat_rx) = mpsc::channel(CHAT_QUEUE);

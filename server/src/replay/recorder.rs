@@ -64,6 +64,7 @@ impl Recorder {
             match_id: info.match_id,
             seed: info.seed,
             tick_hz: game.params.tick_hz,
+            max_rewind_ticks: game.params.max_rewind_ticks,
             created_unix_ms: info.created_unix_ms,
             keyframe_every,
             match_size: info.match_size,

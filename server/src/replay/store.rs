@@ -348,6 +348,7 @@ mod tests {
             match_id,
             seed: 1,
             tick_hz: 30,
+            max_rewind_ticks: 6,
             created_unix_ms,
             keyframe_every: 150,
             match_size: 16,

@@ -231,6 +231,7 @@ impl Player {
             mv,
             aim,
             buttons: 0,
+            view_tick: Default::default(),
         };
         self.next_seq += 1;
         self.tx

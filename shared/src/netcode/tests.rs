@@ -8,8 +8,20 @@ use crate::tick::Seq;
 
 /// A server and one client connected by a link with `up`/`down` delays in ticks (plus up to
 /// `jitter` extra, never reordering, as over TCP). Returns the client's prediction and the
-/// server's final state of the client's player after `ticks` ticks of play and a quiet end.
+/// server's final state of the client's player after `ticks` ticks of play and a quiet end,
+/// and its shot prediction with the number of shots the server fired for it.
 fn play(ticks: u32, up: u32, down: u32, jitter: u32, seed: u64) -> (Prediction, PlayerState) {
+    let (p, server, _, _) = play_shooting(ticks, up, down, jitter, seed);
+    (p, server)
+}
+
+fn play_shooting(
+    ticks: u32,
+    up: u32,
+    down: u32,
+    jitter: u32,
+    seed: u64,
+) -> (Prediction, PlayerState, ShotPrediction, u64) {
     let params = Params::new(30);
     let mut game = Game::new(seed, params);
     let me = game.add_player("me".into());
@@ -18,6 +30,8 @@ fn play(ticks: u32, up: u32, down: u32, jitter: u32, seed: u64) -> (Prediction, 
     }
     let mut prediction = Prediction::new(params, me);
     prediction.on_world(&game.world);
+    let mut shots = ShotPrediction::new(params, me);
+    let mut fired = 0u64;
 
     let mut rng = Rng::new(seed);
     let mut delay = |base: u32| {
@@ -28,7 +42,7 @@ fn play(ticks: u32, up: u32, down: u32, jitter: u32, seed: u64) -> (Prediction, 
         }
     };
     let mut to_server: VecDeque<(u32, InputFrame)> = VecDeque::new();
-    let mut to_client: VecDeque<(u32, WorldState)> = VecDeque::new();
+    let mut to_client: VecDeque<(u32, WorldState, usize)> = VecDeque::new();
     let mut queue: VecDeque<InputFrame> = VecDeque::new();
     let mut last_up = 0;
     let mut last_down = 0;
@@ -52,8 +66,10 @@ fn play(ticks: u32, up: u32, down: u32, jitter: u32, seed: u64) -> (Prediction, 
                 },
                 aim: a,
                 buttons: u8::from(playing && input_rng.range_i32(0, 20) == 0),
+                view_tick: Default::default(),
             };
-            prediction.apply_local(frame);
+            let shot = prediction.apply_local(frame);
+            shots.on_input(frame.seq, shot);
             last_up = (now + delay(up)).max(last_up);
             to_server.push_back((last_up, frame));
         }
@@ -63,19 +79,35 @@ fn play(ticks: u32, up: u32, down: u32, jitter: u32, seed: u64) -> (Prediction, 
         }
         let next = queue.pop_front();
         game.step(|id| if id == me { next } else { None });
+        // A player's cooldown is reset to its full length on the tick it fires.
+        let cooldown = game.world.player(me).map(|p| p.cooldown);
+        fired += u64::from(cooldown == Some(params.fire_cooldown_ticks));
+        let tags = game
+            .events
+            .iter()
+            .filter(|e| matches!(e, crate::sim::SimEvent::Tagged { shooter, .. } if *shooter == me))
+            .count();
         last_down = (now + delay(down)).max(last_down);
-        to_client.push_back((last_down, game.world.clone()));
+        to_client.push_back((last_down, game.world.clone(), tags));
         // The client reconciles with whatever snapshots have arrived.
-        while to_client.front().is_some_and(|(at, _)| *at <= now) {
-            let w = to_client.pop_front().expect("front").1;
+        while to_client.front().is_some_and(|(at, _, _)| *at <= now) {
+            let (_, w, tags) = to_client.pop_front().expect("front");
+            for _ in 0..tags {
+                shots.on_tagged();
+            }
             prediction.on_world(&w);
+            shots.on_world(&w);
         }
     }
-    for (_, w) in to_client.drain(..) {
+    for (_, w, tags) in to_client.drain(..) {
+        for _ in 0..tags {
+            shots.on_tagged();
+        }
         prediction.on_world(&w);
+        shots.on_world(&w);
     }
     let server = game.world.player(me).expect("me").clone();
-    (prediction, server)
+    (prediction, server, shots, fired)
 }
 
 #[test]
@@ -97,6 +129,80 @@ fn with_latency_and_jitter_reconciliation_ends_bit_identical_to_the_server() {
         );
         assert_eq!(p.unacknowledged().count(), 0);
     }
+}
+
+#[test]
+fn own_shots_appear_at_once_and_are_confirmed_without_a_correction() {
+    for (up, down, jitter) in [(0, 0, 0), (2, 3, 0), (5, 5, 4)] {
+        let (_, _, shots, fired) = play_shooting(600, up, down, jitter, 3);
+        assert!(fired > 10, "the server fired {fired} shots");
+        assert_eq!(
+            shots.predicted, fired,
+            "every shot the server fired was predicted"
+        );
+        assert_eq!(shots.corrections, 0, "link {up}/{down}/{jitter}");
+        assert!(
+            shots.confirmed + 2 >= fired,
+            "{} of {fired} seen and confirmed (the rest hit on their first tick)",
+            shots.confirmed
+        );
+    }
+}
+
+#[test]
+fn a_shot_the_server_fires_elsewhere_or_not_at_all_is_a_correction() {
+    let params = Params::new(30);
+    let mut game = Game::new(1, params);
+    let me = game.add_player("me".into());
+    game.world.players[0].pos = QVec::new(500 * POS_SCALE, 500 * POS_SCALE);
+    let mut shots = ShotPrediction::new(params, me);
+    // Predicted from a place one unit off: the server's shot is the same one, moved.
+    let fire = |seq: u32| InputFrame {
+        seq: Seq(seq),
+        buttons: crate::rules::BUTTON_FIRE,
+        ..InputFrame::default()
+    };
+    shots.on_input(
+        Seq(1),
+        Some((QVec::new(501 * POS_SCALE, 500 * POS_SCALE), QAngle::new(0))),
+    );
+    assert_eq!(shots.positions(0.0).len(), 1, "shown the tick it is fired");
+    game.step(|_| Some(fire(1)));
+    shots.on_world(&game.world);
+    assert_eq!(shots.corrections, 1);
+    assert_eq!(shots.shots().count(), 1, "no duplicate");
+    assert_eq!(
+        shots.shots().next().map(|s| s.origin),
+        Some(game.world.projectiles[0].origin)
+    );
+    // Predicted, but the server (cooling down) never fires it: it vanishes.
+    shots.on_input(
+        Seq(2),
+        Some((QVec::new(500 * POS_SCALE, 500 * POS_SCALE), QAngle::new(0))),
+    );
+    game.step(|_| Some(fire(2)));
+    shots.on_world(&game.world);
+    assert_eq!(shots.corrections, 2);
+    assert_eq!(shots.shots().count(), 1);
+}
+
+#[test]
+fn a_shot_predicted_to_hit_is_no_longer_drawn() {
+    let params = Params::new(30);
+    let mut shots = ShotPrediction::new(params, PlayerId(1));
+    shots.on_input(
+        Seq(1),
+        Some((QVec::new(100 * POS_SCALE, 100 * POS_SCALE), QAngle::new(0))),
+    );
+    for seq in 2..=4 {
+        shots.on_input(Seq(seq), None);
+    }
+    // Three ticks at 20 units a tick: at x = 160.
+    let (_, x, _) = shots.positions(0.0)[0];
+    assert!((x - 160.0).abs() < 0.5, "{x}");
+    assert!(shots.predict_hits(&[(200.0, 100.0)], 0.0).is_empty());
+    assert_eq!(shots.predict_hits(&[(175.0, 100.0)], 0.0).len(), 1);
+    assert!(shots.positions(0.0).is_empty());
 }
 
 #[test]
@@ -229,6 +335,7 @@ fn the_step_check_agrees_with_the_rules_and_catches_a_different_step() {
             },
             aim: QAngle::new((n * 30 % 1024) as u16),
             buttons: 0,
+            view_tick: Default::default(),
         };
         check.sent(input);
         game.step(|_| Some(input));
