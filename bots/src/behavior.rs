@@ -4,12 +4,8 @@
 use serde::Serialize;
 use skirmish_shared::protocol::InputFrame;
 use skirmish_shared::quant::QVec;
-use skirmish_shared::rules::BUTTON_FIRE;
 use skirmish_shared::tick::Seq;
 use skirmish_shared::workload::WanderSteer;
-
-/// Distance under which an aggressive bot fires, world units.
-pub const FIRE_RANGE: f32 = 400.0;
 
 /// A bot's behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -74,19 +70,7 @@ impl Steering {
             Behavior::Wander | Behavior::SlowReader => {
                 Some(WanderSteer::frame(self.steer.turn(me), seq, 0))
             }
-            Behavior::Aggressive => {
-                let mut fire = 0;
-                let theta = if let (Some((x, y)), Some((tx, ty))) = (me, target) {
-                    if (tx - x).hypot(ty - y) < FIRE_RANGE {
-                        fire = BUTTON_FIRE;
-                    }
-                    self.steer.theta = (ty - y).atan2(tx - x);
-                    self.steer.theta
-                } else {
-                    self.steer.turn(None)
-                };
-                Some(WanderSteer::frame(theta, seq, fire))
-            }
+            Behavior::Aggressive => Some(self.steer.hunt(seq, me, target)),
         }
     }
 }
@@ -138,7 +122,7 @@ mod tests {
         let f = s
             .next(Seq(1), Some((100.0, 100.0)), Some((200.0, 100.0)))
             .expect("input");
-        assert_eq!(f.buttons, BUTTON_FIRE);
+        assert_eq!(f.buttons, skirmish_shared::rules::BUTTON_FIRE);
         assert_eq!(f.aim.steps(), 0, "aims at the target");
         let f = s
             .next(Seq(2), Some((100.0, 100.0)), Some((900.0, 900.0)))

@@ -1,11 +1,14 @@
-//! `skirmish-client`: play Skirmish. WASD moves, the mouse aims, left click or space fires.
-//! `--replay FILE|URL` watches a recorded match instead.
+//! `skirmish-client`: play Skirmish. Without flags it opens the lobby (server, name, the
+//! match list); `--play` (or `--match`, `--watch`) goes straight into a match. WASD moves,
+//! the mouse aims, left click or Space fires, Enter chats, Esc leaves. `--replay FILE|URL`
+//! watches a recorded match instead.
 
 use std::time::Duration;
 
+use bevy::app::AppExit;
 use clap::Parser;
-use skirmish_client::game::{self, AppOptions};
-use skirmish_client::net::{self, NetConfig};
+use skirmish_client::app::{self, ClientOptions};
+use skirmish_client::net::NetConfig;
 use skirmish_client::replay;
 use skirmish_shared::client::Transport;
 use skirmish_shared::link_sim::LinkArgs;
@@ -23,12 +26,25 @@ struct Args {
     /// Your name in the match.
     #[arg(long, default_value = "player")]
     name: String,
-    /// Join this match (default: join or create one).
+    /// Skip the lobby: play at once (matchmaking into the fullest open match).
+    #[arg(long)]
+    play: bool,
+    /// Skip the lobby and join this match.
     #[arg(long = "match")]
     match_id: Option<u32>,
-    /// Join without matchmaking (servers run with --open).
+    /// Skip the lobby and watch this match.
+    #[arg(long, value_name = "MATCH")]
+    watch: Option<u32>,
+    /// Join without matchmaking (servers run with --open); skips the lobby.
     #[arg(long)]
     open: bool,
+    /// Steer and fire by itself: chase the nearest player and fire in range (the
+    /// `aggressive` bots' hunter). For demos and tests.
+    #[arg(long)]
+    autopilot: bool,
+    /// Shake the camera when you are tagged.
+    #[arg(long)]
+    camera_shake: bool,
     /// What to play over: udp, ws, or auto (UDP, falling back to WebSocket when no datagram
     /// gets through within 1.5 s).
     #[arg(long, default_value_t = Transport::Auto)]
@@ -63,31 +79,39 @@ fn main() {
         eprintln!("skirmish-client: --ca: {e}");
         std::process::exit(2);
     }
-    let (net, replay) = match &args.replay {
+    let (player, controls) = match &args.replay {
         Some(r) => {
-            let (net, controls) = replay::start(replay::Source::parse(r));
-            (net, Some(controls))
+            let (player, controls) = replay::start(replay::Source::parse(r));
+            (Some(player), Some(controls))
         }
-        None => (
-            net::start(NetConfig {
-                base_url: args.url,
-                name: args.name,
-                match_id: args.match_id,
-                open: args.open,
-                transport: args.transport,
-                sim: args.link.config(),
-            }),
-            None,
-        ),
+        None => (None, None),
     };
-    let options = AppOptions {
+    let options = ClientOptions {
+        template: NetConfig {
+            base_url: args.url,
+            name: args.name,
+            match_id: args.match_id.or(args.watch),
+            open: args.open,
+            spectate: args.watch.is_some(),
+            transport: args.transport,
+            sim: args.link.config(),
+        },
+        connect_at_start: args.play
+            || args.match_id.is_some()
+            || args.watch.is_some()
+            || args.open
+            || args.autopilot,
+        autopilot: args.autopilot,
+        camera_shake: args.camera_shake,
         screenshot_after: args
             .screenshot_after
             .or(args.screenshot.as_ref().map(|_| Duration::from_secs(3))),
         screenshot: args.screenshot,
         exit_after_screenshot: args.exit_after_screenshot,
         exit_after: args.exit_after,
-        replay,
+        replay: controls,
     };
-    let _ = game::run(net, options);
+    if let AppExit::Error(code) = app::run(options, player) {
+        std::process::exit(i32::from(code.get()));
+    }
 }

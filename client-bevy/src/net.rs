@@ -25,11 +25,28 @@ pub struct NetConfig {
     pub match_id: Option<u32>,
     /// Join without matchmaking (servers started with `--open`).
     pub open: bool,
+    /// Watch `match_id` instead of playing (WebSocket, with a spectator token).
+    pub spectate: bool,
     /// What to play over (`Auto`: UDP, else WebSocket).
     pub transport: Transport,
     /// The simulated link: per packet over UDP (inside the transport); over WebSocket, in
     /// order per message, losing snapshots only (TCP loses nothing, it stalls).
     pub sim: LinkConfig,
+}
+
+impl Default for NetConfig {
+    /// The quick start's server, as "player", over `auto`, on a clean link.
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:7777".into(),
+            name: "player".into(),
+            match_id: None,
+            open: false,
+            spectate: false,
+            transport: Transport::Auto,
+            sim: LinkConfig::default(),
+        }
+    }
 }
 
 /// What the network tells the game.
@@ -145,7 +162,7 @@ async fn session(
     events: &mpsc::Sender<NetEvent>,
     commands: &mut tokio::sync::mpsc::Receiver<ClientMessage>,
 ) -> Result<(), NetError> {
-    let conn = match (token.as_mut(), cfg.open) {
+    let conn = match (token.as_mut(), cfg.open || cfg.spectate) {
         (Some(mm), _) => {
             // Back to the same seat: a fresh datagram ticket (the old one is bound to the
             // last socket's address), and the join token for WebSocket.
@@ -159,6 +176,7 @@ async fn session(
         (None, true) => {
             let mut o = JoinOptions::new(cfg.base_url.clone(), cfg.name.clone());
             o.match_id = cfg.match_id;
+            o.spectate = cfg.spectate;
             client::connect(&o).await?
         }
         (None, false) => {

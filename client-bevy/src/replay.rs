@@ -3,7 +3,7 @@
 //! and hands the game the snapshot messages a spectator would get — a welcome with a full
 //! snapshot, then a delta per tick, each with its checksum — at the tick rate times the
 //! chosen speed, so the game draws it with its live spectator path. The keyboard drives it
-//! (`Control`, mapped in `game`): Space pauses, Up/Down change speed (0.25-8x), Left/Right
+//! (`Control`, mapped to keys by [`ReplayKeysPlugin`]): Space pauses, Up/Down change speed (0.25-8x), Left/Right
 //! seek 5 s (re-simulated from the nearest keyframe, then a full snapshot), Home restarts.
 
 use std::path::PathBuf;
@@ -265,6 +265,39 @@ fn play(
                 let _ = events.send(NetEvent::Status(format!("replay stopped: {e}")));
                 return;
             }
+        }
+    }
+}
+
+/// A replay's keyboard: Space pauses, Up/Down change speed, Left/Right seek, Home restarts.
+#[derive(Debug)]
+pub struct ReplayKeysPlugin;
+
+impl bevy::prelude::Plugin for ReplayKeysPlugin {
+    fn build(&self, app: &mut bevy::prelude::App) {
+        app.add_systems(bevy::prelude::Update, replay_keys);
+    }
+}
+
+fn replay_keys(
+    options: bevy::prelude::Res<crate::app::ClientOptions>,
+    keys: bevy::prelude::Res<bevy::prelude::ButtonInput<bevy::prelude::KeyCode>>,
+) {
+    use bevy::prelude::KeyCode;
+    let Some(controls) = &options.replay else {
+        return;
+    };
+    let seek = SEEK_SECONDS as i32;
+    for (key, control) in [
+        (KeyCode::Space, Control::TogglePause),
+        (KeyCode::ArrowUp, Control::Faster),
+        (KeyCode::ArrowDown, Control::Slower),
+        (KeyCode::ArrowLeft, Control::Seek(-seek)),
+        (KeyCode::ArrowRight, Control::Seek(seek)),
+        (KeyCode::Home, Control::Restart),
+    ] {
+        if keys.just_pressed(key) {
+            let _ = controls.try_send(control);
         }
     }
 }

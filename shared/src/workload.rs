@@ -1,7 +1,8 @@
 //! The benchmark workload, the one our Colyseus peer runs too: each player's direction is a
 //! bounded random walk, `theta += U(-0.3, 0.3)` per input, move `(cos, sin)`, aim `theta`,
 //! and within 50 units of a wall `theta = atan2(500 - y, 500 - x) + U(-0.5, 0.5)`; no firing.
-//! [`WanderSteer`] is that steering (the bots' `wander` behaviour uses it), and [`Wander`] a
+//! [`WanderSteer`] is that steering (the bots' `wander` behaviour uses it; [`WanderSteer::hunt`]
+//! is the `aggressive` bots' and the game client's `--autopilot`), and [`Wander`] a
 //! match of such players driven straight into `Game::step` without a network, for the codec
 //! and simulation benchmarks and tests.
 
@@ -12,6 +13,9 @@ use crate::rules::{ARENA_SIZE, Params};
 use crate::sim::Game;
 use crate::tick::Seq;
 use crate::world::WorldState;
+
+/// Distance under which a hunting player fires, world units.
+pub const FIRE_RANGE: f32 = 400.0;
 
 /// Distance from a wall at which a wanderer turns back to the centre, world units.
 pub const WALL_MARGIN: f32 = 50.0;
@@ -49,6 +53,28 @@ impl WanderSteer {
             }
         }
         self.theta
+    }
+
+    /// A hunter's input: towards `target` from `me` (world units), firing when it is within
+    /// [`FIRE_RANGE`]; wandering while either is unknown.
+    #[must_use]
+    pub fn hunt(
+        &mut self,
+        seq: Seq,
+        me: Option<(f32, f32)>,
+        target: Option<(f32, f32)>,
+    ) -> InputFrame {
+        let mut fire = 0;
+        let theta = if let (Some((x, y)), Some((tx, ty))) = (me, target) {
+            if (tx - x).hypot(ty - y) < FIRE_RANGE {
+                fire = crate::rules::BUTTON_FIRE;
+            }
+            self.theta = (ty - y).atan2(tx - x);
+            self.theta
+        } else {
+            self.turn(None)
+        };
+        Self::frame(theta, seq, fire)
     }
 
     /// An input along `theta`.
