@@ -57,8 +57,9 @@ pub struct Brain {
     verify: bool,
     /// An aggressive bot's own player and shots, predicted.
     aim: Option<(Prediction, ShotPrediction)>,
-    /// The shot corrections already counted.
+    /// The shot corrections and cancellations already counted.
     shot_corrections: u64,
+    shots_cancelled: u64,
 }
 
 impl Brain {
@@ -105,6 +106,7 @@ impl Brain {
             verify,
             aim,
             shot_corrections: 0,
+            shots_cancelled: 0,
         }
     }
 
@@ -205,8 +207,12 @@ impl Brain {
                 stats
                     .shot_corrections
                     .fetch_add(shots.corrections - self.shot_corrections, Ordering::Relaxed);
+                stats
+                    .shots_cancelled
+                    .fetch_add(shots.cancelled - self.shots_cancelled, Ordering::Relaxed);
             }
             self.shot_corrections = shots.corrections;
+            self.shots_cancelled = shots.cancelled;
         }
         if let Some((t, before)) = &self.prev
             && world.tick.diff(*t) == 1

@@ -117,7 +117,10 @@ pub struct Report {
     pub resyncs: u64,
     /// Aggressive bots: shots fired and tags, over the window (`hit_rate` = tags / shots),
     /// and own shots the server did not confirm as predicted (must be 0 on a clean link).
+    /// `shots` counts what the server fired: the shots predicted less those cancelled
+    /// (made after a tag the bot had not seen yet, which the server does not fire).
     pub shots: u64,
+    pub shots_cancelled: u64,
     pub hits: u64,
     pub hit_rate: f64,
     pub shot_corrections: u64,
@@ -241,11 +244,12 @@ impl Report {
             row(
                 "hit rate (tags / shots)",
                 format!(
-                    "{:.1} % ({} / {}), {} shot corrections",
+                    "{:.1} % ({} / {}), {} shot corrections, {} cancelled by a tag",
                     100.0 * self.hit_rate,
                     self.hits,
                     self.shots,
-                    self.shot_corrections
+                    self.shot_corrections,
+                    self.shots_cancelled
                 ),
             );
         }

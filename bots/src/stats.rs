@@ -35,6 +35,8 @@ pub struct SwarmStats {
     /// Aggressive bots, over the window: shots fired (as predicted), tags announced by the
     /// server, and own shots the server did not confirm as predicted.
     pub shots: AtomicU64,
+    /// Of those, shots made after an unseen tag (the server holds a respawned player's fire).
+    pub shots_cancelled: AtomicU64,
     pub hits: AtomicU64,
     pub shot_corrections: AtomicU64,
     /// What attackers (abuse behaviours) met: "closed 1008: …", "http 429: …", counts.
@@ -72,6 +74,7 @@ impl Default for SwarmStats {
             resync_requests: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
             shots: AtomicU64::new(0),
+            shots_cancelled: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             shot_corrections: AtomicU64::new(0),
             attack_outcomes: Mutex::new(BTreeMap::new()),

@@ -410,6 +410,11 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
         .lock()
         .map(|h| crate::report::Counts::of(&h))
         .unwrap_or_default();
+    let shots_cancelled = stats.shots_cancelled.load(Ordering::Relaxed);
+    let shots_fired = stats
+        .shots
+        .load(Ordering::Relaxed)
+        .saturating_sub(shots_cancelled);
     Report {
         url: cfg.base_url.clone(),
         transport: cfg.transport.to_string(),
@@ -444,10 +449,10 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
         decode_errors: stats.decode_errors.load(Ordering::Relaxed),
         resync_requests: stats.resync_requests.load(Ordering::Relaxed),
         resyncs: stats.resyncs.load(Ordering::Relaxed),
-        shots: stats.shots.load(Ordering::Relaxed),
+        shots: shots_fired,
+        shots_cancelled,
         hits: stats.hits.load(Ordering::Relaxed),
-        hit_rate: stats.hits.load(Ordering::Relaxed) as f64
-            / stats.shots.load(Ordering::Relaxed).max(1) as f64,
+        hit_rate: stats.hits.load(Ordering::Relaxed) as f64 / shots_fired.max(1) as f64,
         shot_corrections: stats.shot_corrections.load(Ordering::Relaxed),
         attack: cfg.attack.map(|b| (b, cfg.attackers)),
         attack_outcomes: stats

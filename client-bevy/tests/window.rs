@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bevy::color::ColorToPacked;
-use skirmish_client::game::player_color;
+use skirmish_client::plugins::world_view::player_color;
 use skirmish_server::{Config, Server};
 use skirmish_shared::world::PlayerId;
 
@@ -80,7 +80,7 @@ async fn joins_and_draws(config: Config, extra: Vec<String>, name: &str, over_ud
     let mut child = Command::new("xvfb-run")
         .args(["-a", "--server-args=-screen 0 1280x900x24"])
         .arg(env!("CARGO_BIN_EXE_skirmish-client"))
-        .args(["--url", &server.base_url(), "--name", "tester", "--screenshot-after", "4s", "--exit-after-screenshot"])
+        .args(["--play", "--url", &server.base_url(), "--name", "tester", "--screenshot-after", "4s", "--exit-after-screenshot"])
         .arg("--screenshot")
         .arg(&shot)
         .args(&extra)
@@ -228,6 +228,7 @@ async fn the_client_plays_in_a_big_match_with_a_view_radius() {
     let shot = dir.join("client-big-match.png");
     let _ = std::fs::remove_file(&shot);
     let args = [
+        "--play",
         "--url",
         &server.base_url(),
         "--name",

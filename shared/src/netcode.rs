@@ -155,9 +155,14 @@ pub struct ShotPrediction {
     /// Our tags announced and not yet paired with a shot that ended before a snapshot
     /// showed it (one that hit on its first tick).
     tag_credit: u32,
+    /// The own player's deaths and acknowledged input in the last world.
+    last_seen: Option<(u16, Seq)>,
     /// Shots predicted, and confirmed as predicted.
     pub predicted: u64,
     pub confirmed: u64,
+    /// Shots made after a tag we had not seen yet: the server holds a respawned player's
+    /// fire for a cooldown, so it never fired them (they are not corrections).
+    pub cancelled: u64,
     /// Shots the server did not confirm as predicted: fired from elsewhere or in another
     /// direction (the shot jumps), fired without a prediction (it appears late), or never
     /// fired (it vanishes).
@@ -173,8 +178,10 @@ impl ShotPrediction {
             shots: VecDeque::new(),
             newest: Seq(0),
             tag_credit: 0,
+            last_seen: None,
             predicted: 0,
             confirmed: 0,
+            cancelled: 0,
             corrections: 0,
         }
     }
@@ -223,8 +230,14 @@ impl ShotPrediction {
     /// Reconciles with an authoritative world: confirms the shots it shows, corrects the
     /// ones it shows differently, forgets the ones it no longer has.
     pub fn on_world(&mut self, world: &WorldState) {
-        let Some(acked) = world.player(self.me).map(|p| p.last_seq) else {
+        let Some((deaths, acked)) = world.player(self.me).map(|p| (p.deaths, p.last_seq)) else {
             return;
+        };
+        // Tagged since the last world: the inputs after the last one acknowledged then may
+        // have reached the server after the respawn, which fires none of them.
+        let tagged_after = match self.last_seen.replace((deaths, acked)) {
+            Some((before, ack)) if before != deaths => Some(ack),
+            _ => None,
         };
         let mine = || world.projectiles.iter().filter(|p| p.owner == self.me);
         for p in mine() {
@@ -272,9 +285,13 @@ impl ShotPrediction {
         // Confirmed shots the world no longer has are over (hit or expired). Unconfirmed
         // ones whose input the server applied never showed up: a tag on their first tick
         // explains one, else the server did not fire it.
-        let (mut credit, mut vanished) = (self.tag_credit, 0);
+        let (mut credit, mut vanished, mut cancelled) = (self.tag_credit, 0, 0);
         self.shots.retain(|s| match s.confirmed {
             Some(id) => mine().any(|p| p.id == id),
+            None if tagged_after.is_some_and(|ack| s.seq.is_after(ack)) => {
+                cancelled += 1;
+                false
+            }
             None if s.seq.is_after(acked) => true,
             None if credit > 0 => {
                 credit -= 1;
@@ -286,6 +303,7 @@ impl ShotPrediction {
             }
         });
         self.corrections += vanished;
+        self.cancelled += cancelled;
         // Tags of shots seen flying are not credit for later ones.
         self.tag_credit = 0;
     }

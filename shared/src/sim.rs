@@ -389,6 +389,9 @@ impl Game {
             t.pos = random_player_pos(&mut self.rng);
             t.vel = QVec::default();
             t.deaths = t.deaths.wrapping_add(1);
+            // A respawned player holds its fire for a cooldown: its client has not seen the
+            // tag yet (a round trip) and would shoot from where it was.
+            t.cooldown = self.params.fire_cooldown_ticks;
             self.events.push(SimEvent::Tagged {
                 shooter: proj.owner,
                 target: t.id,
@@ -573,6 +576,10 @@ mod tests {
         assert_eq!(g.world.player(shooter).expect("shooter").score, HIT_SCORE);
         let t = g.world.player(target).expect("target");
         assert_eq!(t.deaths, 1);
+        assert_eq!(
+            t.cooldown, params.fire_cooldown_ticks,
+            "no fire right after a respawn"
+        );
         assert!(g.world.projectiles.is_empty(), "the projectile is used up");
     }
 

@@ -187,6 +187,26 @@ fn a_shot_the_server_fires_elsewhere_or_not_at_all_is_a_correction() {
 }
 
 #[test]
+fn shots_made_after_an_unseen_tag_are_cancelled_not_corrected() {
+    let params = Params::new(30);
+    let mut game = Game::new(1, params);
+    let me = game.add_player("me".into());
+    let mut shots = ShotPrediction::new(params, me);
+    game.step(|_| Some(InputFrame::idle(1)));
+    shots.on_input(Seq(1), None);
+    shots.on_world(&game.world);
+    // We fire with input 2, but the server tagged us at the tick that consumed input 2: a
+    // respawned player holds its fire, so the server never fires it.
+    let origin = QVec::new(500 * POS_SCALE, 500 * POS_SCALE);
+    shots.on_input(Seq(2), Some((origin, QAngle::new(0))));
+    game.world.players[0].deaths += 1;
+    game.world.players[0].last_seq = Seq(1);
+    shots.on_world(&game.world);
+    assert_eq!((shots.cancelled, shots.corrections), (1, 0));
+    assert_eq!(shots.shots().count(), 0);
+}
+
+#[test]
 fn a_shot_predicted_to_hit_is_no_longer_drawn() {
     let params = Params::new(30);
     let mut shots = ShotPrediction::new(params, PlayerId(1));
