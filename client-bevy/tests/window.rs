@@ -325,3 +325,95 @@ async fn the_client_plays_a_replay_from_a_url() {
     );
     server.shutdown().await.expect("shutdown");
 }
+
+/// A new player: the client started with no flags opens its lobby, which lists the server's
+/// match (someone already plays in it); Down and Enter, pressed in the window with xdotool,
+/// pick that match and join it; the client plays (snapshots, no desyncs) and the server sees
+/// two players in the match. The lobby's screenshot is taken before the keys are pressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_player_picks_a_match_in_the_lobby_and_plays() {
+    let mut config = Config::ephemeral();
+    config.open = false;
+    let server = Server::start(config).await.expect("server");
+    let url = server.base_url();
+    let mm = skirmish_shared::client::matchmake(&url, "first", None)
+        .await
+        .expect("matchmake");
+    let _first = skirmish_shared::client::connect_transport(
+        &url,
+        &mm,
+        skirmish_shared::client::Transport::Ws,
+        Default::default(),
+    )
+    .await
+    .expect("the first player connects");
+    let dir = tempfile_dir();
+    let shot = dir.join("lobby.png");
+    let _ = std::fs::remove_file(&shot);
+    let script = format!(
+        "\"$0\" --url {url} --name picker --exit-after 14s --screenshot-after 3s --screenshot {shot} & pid=$!; \
+         sleep 5; xdotool search --sync --name '^Skirmish$' windowfocus --sync key Down Return; \
+         wait $pid",
+        shot = shot.display()
+    );
+    let mut child = Command::new("xvfb-run")
+        .args([
+            "-a",
+            "--server-args=-screen 0 1280x900x24",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .arg(env!("CARGO_BIN_EXE_skirmish-client"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xvfb-run and xdotool must be installed (.ci/run installs them)");
+    let started = Instant::now();
+    let mut most = 0;
+    let status = loop {
+        let players = server
+            .state
+            .registry
+            .list()
+            .iter()
+            .find(|m| m.id == mm.match_id)
+            .map_or(0, |m| m.players);
+        most = most.max(players);
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the client did not finish within 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    {
+        use std::io::Read;
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut stdout);
+        }
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+    }
+    assert!(status.success(), "the client failed: {status}\n{stderr}");
+    assert_eq!(
+        most, 2,
+        "the lobby's pick joined the first player's match\n{stderr}"
+    );
+    let figure = |label: &str| summary_figure(&stdout, label);
+    assert!(figure("snapshots") > 90, "{stdout}");
+    assert_eq!(figure("checksum desyncs"), 0, "{stdout}");
+    assert_eq!(figure("decode errors"), 0, "{stdout}");
+    let (w, h, _) = pixels(&shot);
+    assert!(w >= 800 && h >= 600, "the lobby's screenshot: {w}x{h}");
+    let _ = std::fs::copy(
+        &shot,
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("window-lobby.png"),
+    );
+    server.shutdown().await.expect("shutdown");
+}

@@ -163,10 +163,14 @@ pub struct ShotPrediction {
     /// Shots made after a tag we had not seen yet: the server holds a respawned player's
     /// fire for a cooldown, so it never fired them (they are not corrections).
     pub cancelled: u64,
-    /// Shots the server did not confirm as predicted: fired from elsewhere or in another
-    /// direction (the shot jumps), fired without a prediction (it appears late), or never
-    /// fired (it vanishes).
+    /// Shots the server did not confirm as predicted: `moved + unpredicted + vanished`.
     pub corrections: u64,
+    /// Fired from elsewhere or in another direction (the shot jumps).
+    pub moved: u64,
+    /// Fired by the server without a prediction (the shot appears late).
+    pub unpredicted: u64,
+    /// Predicted, its input applied, never seen and no tag to explain it (it vanishes).
+    pub vanished: u64,
 }
 
 impl ShotPrediction {
@@ -183,6 +187,9 @@ impl ShotPrediction {
             confirmed: 0,
             cancelled: 0,
             corrections: 0,
+            moved: 0,
+            unpredicted: 0,
+            vanished: 0,
         }
     }
 
@@ -261,10 +268,12 @@ impl ShotPrediction {
                 .find(|s| s.confirmed.is_none() && !s.seq.is_after(acked))
             {
                 (s.origin, s.aim, s.confirmed) = (p.origin, p.aim, Some(p.id));
+                self.moved += 1;
                 continue;
             }
             // A shot we did not predict: shown from now on, on our clock (the world's tick
             // is the acknowledged input's).
+            self.unpredicted += 1;
             let age = world.tick.diff(p.spawn_tick).max(0) as u32;
             let at = self
                 .shots
@@ -303,6 +312,7 @@ impl ShotPrediction {
             }
         });
         self.corrections += vanished;
+        self.vanished += vanished;
         self.cancelled += cancelled;
         // Tags of shots seen flying are not credit for later ones.
         self.tag_credit = 0;

@@ -86,7 +86,7 @@ fn spawn_hud(mut commands: Commands, existing: Query<(), With<Board>>) {
     ));
 }
 
-#[allow(clippy::type_complexity)] // a Bevy system names its queries' filters inline
+#[allow(clippy::type_complexity, clippy::too_many_arguments)] // a Bevy system: its queries, filters inline
 fn update_hud(
     netcode: Res<Netcode>,
     session: Res<Session>,

@@ -28,10 +28,7 @@ impl Plugin for InputPlugin {
                 commands.insert_resource(Autopilot(options.autopilot.then(|| WanderSteer::new(7))));
             },
         )
-        .add_systems(
-            Update,
-            (follow_tick_rate, ping).run_if(in_state(Screen::InMatch)),
-        )
+        .add_systems(Update, ping.run_if(in_state(Screen::InMatch)))
         .add_systems(FixedUpdate, make_input.run_if(in_state(Screen::InMatch)));
     }
 }
@@ -39,16 +36,6 @@ impl Plugin for InputPlugin {
 /// The autopilot's steering, when it drives instead of the keyboard.
 #[derive(Resource, Debug)]
 pub struct Autopilot(pub Option<WanderSteer>);
-
-/// `FixedUpdate` runs at the match's tick rate.
-fn follow_tick_rate(netcode: Res<Netcode>, mut fixed: ResMut<Time<Fixed>>) {
-    if netcode.tick_hz > 0 {
-        let period = std::time::Duration::from_secs_f64(1.0 / f64::from(netcode.tick_hz));
-        if fixed.timestep() != period {
-            fixed.set_timestep(period);
-        }
-    }
-}
 
 /// A ping a second (the HUD's round trip).
 fn ping(mut session: ResMut<Session>, time: Res<Time<Real>>, mut last: Local<f64>) {

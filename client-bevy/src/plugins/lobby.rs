@@ -51,6 +51,8 @@ pub struct Lobby {
     pub status: String,
     /// Fetches made (answered or failed).
     pub fetches: u64,
+    /// The match picked with the keyboard (an index into `matches`).
+    pub selected: Option<usize>,
     refreshed_at: Option<f64>,
     pending: Option<Mutex<mpsc::Receiver<Reply>>>,
 }
@@ -112,6 +114,12 @@ fn refresh(
             match r {
                 Ok(mut m) => {
                     m.sort_by_key(|m| m.id);
+                    // Keep the pick on the same match as the list changes.
+                    let picked = lobby
+                        .selected
+                        .and_then(|i| lobby.matches.get(i))
+                        .map(|m| m.id);
+                    lobby.selected = picked.and_then(|id| m.iter().position(|x| x.id == id));
                     lobby.matches = m;
                     lobby.status.clear();
                 }

@@ -1,7 +1,9 @@
 //! The screens around the match: the lobby (server URL and name to edit, the live match
 //! list with join and watch, quick play, create) and, after `MatchEnded`, the ranking with
-//! "play again" and "lobby". Esc in a match goes back to the lobby. Drawn with `bevy_ui`;
-//! the model is `lobby::Lobby` and `session::Session`.
+//! "play again" and "lobby". Esc in a match goes back to the lobby. The lobby works from the
+//! keyboard too: Tab switches field, Up/Down select a match, Enter joins it (or plays at
+//! once when none is selected). Drawn with `bevy_ui`; the model is `lobby::Lobby` and
+//! `session::Session`.
 
 use bevy::input::keyboard::{Key, KeyboardInput};
 use bevy::prelude::*;
@@ -52,9 +54,9 @@ struct FieldText(Focus);
 struct LobbyStatus;
 #[derive(Component)]
 struct MatchList;
-/// The match ids and rows the list was last built from.
+/// The rows the list was last built from: id, players, capacity, phase, selected.
 #[derive(Component, Default)]
-struct ListedRows(Vec<(u32, usize, usize, String)>);
+struct ListedRows(Vec<(u32, usize, usize, String, bool)>);
 
 const PANEL: Color = Color::srgb(0.1, 0.13, 0.18);
 const BUTTON: Color = Color::srgb(0.2, 0.28, 0.4);
@@ -145,7 +147,7 @@ fn build_lobby(mut commands: Commands) {
         root.spawn((column(), MatchList, ListedRows::default()));
         root.spawn((text("", 16.0), TextColor(Color::srgb(1.0, 0.7, 0.4)), LobbyStatus));
         root.spawn(text(
-            "Tab switches field; type to edit. In a match: WASD move, mouse aims, click or Space fires, Enter chats, Esc leaves.",
+            "Tab switches field, type to edit; Up/Down pick a match, Enter joins (none picked: quick play).\nIn a match: WASD move, mouse aims, click or Space fires, Enter chats, Esc leaves.",
             14.0,
         ));
     });
@@ -155,18 +157,36 @@ fn edit_fields(
     mut keys: MessageReader<KeyboardInput>,
     mut focus: ResMut<Focus>,
     mut lobby: ResMut<Lobby>,
+    mut actions: MessageWriter<LobbyAction>,
 ) {
     for k in keys.read() {
         if !k.state.is_pressed() {
             continue;
         }
-        if k.logical_key == Key::Tab {
-            *focus = if *focus == Focus::Url {
-                Focus::Name
-            } else {
-                Focus::Url
-            };
-            continue;
+        let count = lobby.matches.len();
+        match k.logical_key {
+            Key::Tab => {
+                *focus = if *focus == Focus::Url {
+                    Focus::Name
+                } else {
+                    Focus::Url
+                };
+                continue;
+            }
+            Key::ArrowDown if count > 0 => {
+                lobby.selected = Some(lobby.selected.map_or(0, |i| (i + 1).min(count - 1)));
+                continue;
+            }
+            Key::ArrowUp => {
+                lobby.selected = lobby.selected.and_then(|i| i.checked_sub(1));
+                continue;
+            }
+            Key::Enter => {
+                let picked = lobby.selected.and_then(|i| lobby.matches.get(i));
+                actions.write(picked.map_or(LobbyAction::QuickPlay, |m| LobbyAction::Join(m.id)));
+                continue;
+            }
+            _ => {}
         }
         let field = match *focus {
             Focus::Url => &mut lobby.url,
@@ -220,7 +240,16 @@ fn rebuild_list(
     let rows: Vec<_> = lobby
         .matches
         .iter()
-        .map(|m| (m.id, m.players, m.capacity, format!("{:?}", m.phase)))
+        .enumerate()
+        .map(|(i, m)| {
+            (
+                m.id,
+                m.players,
+                m.capacity,
+                format!("{:?}", m.phase),
+                lobby.selected == Some(i),
+            )
+        })
         .collect();
     if rows == listed.0 {
         return;
@@ -228,7 +257,8 @@ fn rebuild_list(
     listed.0 = rows;
     commands.entity(entity).despawn_related::<Children>();
     commands.entity(entity).with_children(|list| {
-        for m in &lobby.matches {
+        for (i, m) in lobby.matches.iter().enumerate() {
+            let mark = if lobby.selected == Some(i) { ">" } else { " " };
             list.spawn((
                 Node {
                     flex_direction: FlexDirection::Row,
@@ -238,7 +268,7 @@ fn rebuild_list(
                 children![
                     text(
                         format!(
-                            "match {:<4} {:>3}/{:<3} players  {:?}",
+                            "{mark} match {:<4} {:>3}/{:<3} players  {:?}",
                             m.id, m.players, m.capacity, m.phase
                         ),
                         18.0
@@ -295,7 +325,7 @@ fn press_buttons(
                         .config
                         .clone()
                         .unwrap_or_else(|| options.template.clone());
-                    cfg.match_id = None;
+                    (cfg.match_id, cfg.spectate) = (None, false);
                     requests.write(SessionRequest::Connect(cfg));
                 }
                 ButtonAction::BackToLobby => {

@@ -74,6 +74,7 @@ impl Netcode {
     /// A fresh match: `me` at `tick_hz`.
     fn welcome(&mut self, me: Option<PlayerId>, tick_hz: u32) {
         let params = Params::new(tick_hz);
+        let tick_hz = params.tick_hz; // clamped to the rules' range
         *self = Self {
             me,
             tick_hz,
@@ -149,6 +150,7 @@ fn apply_messages(
     mut session: ResMut<Session>,
     mut happened: MessageWriter<Happened>,
     time: Res<Time<Real>>,
+    mut fixed: ResMut<Time<Fixed>>,
 ) {
     let now = time.elapsed_secs_f64();
     for FromServer(msg, _) in messages.read() {
@@ -160,6 +162,8 @@ fn apply_messages(
                 ..
             } => {
                 netcode.welcome(*player_id, *tick_hz);
+                // `FixedUpdate` (where inputs are made) runs at the match's tick rate.
+                fixed.set_timestep_hz(f64::from(netcode.tick_hz.max(1)));
                 netcode.apply_snapshot(snapshot, now);
             }
             ServerMessage::Snapshot(s) => {
