@@ -57,9 +57,8 @@ pub struct Brain {
     verify: bool,
     /// An aggressive bot's own player and shots, predicted.
     aim: Option<(Prediction, ShotPrediction)>,
-    /// The shot corrections and cancellations already counted.
-    shot_corrections: u64,
-    shots_cancelled: u64,
+    /// The shots cancelled, moved, unpredicted and vanished already counted.
+    shots_counted: [u64; 4],
 }
 
 impl Brain {
@@ -105,8 +104,7 @@ impl Brain {
             gaps: Vec::with_capacity(SAMPLE_BATCH),
             verify,
             aim,
-            shot_corrections: 0,
-            shots_cancelled: 0,
+            shots_counted: [0; 4],
         }
     }
 
@@ -203,16 +201,24 @@ impl Brain {
             if let Some(p) = prediction.predicted() {
                 self.my_pos = Some(units(p.pos));
             }
+            let now = [
+                shots.cancelled,
+                shots.moved,
+                shots.unpredicted,
+                shots.vanished,
+            ];
             if measuring {
-                stats
-                    .shot_corrections
-                    .fetch_add(shots.corrections - self.shot_corrections, Ordering::Relaxed);
-                stats
-                    .shots_cancelled
-                    .fetch_add(shots.cancelled - self.shots_cancelled, Ordering::Relaxed);
+                let to = [
+                    &stats.shots_cancelled,
+                    &stats.shots_moved,
+                    &stats.shots_unpredicted,
+                    &stats.shots_vanished,
+                ];
+                for ((counter, n), before) in to.iter().zip(now).zip(self.shots_counted) {
+                    counter.fetch_add(n - before, Ordering::Relaxed);
+                }
             }
-            self.shot_corrections = shots.corrections;
-            self.shots_cancelled = shots.cancelled;
+            self.shots_counted = now;
         }
         if let Some((t, before)) = &self.prev
             && world.tick.diff(*t) == 1

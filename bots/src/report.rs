@@ -124,6 +124,8 @@ pub struct Report {
     pub hits: u64,
     pub hit_rate: f64,
     pub shot_corrections: u64,
+    /// The corrections by kind: fired elsewhere, fired unpredicted, never fired.
+    pub shot_corrections_moved_unpredicted_vanished: (u64, u64, u64),
     /// Attackers beside the bots (`--attack`): their behaviour and count.
     pub attack: Option<(Behavior, usize)>,
     /// What the attackers met, with counts ("closed 1008: …", "http 429: …").
@@ -244,11 +246,14 @@ impl Report {
             row(
                 "hit rate (tags / shots)",
                 format!(
-                    "{:.1} % ({} / {}), {} shot corrections, {} cancelled by a tag",
+                    "{:.1} % ({} / {}), {} shot corrections ({} / {} / {}), {} cancelled by a tag",
                     100.0 * self.hit_rate,
                     self.hits,
                     self.shots,
                     self.shot_corrections,
+                    self.shot_corrections_moved_unpredicted_vanished.0,
+                    self.shot_corrections_moved_unpredicted_vanished.1,
+                    self.shot_corrections_moved_unpredicted_vanished.2,
                     self.shots_cancelled
                 ),
             );

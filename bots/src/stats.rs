@@ -38,7 +38,11 @@ pub struct SwarmStats {
     /// Of those, shots made after an unseen tag (the server holds a respawned player's fire).
     pub shots_cancelled: AtomicU64,
     pub hits: AtomicU64,
-    pub shot_corrections: AtomicU64,
+    /// Shot corrections by kind (`ShotPrediction`): fired elsewhere, fired unpredicted,
+    /// never fired.
+    pub shots_moved: AtomicU64,
+    pub shots_unpredicted: AtomicU64,
+    pub shots_vanished: AtomicU64,
     /// What attackers (abuse behaviours) met: "closed 1008: …", "http 429: …", counts.
     pub attack_outcomes: Mutex<BTreeMap<String, u64>>,
     /// Whether histograms record (inside the measurement window).
@@ -76,7 +80,9 @@ impl Default for SwarmStats {
             shots: AtomicU64::new(0),
             shots_cancelled: AtomicU64::new(0),
             hits: AtomicU64::new(0),
-            shot_corrections: AtomicU64::new(0),
+            shots_moved: AtomicU64::new(0),
+            shots_unpredicted: AtomicU64::new(0),
+            shots_vanished: AtomicU64::new(0),
             attack_outcomes: Mutex::new(BTreeMap::new()),
             measuring: AtomicBool::new(false),
             latency_us: Mutex::new(hist()),

@@ -411,6 +411,11 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
         .map(|h| crate::report::Counts::of(&h))
         .unwrap_or_default();
     let shots_cancelled = stats.shots_cancelled.load(Ordering::Relaxed);
+    let (moved, unpredicted, vanished) = (
+        stats.shots_moved.load(Ordering::Relaxed),
+        stats.shots_unpredicted.load(Ordering::Relaxed),
+        stats.shots_vanished.load(Ordering::Relaxed),
+    );
     let shots_fired = stats
         .shots
         .load(Ordering::Relaxed)
@@ -453,7 +458,8 @@ fn report(cfg: &SwarmConfig, stats: &SwarmStats, start: Option<Mark>, end: Optio
         shots_cancelled,
         hits: stats.hits.load(Ordering::Relaxed),
         hit_rate: stats.hits.load(Ordering::Relaxed) as f64 / shots_fired.max(1) as f64,
-        shot_corrections: stats.shot_corrections.load(Ordering::Relaxed),
+        shot_corrections: moved + unpredicted + vanished,
+        shot_corrections_moved_unpredicted_vanished: (moved, unpredicted, vanished),
         attack: cfg.attack.map(|b| (b, cfg.attackers)),
         attack_outcomes: stats
             .attack_outcomes

@@ -202,11 +202,20 @@ async fn session(
     let (down_tx, mut down_rx) =
         tokio::sync::mpsc::unbounded_channel::<(Instant, ServerMessage, usize)>();
     let (up_tx, mut up_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, ClientMessage)>();
+    // The tick period, from the welcome: inputs go out at most one per period (below).
+    let period_ns = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let welcome_period = period_ns.clone();
     let reader = async move {
         let mut last = Instant::now();
         loop {
             match rx.recv().await {
                 Ok(Incoming::Message(msg, n)) => {
+                    if let ServerMessage::Welcome { tick_hz, .. } = &msg {
+                        welcome_period.store(
+                            1_000_000_000 / u64::from((*tick_hz).max(1)),
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                    }
                     let lost = matches!(msg, ServerMessage::Snapshot(_))
                         && sim.loss > 0.0
                         && ((drop_rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < sim.loss;
@@ -255,7 +264,15 @@ async fn session(
             cmd = commands.recv() => match cmd {
                 None => break Ok(()),
                 Some(msg) => {
-                    up_last = (Instant::now() + one_way(&sim, &mut rng_up)).max(up_last);
+                    let due = Instant::now() + one_way(&sim, &mut rng_up);
+                    up_last = if matches!(msg, ClientMessage::Input { .. }) {
+                        let period = Duration::from_nanos(
+                            period_ns.load(std::sync::atomic::Ordering::Relaxed),
+                        );
+                        paced(due, up_last, period)
+                    } else {
+                        due.max(up_last)
+                    };
                     if up_tx.send((up_last, msg)).is_err() {
                         break Err(NetError::Gone);
                     }
@@ -267,6 +284,16 @@ async fn session(
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), deliver).await;
     result
+}
+
+/// When to send an input due at `due`, the previous message having gone at `last`: at least
+/// a tick `period` after it, at most 3 periods late. The game makes its inputs on
+/// `FixedUpdate`, which at a low frame rate runs in bursts (two or three ticks' inputs per
+/// frame at 14 fps); sent as they come, they reach the server in bursts, its queue runs dry
+/// between them and it repeats an input, which the prediction then corrects. Spaced a tick
+/// apart they arrive as steadily as a high frame rate would send them.
+fn paced(due: Instant, last: Instant, period: Duration) -> Instant {
+    (last + period).max(due).min(due + 3 * period).max(last)
 }
 
 /// One message's delay on the simulated WebSocket link: latency plus uniform jitter.

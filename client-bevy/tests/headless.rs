@@ -2,6 +2,8 @@
 //! scripted connection, the lobby's list from a real server (and joining from it), and own
 //! shots predicted the tick they are fired and confirmed by the server's world.
 
+mod common;
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -90,7 +92,7 @@ fn welcome(game: &Game, me: Option<PlayerId>) -> NetEvent {
 #[test]
 fn the_client_moves_through_its_states() {
     let (mut app, script) = app_with(ClientOptions::default(), true);
-    let script = script.expect("scripted");
+    let mut script = script.expect("scripted");
     app.update();
     app.update();
     assert_eq!(
@@ -103,6 +105,9 @@ fn the_client_moves_through_its_states() {
     script.events.send(welcome(&game, Some(me))).expect("send");
     run_until(&mut app, "the match", |a| screen(a) == Screen::InMatch);
     assert_eq!(app.world().resource::<Netcode>().me, Some(me));
+    run_until(&mut app, "inputs", |a| {
+        a.world().resource::<Netcode>().next_seq > 3
+    });
     script
         .events
         .send(NetEvent::Down {
@@ -113,10 +118,24 @@ fn the_client_moves_through_its_states() {
     run_until(&mut app, "reconnecting", |a| {
         screen(a) == Screen::Reconnecting
     });
+    let before = app.world().resource::<Netcode>().next_seq;
+    assert!(before > 0, "inputs were made before the drop");
+    while script.commands.try_recv().is_ok() {}
     script.events.send(welcome(&game, Some(me))).expect("send");
     run_until(&mut app, "the match again", |a| {
         screen(a) == Screen::InMatch
     });
+    // The input sequence goes on: the server ignores inputs at or before its last one.
+    let mut first = None;
+    run_until(&mut app, "an input after the reconnect", |_| {
+        while let Ok(m) = script.commands.try_recv() {
+            if let (None, ClientMessage::Input { frames }) = (first, &m) {
+                first = frames.first().map(|f| f.seq.0);
+            }
+        }
+        first.is_some()
+    });
+    assert_eq!(first, Some(before + 1));
     let ranking = vec![RankEntry {
         rank: 1,
         player_id: me,
@@ -143,6 +162,77 @@ fn the_client_moves_through_its_states() {
     assert!(
         app.world().resource::<Netcode>().me.is_none(),
         "the match is forgotten"
+    );
+}
+
+#[test]
+fn game_events_and_chat_reach_the_feed() {
+    use skirmish_shared::protocol::{EventKind, GameEvent};
+    let (mut app, script) = app_with(ClientOptions::default(), true);
+    let script = script.expect("scripted");
+    let mut game = Game::new(1, Params::new(30));
+    let me = game.add_player("me".into());
+    let other = game.add_player("zoe".into());
+    script.events.send(welcome(&game, Some(me))).expect("send");
+    run_until(&mut app, "the match", |a| screen(a) == Screen::InMatch);
+    let base = game.world.clone();
+    game.step(|_| None);
+    let events = vec![
+        GameEvent {
+            id: 1,
+            tick: game.world.tick,
+            kind: EventKind::Tagged {
+                shooter: other,
+                target: me,
+            },
+        },
+        GameEvent {
+            id: 2,
+            tick: game.world.tick,
+            kind: EventKind::Chat {
+                from: other,
+                text: "gg".into(),
+            },
+        },
+    ];
+    let snap = SnapshotMsg::encode(
+        Some(&base),
+        &game.world,
+        Some(game.world.checksum()),
+        &game.params,
+        events,
+    );
+    script
+        .events
+        .send(NetEvent::Message(ServerMessage::Snapshot(snap), 60))
+        .expect("send");
+    script
+        .events
+        .send(NetEvent::Message(
+            ServerMessage::ChatRejected {
+                reason: "too fast".into(),
+            },
+            10,
+        ))
+        .expect("send");
+    run_until(&mut app, "the feed", |a| {
+        a.world()
+            .resource::<skirmish_client::plugins::chat::Feed>()
+            .0
+            .len()
+            >= 3
+    });
+    let feed: Vec<String> = app
+        .world()
+        .resource::<skirmish_client::plugins::chat::Feed>()
+        .0
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(
+        feed,
+        ["zoe tagged me", "zoe: gg", "(chat not sent: too fast)"],
+        "names from the world, in order"
     );
 }
 
@@ -223,24 +313,9 @@ fn own_shots_appear_the_tick_they_are_fired_and_are_confirmed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lobby_lists_a_real_servers_matches_and_joins_one() {
-    let mut config = skirmish_server::Config::ephemeral();
-    config.open = false;
-    let server = skirmish_server::Server::start(config)
-        .await
-        .expect("server");
-    let url = format!("http://{}", server.local_addr);
     // Someone is already playing in match 1.
-    let mm = skirmish_shared::client::matchmake(&url, "first", None)
-        .await
-        .expect("matchmake");
-    let _first = skirmish_shared::client::connect_transport(
-        &url,
-        &mm,
-        skirmish_shared::client::Transport::Ws,
-        Default::default(),
-    )
-    .await
-    .expect("connect");
+    let (server, mm, _first) = common::server_with_a_player().await;
+    let url = server.base_url();
     let options = ClientOptions {
         template: NetConfig {
             base_url: url.clone(),

@@ -3,6 +3,8 @@
 //! quits; the server saw the player, and the PNG shows the arena and the player's colour.
 //! `.ci/run` installs xvfb and the Mesa packages.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -77,7 +79,7 @@ async fn joins_and_draws(config: Config, extra: Vec<String>, name: &str, over_ud
     let dir = tempfile_dir();
     let shot = dir.join(name);
     let _ = std::fs::remove_file(&shot);
-    let mut child = Command::new("xvfb-run")
+    let child = Command::new("xvfb-run")
         .args(["-a", "--server-args=-screen 0 1280x900x24"])
         .arg(env!("CARGO_BIN_EXE_skirmish-client"))
         .args(["--play", "--url", &server.base_url(), "--name", "tester", "--screenshot-after", "4s", "--exit-after-screenshot"])
@@ -85,32 +87,21 @@ async fn joins_and_draws(config: Config, extra: Vec<String>, name: &str, over_ud
         .arg(&shot)
         .args(&extra)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("xvfb-run must be installed (apt-get install xvfb xauth mesa-vulkan-drivers libvulkan1)");
-
-    let started = Instant::now();
-    let mut saw_player = false;
-    let status = loop {
-        let matches = server.state.registry.list();
-        saw_player |= matches.iter().any(|m| m.players >= 1);
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "the client did not finish within 180 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        use std::io::Read;
-        let _ = e.read_to_string(&mut stderr);
-    }
-    assert!(status.success(), "the client failed: {status}\n{stderr}");
-    assert!(saw_player, "the server never saw the player join");
+    let run = watch(child, &server).await;
+    let stderr = run.stderr;
+    assert!(
+        run.status.success(),
+        "the client failed: {}\n{stderr}",
+        run.status
+    );
+    assert!(
+        run.most_players >= 1,
+        "the server never saw the player join"
+    );
     assert_eq!(
         server.stats.udp_sessions.get() >= 1,
         over_udp,
@@ -145,6 +136,49 @@ async fn joins_and_draws(config: Config, extra: Vec<String>, name: &str, over_ud
         std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("window-{name}")),
     );
     server.shutdown().await.expect("shutdown");
+}
+
+/// How a client run under Xvfb went.
+struct Watched {
+    status: std::process::ExitStatus,
+    /// The most players any of the server's matches had while the client ran.
+    most_players: usize,
+    stdout: String,
+    stderr: String,
+}
+
+/// Waits (at most 180 s) for `child`, a client under Xvfb, watching `server`'s matches.
+async fn watch(mut child: std::process::Child, server: &Server) -> Watched {
+    let started = Instant::now();
+    let mut most_players = 0;
+    let status = loop {
+        let players = server.state.registry.list().iter().map(|m| m.players).max();
+        most_players = most_players.max(players.unwrap_or(0));
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(180),
+            "the client did not finish within 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    {
+        use std::io::Read;
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut stdout);
+        }
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+    }
+    Watched {
+        status,
+        most_players,
+        stdout,
+        stderr,
+    }
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
@@ -332,21 +366,8 @@ async fn the_client_plays_a_replay_from_a_url() {
 /// two players in the match. The lobby's screenshot is taken before the keys are pressed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_player_picks_a_match_in_the_lobby_and_plays() {
-    let mut config = Config::ephemeral();
-    config.open = false;
-    let server = Server::start(config).await.expect("server");
+    let (server, mm, _first) = common::server_with_a_player().await;
     let url = server.base_url();
-    let mm = skirmish_shared::client::matchmake(&url, "first", None)
-        .await
-        .expect("matchmake");
-    let _first = skirmish_shared::client::connect_transport(
-        &url,
-        &mm,
-        skirmish_shared::client::Transport::Ws,
-        Default::default(),
-    )
-    .await
-    .expect("the first player connects");
     let dir = tempfile_dir();
     let shot = dir.join("lobby.png");
     let _ = std::fs::remove_file(&shot);
@@ -356,7 +377,7 @@ async fn a_new_player_picks_a_match_in_the_lobby_and_plays() {
          wait $pid",
         shot = shot.display()
     );
-    let mut child = Command::new("xvfb-run")
+    let child = Command::new("xvfb-run")
         .args([
             "-a",
             "--server-args=-screen 0 1280x900x24",
@@ -370,40 +391,17 @@ async fn a_new_player_picks_a_match_in_the_lobby_and_plays() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("xvfb-run and xdotool must be installed (.ci/run installs them)");
-    let started = Instant::now();
-    let mut most = 0;
-    let status = loop {
-        let players = server
-            .state
-            .registry
-            .list()
-            .iter()
-            .find(|m| m.id == mm.match_id)
-            .map_or(0, |m| m.players);
-        most = most.max(players);
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "the client did not finish within 180 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    {
-        use std::io::Read;
-        if let Some(mut o) = child.stdout.take() {
-            let _ = o.read_to_string(&mut stdout);
-        }
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
-    }
-    assert!(status.success(), "the client failed: {status}\n{stderr}");
+    let run = watch(child, &server).await;
+    let (stdout, stderr) = (run.stdout, run.stderr);
+    assert!(
+        run.status.success(),
+        "the client failed: {}\n{stderr}",
+        run.status
+    );
     assert_eq!(
-        most, 2,
-        "the lobby's pick joined the first player's match\n{stderr}"
+        run.most_players, 2,
+        "the lobby's pick joined the first player's match (match {})\n{stderr}",
+        mm.match_id
     );
     let figure = |label: &str| summary_figure(&stdout, label);
     assert!(figure("snapshots") > 90, "{stdout}");

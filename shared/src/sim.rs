@@ -553,18 +553,24 @@ mod tests {
         assert_eq!(g.world.orbs.len(), ORB_COUNT);
     }
 
-    #[test]
-    fn a_hit_scores_five_and_respawns_the_target() {
-        let params = Params::new(30);
+    /// A shooter at (300, 500) and a target at (400, 500), the orbs out of the way so only a
+    /// hit scores.
+    fn duel(params: Params) -> (Game, PlayerId, PlayerId) {
         let mut g = Game::new(11, params);
         let shooter = g.add_player("s".into());
         let target = g.add_player("t".into());
-        // Clear the orbs out of the way so only the hit scores.
         for o in &mut g.world.orbs {
             *o = QVec::new(ORB_RADIUS * POS_SCALE, ORB_RADIUS * POS_SCALE);
         }
         g.world.players[0].pos = QVec::new(300 * POS_SCALE, 500 * POS_SCALE);
         g.world.players[1].pos = QVec::new(400 * POS_SCALE, 500 * POS_SCALE);
+        (g, shooter, target)
+    }
+
+    #[test]
+    fn a_hit_scores_five_and_respawns_the_target() {
+        let params = Params::new(30);
+        let (mut g, shooter, target) = duel(params);
         let mut fired = false;
         for t in 1..=20u32 {
             g.step(|id| (id == shooter).then(|| input(t, 0, 0, !fired)));
@@ -588,14 +594,7 @@ mod tests {
     /// saw it), orbs out of the way. Returns the game at tick 10 and the two ids. A shot
     /// takes 5 ticks to reach (400, 500).
     fn moved_target(params: Params) -> (Game, PlayerId, PlayerId) {
-        let mut g = Game::new(11, params);
-        let shooter = g.add_player("s".into());
-        let target = g.add_player("t".into());
-        for o in &mut g.world.orbs {
-            *o = QVec::new(ORB_RADIUS * POS_SCALE, ORB_RADIUS * POS_SCALE);
-        }
-        g.world.players[0].pos = QVec::new(300 * POS_SCALE, 500 * POS_SCALE);
-        g.world.players[1].pos = QVec::new(400 * POS_SCALE, 500 * POS_SCALE);
+        let (mut g, shooter, target) = duel(params);
         for _ in 0..10 {
             g.step(|_| None);
         }

@@ -71,22 +71,23 @@ impl Netcode {
         Params::new(self.tick_hz)
     }
 
-    /// A fresh match: `me` at `tick_hz`.
+    /// A welcome: `me` at `tick_hz`. After a reconnect the input sequence goes on where it
+    /// was (the server ignores inputs at or before the last one it applied), and so do the
+    /// counters.
     fn welcome(&mut self, me: Option<PlayerId>, tick_hz: u32) {
         let params = Params::new(tick_hz);
         let tick_hz = params.tick_hz; // clamped to the rules' range
-        *self = Self {
-            me,
+        self.me = me;
+        self.tick_hz = tick_hz;
+        self.receiver = Some(SnapshotReceiver::new(params));
+        self.prediction = me.map(|p| Prediction::new(params, p));
+        self.shots = me.map(|p| ShotPrediction::new(params, p));
+        self.interp = Some(Interpolator::new(
             tick_hz,
-            receiver: Some(SnapshotReceiver::new(params)),
-            prediction: me.map(|p| Prediction::new(params, p)),
-            shots: me.map(|p| ShotPrediction::new(params, p)),
-            interp: Some(Interpolator::new(
-                tick_hz,
-                INTERP_INTERVALS / f64::from(tick_hz),
-            )),
-            ..Self::default()
-        };
+            INTERP_INTERVALS / f64::from(tick_hz),
+        ));
+        self.last_mine = None;
+        self.awaiting_full = false;
     }
 
     /// Applies one snapshot received at `now` (seconds); returns whether the stream broke
