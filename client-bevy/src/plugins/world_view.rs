@@ -309,7 +309,8 @@ fn draw_projectiles(
     time: Res<Time<Real>>,
     fixed: Res<Time<Fixed>>,
     shapes: Res<Shapes>,
-    mut sprites: Query<(Entity, &ShotSprite, &mut Transform)>,
+    mut sprites: Query<(Entity, &ShotSprite, &mut Transform), Without<PlayerSprite>>,
+    players: Query<(&PlayerSprite, &Transform), Without<ShotSprite>>,
 ) {
     let now = time.elapsed_secs_f64();
     let params = netcode.params();
@@ -335,10 +336,11 @@ fn draw_projectiles(
     }
     // Own shots in the present, from the prediction; a shot that touches someone as drawn
     // flashes and goes (the server decides the tag).
-    let targets: Vec<(f32, f32)> = drawn_players(&mut netcode, now, 0.0)
-        .into_iter()
-        .filter(|(id, _)| Some(*id) != netcode.me)
-        .map(|(_, p)| p)
+    // Where `draw_players` just put the others (it runs first).
+    let targets: Vec<(f32, f32)> = players
+        .iter()
+        .filter(|(p, _)| Some(p.0) != netcode.me)
+        .map(|(_, t)| (t.translation.x + HALF, t.translation.y + HALF))
         .collect();
     if let Some(shots) = netcode.shots.as_mut() {
         for (x, y) in shots.predict_hits(&targets, frac) {
