@@ -229,7 +229,7 @@ impl Brain {
                 stats.desyncs.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.prev = Some((world.tick, mine.clone()));
+        self.prev = Some((world.tick, *mine));
         if self.latency.len() >= SAMPLE_BATCH {
             SwarmStats::record(&stats.latency_us, &mut self.latency);
         }

@@ -7,6 +7,7 @@
 //! `--open`); matchmaking, match creation and spectator tokens are rate-limited per client
 //! IP (429 with `Retry-After`); request bodies have a size limit (413).
 
+use skirmish_shared::world::Name;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -214,12 +215,12 @@ impl AppState {
     fn reserve(
         &self,
         match_id: Option<u32>,
-        name: &Arc<str>,
+        name: &Name,
         until: Instant,
     ) -> Result<(Arc<MatchHandle>, u32), SeatError> {
         let registry = &self.registry;
         if let Some(id) = match_id {
-            return registry.reserve_in(id, name.clone(), until);
+            return registry.reserve_in(id, *name, until);
         }
         if let Some(found) = registry.reserve_any(name, until) {
             return Ok(found);
@@ -236,7 +237,7 @@ impl AppState {
         // us to its seats; with a match size of at least 1 this ends.
         loop {
             let m = self.create_match();
-            if let Ok(found) = registry.reserve_in(m.id, name.clone(), until) {
+            if let Ok(found) = registry.reserve_in(m.id, *name, until) {
                 return Ok(found);
             }
         }

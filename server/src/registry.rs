@@ -2,6 +2,7 @@
 //! ended marks its handle closed; the registry forgets it the next time it is looked at, so a
 //! match never needs the registry.
 
+use skirmish_shared::world::Name;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -90,7 +91,7 @@ impl Registry {
     pub fn reserve_in(
         &self,
         id: u32,
-        name: Arc<str>,
+        name: Name,
         until: Instant,
     ) -> Result<(Arc<MatchHandle>, u32), SeatError> {
         let m = self.get(id).ok_or(SeatError::NoSuchMatch(id))?;
@@ -104,7 +105,7 @@ impl Registry {
     /// Reserves a seat in the fullest match that has room (so matches fill before new ones
     /// start); `None` when every match is full or over.
     #[must_use]
-    pub fn reserve_any(&self, name: &Arc<str>, until: Instant) -> Option<(Arc<MatchHandle>, u32)> {
+    pub fn reserve_any(&self, name: &Name, until: Instant) -> Option<(Arc<MatchHandle>, u32)> {
         let mut open: Vec<(usize, Arc<MatchHandle>)> = self
             .all()
             .into_iter()
@@ -116,7 +117,7 @@ impl Registry {
             .collect();
         open.sort_by_key(|(n, m)| (std::cmp::Reverse(*n), m.id));
         open.into_iter().find_map(|(_, m)| {
-            let seat = m.seats().reserve(name.clone(), until)?;
+            let seat = m.seats().reserve(*name, until)?;
             Some((m, seat))
         })
     }

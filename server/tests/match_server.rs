@@ -116,7 +116,7 @@ async fn moving_into_orbs_raises_the_score_by_one_per_orb() {
             "did not collect 3 orbs in 20 s"
         );
         let before = p.world().clone();
-        let me = before.player(p.id).expect("me").clone();
+        let me = *before.player(p.id).expect("me");
         p.steer_to_nearest_orb().await;
         let after = p.next_world().await.clone();
         if after.tick.diff(before.tick) != 1 {

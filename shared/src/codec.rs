@@ -30,14 +30,12 @@
 //! is a function of origin, aim and age), so they cost bits only when fired and when gone.
 //! A full snapshot is the same layout with no baseline: every entity is a creation.
 
-use std::sync::Arc;
-
 use crate::bits::{BitCount, BitError, BitReader, BitSink, BitWriter};
 use crate::quant::{AIM_STEPS, QAngle, QVec};
 use crate::rules::{MAX_NAME_BYTES, MAX_PLAYERS, Params};
 use crate::sim::displacement;
 use crate::tick::{Seq, Tick};
-use crate::world::{Phase, PlayerId, PlayerState, Projectile, WorldState};
+use crate::world::{Name, Phase, PlayerId, PlayerState, Projectile, WorldState};
 
 /// Most orbs a snapshot may carry.
 pub const MAX_ORBS: usize = 1024;
@@ -393,8 +391,8 @@ pub fn encode_view(
 
 /// A created player's entry after its id.
 fn write_created(w: &mut impl BitSink, p: &PlayerState) {
-    // Names are cleaned at join (`rules::clean_name`); this only guards the field width.
-    let name = crate::rules::truncate_utf8(&p.name, MAX_NAME_BYTES).as_bytes();
+    // `Name` holds at most `MAX_NAME_BYTES`: the 5-bit field fits.
+    let name = p.name.as_bytes();
     w.put_bits(name.len() as u64, 5);
     for &b in name {
         w.put_bits(u64::from(b), 8);
@@ -416,7 +414,7 @@ fn write_created(w: &mut impl BitSink, p: &PlayerState) {
 /// one bit.
 #[must_use]
 pub fn predict_player(b: &PlayerState, age: i32, params: &Params) -> PlayerState {
-    let mut p = b.clone();
+    let mut p = *b;
     p.pos = predicted_pos(b, b.vel, age, params);
     p.last_seq = b.last_seq.plus(age as u32);
     p.cooldown = predicted_cooldown(b, age) as u16;
@@ -450,9 +448,9 @@ pub fn player_bits(
     c.0
 }
 
-/// Whether two states of a player carry the same name (the same `Arc` almost always).
+/// Whether two states of a player carry the same name.
 fn same_name(a: &PlayerState, b: &PlayerState) -> bool {
-    Arc::ptr_eq(&a.name, &b.name) || a.name == b.name
+    a.name == b.name
 }
 
 fn encode_players(
@@ -643,13 +641,11 @@ fn decode_players(
         if len > MAX_NAME_BYTES {
             return Err(CodecError::OutOfRange("name length"));
         }
-        let mut name = Vec::with_capacity(len);
-        for _ in 0..len {
-            name.push(r.bits(8)? as u8);
+        let mut bytes = [0u8; MAX_NAME_BYTES];
+        for b in &mut bytes[..len] {
+            *b = r.bits(8)? as u8;
         }
-        let name: Arc<str> = String::from_utf8(name)
-            .map_err(|_| CodecError::BadName)?
-            .into();
+        let name = Name::new(std::str::from_utf8(&bytes[..len]).map_err(|_| CodecError::BadName)?);
         let pos = QVec::new(
             to_i32(r.signed(13)?, "position")?,
             to_i32(r.signed(13)?, "position")?,

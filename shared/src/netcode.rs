@@ -73,13 +73,13 @@ impl Prediction {
     /// Applies a new local input at once (call once per tick, when it is sent). Returns the
     /// shot it fires, if it fires one: where from and where to (for [`ShotPrediction`]).
     pub fn apply_local(&mut self, input: InputFrame) -> Option<(QVec, QAngle)> {
-        let mut s = self.predicted.clone()?;
+        let mut s = self.predicted?;
         let fired = apply_input(&mut s, &input, &self.params);
         let shot = fired.then_some((s.pos, s.aim));
         if self.pending.len() == MAX_PENDING {
             self.pending.pop_front();
         }
-        self.pending.push_back((input, s.clone()));
+        self.pending.push_back((input, s));
         self.predicted = Some(s);
         shot
     }
@@ -97,10 +97,10 @@ impl Prediction {
         {
             self.pending.pop_front();
         }
-        let mut s = auth.clone();
+        let mut s = *auth;
         for (f, after) in &mut self.pending {
             apply_input(&mut s, f, &self.params);
-            *after = s.clone();
+            *after = s;
         }
         let corrected = match &self.predicted {
             Some(old) => old.pos != s.pos || old.vel != s.vel,
@@ -549,7 +549,7 @@ impl StepCheck {
         } else {
             *self.inputs.iter().rev().find(|f| f.seq == applied)?
         };
-        let mut predicted = before.clone();
+        let mut predicted = *before;
         apply_input(&mut predicted, &input, params);
         self.checked += 1;
         let same = predicted.pos == after.pos

@@ -137,18 +137,14 @@ pub fn clean_text(raw: &str) -> String {
 /// space as plain spaces, surrounding white space trimmed, at most [`MAX_NAME_BYTES`], and
 /// `"player"` when nothing is left.
 #[must_use]
-pub fn clean_name(raw: &str) -> std::sync::Arc<str> {
+pub fn clean_name(raw: &str) -> crate::world::Name {
     let no_controls: String = raw
         .chars()
         .filter(|c| is_printable(*c))
         .map(|c| if c.is_whitespace() { ' ' } else { c })
         .collect();
     let name = truncate_utf8(no_controls.trim(), MAX_NAME_BYTES).trim();
-    if name.is_empty() {
-        "player".into()
-    } else {
-        name.into()
-    }
+    crate::world::Name::new(if name.is_empty() { "player" } else { name })
 }
 
 #[cfg(test)]

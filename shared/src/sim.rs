@@ -22,10 +22,9 @@ use crate::rules::{
     PLAYER_RADIUS, PROJECTILE_RADIUS, Params,
 };
 use crate::tick::{Seq, Tick};
-use crate::world::{PlayerId, PlayerState, Projectile, WorldState};
+use crate::world::{Name, PlayerId, PlayerState, Projectile, WorldState};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 const PLAYER_MIN_Q: i32 = PLAYER_RADIUS * POS_SCALE;
 const PLAYER_MAX_Q: i32 = ARENA_MAX_Q - PLAYER_RADIUS * POS_SCALE;
@@ -236,7 +235,7 @@ impl Game {
     }
 
     /// Adds a player at a random position; returns its new id.
-    pub fn add_player(&mut self, name: Arc<str>) -> PlayerId {
+    pub fn add_player(&mut self, name: Name) -> PlayerId {
         let id = PlayerId(self.next_player_id);
         self.next_player_id = self.next_player_id.wrapping_add(1);
         let pos = random_player_pos(&mut self.rng);

@@ -12,7 +12,7 @@ use crate::rng::Rng;
 use crate::rules::{ARENA_SIZE, Params};
 use crate::sim::Game;
 use crate::tick::Seq;
-use crate::world::WorldState;
+use crate::world::{Name, WorldState};
 
 /// Distance under which a hunting player fires, world units.
 pub const FIRE_RANGE: f32 = 400.0;
@@ -103,7 +103,7 @@ impl Wander {
     pub fn new(players: usize, seed: u64, params: Params) -> Self {
         let mut game = Game::new(seed, params);
         for i in 0..players {
-            game.add_player(format!("bot{i}").into());
+            game.add_player(Name::new(&format!("bot{i}")));
         }
         let steers = (0..players)
             .map(|i| {

@@ -12,6 +12,7 @@
 //! `--write-timeout-ms` is dropped; until then, a slow reader just skips snapshots (the writer
 //! catches up with the latest tick only), so nothing queues up for it.
 
+use skirmish_shared::world::Name;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -64,7 +65,7 @@ pub enum JoinKind {
     Player {
         handle: Arc<MatchHandle>,
         seat: u32,
-        name: Arc<str>,
+        name: Name,
         resume: Option<PlayerId>,
         reconnectable: bool,
     },

@@ -327,7 +327,7 @@ impl View {
                     longest_wait = longest_wait.max(waited);
                 }
                 exact_at.push((p.id, tick));
-                players.push(p.clone());
+                players.push(*p);
                 hints.push(shared);
             } else {
                 held += 1;

@@ -1,6 +1,7 @@
 //! A live match as the rest of the server sees it: its handle (seats, spectators, the latest
 //! publication, the connections lent to its loop) and the commands its task takes.
 
+use skirmish_shared::world::Name;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -142,7 +143,7 @@ pub enum MatchCommand {
     /// Add a player (or bring back `resume`, if it is still in the world); it appears in the
     /// next tick's world.
     Join {
-        name: Arc<str>,
+        name: Name,
         resume: Option<PlayerId>,
         inputs: Arc<InputRing>,
         reply: oneshot::Sender<PlayerId>,

@@ -4,8 +4,8 @@
 //! The table lives behind a mutex in the match handle so the HTTP side can answer "full",
 //! "already connected" or "seat expired" *before* upgrading; the match task sweeps it.
 
+use skirmish_shared::world::Name;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -33,7 +33,7 @@ pub enum SeatState {
 /// A seat.
 #[derive(Debug, Clone)]
 pub struct Seat {
-    pub name: Arc<str>,
+    pub name: Name,
     pub state: SeatState,
     /// The player in the world, once it has joined.
     pub player: Option<PlayerId>,
@@ -96,7 +96,7 @@ impl SeatTable {
     }
 
     /// Reserves a seat until `until`; `None` when the match is full.
-    pub fn reserve(&mut self, name: Arc<str>, until: Instant) -> Option<u32> {
+    pub fn reserve(&mut self, name: Name, until: Instant) -> Option<u32> {
         if !self.has_room() {
             return None;
         }

@@ -8,6 +8,7 @@
 //! from wall time; a late loop catches up at most `MAX_CATCH_UP` ticks at once and skips (and
 //! counts) the rest.
 
+use skirmish_shared::world::Name;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -273,7 +274,7 @@ impl MatchTask {
                 sealer,
                 socket,
             } => {
-                let player = self.join(peer.name.clone(), resume);
+                let player = self.join(peer.name, resume);
                 self.handle.seats().set_player(peer.seat, player);
                 self.inputs
                     .insert(player, InputQueue::new(peer.inputs.clone()));
@@ -299,7 +300,7 @@ impl MatchTask {
     }
 
     /// Adds a player, or brings back `resume` if it is still in the world.
-    fn join(&mut self, name: Arc<str>, resume: Option<PlayerId>) -> PlayerId {
+    fn join(&mut self, name: Name, resume: Option<PlayerId>) -> PlayerId {
         match resume.filter(|p| self.game.world.player(*p).is_some()) {
             Some(p) => {
                 self.pending.push(EventKind::Reconnected { player: p });
@@ -307,7 +308,7 @@ impl MatchTask {
                 p
             }
             None => {
-                let p = self.game.add_player(name.clone());
+                let p = self.game.add_player(name);
                 if let Some(r) = &mut self.recorder {
                     r.joined(p, &name);
                 }

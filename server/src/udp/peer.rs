@@ -3,6 +3,7 @@
 //! into the player's input queue, reliable-channel traffic); the match takes it at the start
 //! of its tick, exactly as it reads a WebSocket connection's buffered bytes once per tick.
 
+use skirmish_shared::world::Name;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -21,7 +22,7 @@ pub struct Peer {
     pub addr: SocketAddr,
     pub match_id: u32,
     pub seat: u32,
-    pub name: Arc<str>,
+    pub name: Name,
     /// New inputs, pushed by the endpoint, consumed by the match one per tick.
     pub inputs: Arc<InputRing>,
     inbox: Mutex<Inbox>,
@@ -41,7 +42,7 @@ pub struct Inbox {
 
 impl Peer {
     #[must_use]
-    pub fn new(addr: SocketAddr, match_id: u32, seat: u32, name: Arc<str>, queue: usize) -> Self {
+    pub fn new(addr: SocketAddr, match_id: u32, seat: u32, name: Name, queue: usize) -> Self {
         Self {
             addr,
             match_id,

@@ -2,8 +2,8 @@ use super::*;
 use crate::rules::ORB_COUNT;
 use proptest::prelude::*;
 
-fn arb_name() -> impl Strategy<Value = Arc<str>> {
-    "[a-zA-Zé0-9 ]{0,8}".prop_map(|s| Arc::from(crate::rules::truncate_utf8(&s, MAX_NAME_BYTES)))
+fn arb_name() -> impl Strategy<Value = Name> {
+    "[a-zA-Zé0-9 ]{0,8}".prop_map(|s| Name::new(&s))
 }
 
 fn arb_vec(range: i32) -> impl Strategy<Value = QVec> {
@@ -80,7 +80,7 @@ fn arb_pair() -> impl Strategy<Value = (WorldState, WorldState)> {
                     b.players.iter().map(|p| p.id).collect();
                 for p in &a.players {
                     if !present.contains(&p.id) && p.id.0 % 3 != 0 {
-                        b.players.push(p.clone());
+                        b.players.push(*p);
                     }
                 }
                 b.players.sort_by_key(|p| p.id);
@@ -278,7 +278,7 @@ proptest! {
             return Ok(());
         };
         prop_assume!(pa.name == pb.name);
-        let only = |w: &WorldState, p: &PlayerState| WorldState { players: vec![p.clone()], orbs: Vec::new(), projectiles: Vec::new(), ..w.clone() };
+        let only = |w: &WorldState, p: &PlayerState| WorldState { players: vec![*p], orbs: Vec::new(), projectiles: Vec::new(), ..w.clone() };
         let (wa, wb) = (only(&a, pa), only(&b, pb));
         let mut sink = crate::bits::BitWriter::new();
         encode_players(&mut sink, Some(&wa.players), &wb.players, age, &params, &mut Reuse::None);
@@ -322,7 +322,7 @@ proptest! {
                     None => continue,
                 },
                 _ => {
-                    view.players.push(p.clone());
+                    view.players.push(*p);
                     let fresh = age == 1 && held.is_some_and(|b| prev.player(b.id) == Some(b));
                     hints.push(fresh.then_some(i as u16));
                 }

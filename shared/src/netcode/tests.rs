@@ -106,7 +106,7 @@ fn play_shooting(
         prediction.on_world(&w);
         shots.on_world(&w);
     }
-    let server = game.world.player(me).expect("me").clone();
+    let server = *game.world.player(me).expect("me");
     (prediction, server, shots, fired)
 }
 
@@ -368,7 +368,7 @@ fn the_step_check_agrees_with_the_rules_and_catches_a_different_step() {
         before = after;
     }
     // A server step that does not follow the rules is a desync.
-    let mut wrong = before.clone();
+    let mut wrong = before;
     wrong.last_seq = Seq(21);
     check.sent(InputFrame {
         seq: Seq(21),
