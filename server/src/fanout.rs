@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use skirmish_shared::codec::{self, SharedDelta};
-use skirmish_shared::protocol::{self, GameEvent, RankEntry, ServerMessage, SnapshotMsg};
+use skirmish_shared::protocol::{self, GameEvent, RankEntry};
 use skirmish_shared::rules::Params;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::{PlayerId, WorldState};
@@ -51,6 +51,8 @@ pub struct TickOutput {
     pub params: Params,
     /// This tick's events: ids `events_from..events_to` (in both shared frames).
     pub events: Vec<GameEvent>,
+    /// `events`, encoded once for every frame that carries exactly them.
+    events_bytes: Vec<u8>,
     pub events_from: u64,
     pub events_to: u64,
     /// Set on the last publication of a match: the final ranking.
@@ -83,9 +85,10 @@ impl TickOutput {
         let shared = prev
             .filter(|p| world.tick.diff(p.tick) == 1)
             .map(|p| Arc::new(SharedDelta::encode(Some(p), &world, checksum, &params)));
+        let events_bytes = protocol::encode(&events);
         let delta_frame = shared
             .as_ref()
-            .map(|d| frame_of(world.tick, 1, d.bytes.clone(), events.clone()));
+            .map(|d| frame_of(world.tick, 1, &d.bytes, &events_bytes));
         Self {
             world,
             checksum,
@@ -96,6 +99,7 @@ impl TickOutput {
             full_frame: OnceLock::new(),
             params,
             events,
+            events_bytes,
             events_from,
             events_to,
             ended: None,
@@ -111,13 +115,9 @@ impl TickOutput {
     pub fn full_frame(&self) -> Bytes {
         self.full_frame
             .get_or_init(|| {
-                snapshot_frame(
-                    None,
-                    &self.world,
-                    Some(self.world.checksum()),
-                    &self.params,
-                    self.events.clone(),
-                )
+                let data =
+                    codec::encode(None, &self.world, Some(self.world.checksum()), &self.params);
+                frame_of(self.tick(), 0, &data, &self.events_bytes)
             })
             .clone()
     }
@@ -159,8 +159,9 @@ impl TickOutput {
         } else {
             Some(self.world.checksum())
         };
+        let data = codec::encode(base, &self.world, checksum, &self.params);
         WriterFrame {
-            bytes: snapshot_frame(base, &self.world, checksum, &self.params, events),
+            bytes: frame_of(self.tick(), baseline_age(base, self.tick()), &data, &events),
             own: true,
             next_event: self.events_to,
         }
@@ -168,15 +169,22 @@ impl TickOutput {
 }
 
 impl TickOutput {
-    /// The events a writer whose next event id is `next_event` is owed, and whether some
-    /// were lost (it fell too far behind the log).
-    fn events_since(&self, next_event: u64, log: &Mutex<EventLog>) -> (Vec<GameEvent>, bool) {
+    /// The events a writer whose next event id is `next_event` is owed, encoded, and
+    /// whether some were lost (it fell too far behind the log). Up to date, the tick's own
+    /// encoding (no lock, no copy of the events).
+    fn events_since(
+        &self,
+        next_event: u64,
+        log: &Mutex<EventLog>,
+    ) -> (std::borrow::Cow<'_, [u8]>, bool) {
         if next_event == self.events_from {
-            (self.events.clone(), false)
+            (std::borrow::Cow::Borrowed(&self.events_bytes), false)
         } else {
-            log.lock()
+            let (events, lost) = log
+                .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .range(next_event, self.events_to)
+                .range(next_event, self.events_to);
+            (std::borrow::Cow::Owned(protocol::encode(&events)), lost)
         }
     }
 
@@ -246,8 +254,8 @@ impl TickOutput {
         let bytes = frame_of(
             self.world.tick,
             baseline_age(base, self.tick()),
-            data,
-            events,
+            &data,
+            &events,
         );
         let frame = WriterFrame {
             bytes,
@@ -408,29 +416,14 @@ impl Cursor {
     }
 }
 
-/// A `ServerMessage::Snapshot` envelope in a WebSocket frame.
-#[must_use]
-pub fn snapshot_frame(
-    base: Option<&WorldState>,
-    world: &WorldState,
-    checksum: Option<u32>,
-    params: &Params,
-    events: Vec<GameEvent>,
-) -> Bytes {
-    let msg = SnapshotMsg::encode(base, world, checksum, params, events);
-    frame_of(msg.tick, msg.baseline_age, msg.data, msg.events)
-}
-
-/// Snapshot `data` of `tick` (`baseline_age` 0: in full) with `events`, in its envelope and
-/// WebSocket frame.
-fn frame_of(tick: Tick, baseline_age: u32, data: Vec<u8>, events: Vec<GameEvent>) -> Bytes {
-    let msg = SnapshotMsg {
-        tick,
-        baseline_age,
-        data,
-        events,
-    };
-    wire::binary(&protocol::encode(&ServerMessage::Snapshot(msg)))
+/// The WebSocket frame of a `ServerMessage::Snapshot` of `tick` (`baseline_age` 0: in full)
+/// with snapshot `data` and the `events` it carries, already encoded: written in one buffer
+/// from its parts (`protocol::snapshot_head`), as every client with its own view gets one
+/// every tick.
+fn frame_of(tick: Tick, baseline_age: u32, data: &[u8], events: &[u8]) -> Bytes {
+    let mut head = [0; protocol::SNAPSHOT_HEAD_MAX];
+    let n = protocol::snapshot_head(tick, baseline_age, data.len(), &mut head);
+    wire::binary_parts(&[&head[..n], data, events])
 }
 
 /// How many ticks before `tick` the baseline is (0: none, a full snapshot).
@@ -441,7 +434,7 @@ fn baseline_age(base: Option<&WorldState>, tick: Tick) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use skirmish_shared::protocol::EventKind;
+    use skirmish_shared::protocol::{EventKind, ServerMessage, SnapshotMsg};
     use skirmish_shared::receiver::{Received, SnapshotReceiver};
     use skirmish_shared::sim::Game;
     use skirmish_shared::world::PlayerId;

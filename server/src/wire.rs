@@ -20,6 +20,12 @@ pub fn binary(payload: &[u8]) -> Bytes {
     frame(BINARY, &[payload])
 }
 
+/// A binary frame whose payload is `parts`, one after the other (one buffer, one copy).
+#[must_use]
+pub fn binary_parts(parts: &[&[u8]]) -> Bytes {
+    frame(BINARY, parts)
+}
+
 /// A close frame with `code` and `reason` (cut to the 123 bytes a close payload has room for).
 #[must_use]
 pub fn close(code: u16, reason: &str) -> Bytes {

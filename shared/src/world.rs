@@ -315,7 +315,10 @@ mod tests {
     fn names_serialize_as_strings_and_refuse_overlong_ones() {
         let config = bincode::config::standard();
         let bytes = bincode::serde::encode_to_vec(Name::new("zoë"), config).expect("encode");
-        assert_eq!(bytes, bincode::serde::encode_to_vec("zoë", config).expect("encode"));
+        assert_eq!(
+            bytes,
+            bincode::serde::encode_to_vec("zoë", config).expect("encode")
+        );
         let (back, _): (Name, usize) =
             bincode::serde::decode_from_slice(&bytes, config).expect("decode");
         assert_eq!(back, "zoë");

@@ -69,9 +69,10 @@ impl Grid {
         }
     }
 
-    /// Indices of the players and projectiles in the cells that meet the square of half-side
-    /// `reach` around `center`, each list in ascending order (which is id order). `marks` is
-    /// scratch space.
+    /// Indices of the players and projectiles in the cells that meet the disk of radius
+    /// `reach` around `center`, each list in ascending order (which is id order): everything
+    /// within `reach` of the centre, and what shares a cell with it. `marks` is scratch
+    /// space.
     pub fn near(
         &self,
         center: QVec,
@@ -85,18 +86,48 @@ impl Grid {
             let hi = (c.saturating_add(reach).clamp(0, ARENA_MAX_Q) / self.cell).min(self.side - 1);
             lo..=hi
         };
-        // Mark what the cells hold, then read the marks in order: cheaper than sorting.
-        let (rows, cols) = (span(center.y), span(center.x));
-        for (buckets, out) in [(&self.players, players), (&self.projectiles, projectiles)] {
-            marks.clear();
-            marks.resize(buckets.order.len().div_ceil(64), 0);
-            for row in rows.clone() {
-                for col in cols.clone() {
-                    for &i in buckets.cell((row * self.side + col) as usize) {
-                        marks[usize::from(i) / 64] |= 1 << (i % 64);
-                    }
+        // The cells meeting the disk, as a column range per row: the square's corner cells
+        // are a third of it and hold nothing in view. A row's distance from the centre (0
+        // when the centre is in it; the edge rows also hold what is beyond the arena's edge,
+        // so they reach to infinity) leaves `m` across, so the columns within `m` of it.
+        let reach = i64::from(reach);
+        let (cx, cy, cell) = (
+            i64::from(center.x),
+            i64::from(center.y),
+            i64::from(self.cell),
+        );
+        let last = i64::from(self.side - 1);
+        let col = |x: i64| (x.clamp(0, i64::from(ARENA_MAX_Q)) / cell).min(last) as i32;
+        // Mark what those cells hold (players in the first words of `marks`, projectiles
+        // after them), then read the marks in order: cheaper than sorting.
+        let split = self.players.order.len().div_ceil(64);
+        marks.clear();
+        marks.resize(split + self.projectiles.order.len().div_ceil(64), 0);
+        for row in span(center.y) {
+            let k = i64::from(row);
+            let lo = if k == 0 { i64::MIN / 4 } else { k * cell };
+            let hi = if k == last {
+                i64::MAX / 4
+            } else {
+                (k + 1) * cell
+            };
+            let dy = (lo - cy).max(cy - hi).max(0);
+            let Some(m) = (reach * reach).checked_sub(dy * dy).filter(|m| *m >= 0) else {
+                continue;
+            };
+            let m = (m as f64).sqrt() as i64 + 1;
+            for c in col(cx - m)..=col(cx + m) {
+                let at = (row * self.side + c) as usize;
+                for &i in self.players.cell(at) {
+                    marks[usize::from(i) / 64] |= 1 << (i % 64);
+                }
+                for &i in self.projectiles.cell(at) {
+                    marks[split + usize::from(i) / 64] |= 1 << (i % 64);
                 }
             }
+        }
+        let (player_marks, projectile_marks) = marks.split_at(split);
+        for (marks, out) in [(player_marks, players), (projectile_marks, projectiles)] {
             out.clear();
             for (w, &bits) in marks.iter().enumerate() {
                 let mut bits = bits;
@@ -116,9 +147,23 @@ mod tests {
     use skirmish_shared::rules::Params;
     use skirmish_shared::workload::Wander;
 
+    #[test]
+    fn cells_outside_the_disk_are_not_searched() {
+        let params = Params::new(30);
+        let mut world = Wander::new(3, 1, params).worlds(1).pop().expect("a world");
+        let c = QVec::new(5050, 5050);
+        world.players[0].pos = QVec::new(6000, 6000); // in the square's corner: 1,343 away
+        world.players[1].pos = QVec::new(5750, 5050); // 700 away
+        world.players[2].pos = QVec::new(5050, 6040); // 990 away, across a cell edge
+        let grid = Grid::new(&world, &[], 100);
+        let (mut pl, mut pr) = (Vec::new(), Vec::new());
+        grid.near(c, 1000, &mut pl, &mut pr, &mut Vec::new());
+        assert_eq!(pl, [1, 2]);
+    }
+
     proptest! {
-        /// Whatever is within `reach` of the centre (on both axes) is among the indices
-        /// returned, once, in order.
+        /// Whatever is within `reach` of the centre is among the indices returned, once, in
+        /// order; far fewer than the square around the disk holds.
         #[test]
         fn near_finds_everything_within_reach(
             seed in 0u64..500, cx in 0..=ARENA_MAX_Q, cy in 0..=ARENA_MAX_Q,
@@ -133,7 +178,7 @@ mod tests {
             grid.near(c, reach, &mut pl, &mut pr, &mut Vec::new());
             prop_assert!(pl.windows(2).all(|w| w[0] < w[1]));
             prop_assert!(pr.windows(2).all(|w| w[0] < w[1]));
-            let within = |p: QVec| (p.x.clamp(0, ARENA_MAX_Q) - c.x).abs() <= reach && (p.y.clamp(0, ARENA_MAX_Q) - c.y).abs() <= reach;
+            let within = |p: QVec| c.dist_sq(p) <= i64::from(reach) * i64::from(reach);
             for (i, p) in world.players.iter().enumerate() {
                 if within(p.pos) {
                     prop_assert!(pl.contains(&(i as u16)), "player {} missed", i);
