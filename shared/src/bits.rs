@@ -35,6 +35,7 @@ impl BitWriter {
     }
 
     /// Writes the low `n` bits of `v` (`n <= 57`).
+    #[inline]
     pub fn bits(&mut self, v: u64, n: u32) {
         debug_assert!(n <= 57);
         if n == 0 {
@@ -42,13 +43,19 @@ impl BitWriter {
         }
         self.acc |= (v & ((1u64 << n) - 1)) << self.nbits;
         self.nbits += n;
-        while self.nbits >= 8 {
-            self.bytes.push(self.acc as u8);
-            self.acc >>= 8;
-            self.nbits -= 8;
+        if self.nbits >= 8 {
+            // The whole bytes, lowest first, in one append (`nbits` is at most 64).
+            // (All eight appended, the partial ones cut off again: a fixed-size copy.)
+            let whole = self.nbits / 8;
+            let len = self.bytes.len() + whole as usize;
+            self.bytes.extend_from_slice(&self.acc.to_le_bytes());
+            self.bytes.truncate(len);
+            self.acc = self.acc.checked_shr(whole * 8).unwrap_or(0);
+            self.nbits -= whole * 8;
         }
     }
 
+    #[inline]
     pub fn bit(&mut self, b: bool) {
         self.bits(u64::from(b), 1);
     }
@@ -88,9 +95,16 @@ impl BitWriter {
         while pos < end {
             let n = (end - pos).min(56) as u32;
             let at = pos / 8;
-            let mut word = [0u8; 8];
-            let avail = src.len().saturating_sub(at).min(8);
-            word[..avail].copy_from_slice(&src[at..at + avail]);
+            // Eight bytes from `at` (fewer at the end of `src`: zeros after them).
+            let word = match src.get(at..at + 8) {
+                Some(w) => <[u8; 8]>::try_from(w).unwrap_or_default(),
+                None => {
+                    let mut word = [0u8; 8];
+                    let avail = src.len().saturating_sub(at).min(8);
+                    word[..avail].copy_from_slice(&src[at..at + avail]);
+                    word
+                }
+            };
             let v = u64::from_le_bytes(word) >> (pos % 8);
             self.bits(v, n);
             pos += n as usize;
@@ -195,6 +209,7 @@ pub trait BitSink {
     fn put_bits(&mut self, v: u64, n: u32);
     /// An Exp-Golomb code of order `k`.
     fn put_exp_golomb(&mut self, v: u64, k: u32);
+    #[inline]
     fn put_bit(&mut self, b: bool) {
         self.put_bits(u64::from(b), 1);
     }
@@ -205,6 +220,7 @@ pub trait BitSink {
 }
 
 impl BitSink for BitWriter {
+    #[inline]
     fn put_bits(&mut self, v: u64, n: u32) {
         self.bits(v, n);
     }
