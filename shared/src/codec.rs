@@ -321,6 +321,8 @@ struct Entry {
     mask: u8,
     start: u32,
     len: u32,
+    /// What [`SharedDelta::player_bits`] answers for it (priced once, when recorded).
+    bits: u32,
 }
 
 /// One tick's snapshot of the whole match against the tick before, coded once, and where each
@@ -362,10 +364,7 @@ impl SharedDelta {
     /// client that held its state of the baseline's tick; `None` if it was not kept.
     #[must_use]
     pub fn player_bits(&self, i: usize) -> Option<usize> {
-        let e = self.entries.get(i)?.as_ref()?;
-        let (mut header, mut none) = (BitCount::default(), NO_PREVIOUS_MASK);
-        write_kept_header(&mut header, e.mask, &mut none);
-        Some(header.0 + e.len as usize)
+        self.entries.get(i)?.as_ref().map(|e| e.bits as usize)
     }
 }
 
@@ -505,10 +504,14 @@ fn encode_players(
                     write_kept_header(w, r.mask, &mut prev_mask);
                     let start = w.bit_len();
                     r.write_values(w);
+                    let len = (w.bit_len() - start) as u32;
+                    let (mut header, mut none) = (BitCount::default(), NO_PREVIOUS_MASK);
+                    write_kept_header(&mut header, r.mask, &mut none);
                     map[i] = Some(Entry {
                         mask: r.mask,
                         start: start as u32,
-                        len: (w.bit_len() - start) as u32,
+                        len,
+                        bits: header.0 as u32 + len,
                     });
                 }
                 Reuse::None => Residuals::of(b, c, age, params).write(w, &mut prev_mask),

@@ -44,8 +44,9 @@ impl Buckets {
         Self { order, start }
     }
 
-    fn cell(&self, c: usize) -> &[u16] {
-        &self.order[self.start[c] as usize..self.start[c + 1] as usize]
+    /// What the consecutive cells `cells` hold.
+    fn cells(&self, cells: std::ops::RangeInclusive<usize>) -> &[u16] {
+        &self.order[self.start[*cells.start()] as usize..self.start[*cells.end() + 1] as usize]
     }
 }
 
@@ -116,14 +117,14 @@ impl Grid {
                 continue;
             };
             let m = (m as f64).sqrt() as i64 + 1;
-            for c in col(cx - m)..=col(cx + m) {
-                let at = (row * self.side + c) as usize;
-                for &i in self.players.cell(at) {
-                    marks[usize::from(i) / 64] |= 1 << (i % 64);
-                }
-                for &i in self.projectiles.cell(at) {
-                    marks[split + usize::from(i) / 64] |= 1 << (i % 64);
-                }
+            // A row's cells are consecutive in the buckets: one run each.
+            let cells =
+                (row * self.side + col(cx - m)) as usize..=(row * self.side + col(cx + m)) as usize;
+            for &i in self.players.cells(cells.clone()) {
+                marks[usize::from(i) / 64] |= 1 << (i % 64);
+            }
+            for &i in self.projectiles.cells(cells) {
+                marks[split + usize::from(i) / 64] |= 1 << (i % 64);
             }
         }
         let (player_marks, projectile_marks) = marks.split_at(split);

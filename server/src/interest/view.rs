@@ -241,9 +241,9 @@ impl View {
         let previous = tick.minus(1);
         let mut last_exact = self.exact_at.iter().peekable();
         // Which players the client holds exactly: those that went out exact in the world it
-        // holds (the one sent at `base_tick`).
+        // holds (the one sent at `base_tick`, most often the newest).
         let held_exact = base_tick
-            .and_then(|t| self.sent_exact.iter().find(|(s, _)| *s == t))
+            .and_then(|t| self.sent_exact.iter().rev().find(|(s, _)| *s == t))
             .map_or(&[][..], |(_, ids)| &ids[..]);
         let mut held_exact = held_exact.iter().peekable();
         let shared_delta = frame
