@@ -111,6 +111,27 @@ impl BitWriter {
         }
     }
 
+    /// The bits written since bit `start`, as one word (the first of them lowest), when
+    /// there are at most 57 of them: what [`Self::bits`] takes back in one write. A writer
+    /// that copies a range of this output often (the codec's shared delta) keeps the short
+    /// ones as words rather than reading them out of the bytes each time.
+    #[must_use]
+    pub fn tail_word(&self, start: usize) -> Option<u64> {
+        let len = self.bit_len().checked_sub(start)?;
+        if len > 57 {
+            return None;
+        }
+        // From the byte holding `start`: at most 8 whole bytes (`start % 8 + len <= 64`
+        // bits in all), then the partial byte in the accumulator.
+        let at = start / 8;
+        let whole = &self.bytes[at..];
+        let mut word = [0u8; 8];
+        word[..whole.len()].copy_from_slice(whole);
+        let acc = self.acc.checked_shl(whole.len() as u32 * 8).unwrap_or(0);
+        let v = (u64::from_le_bytes(word) | acc) >> (start % 8);
+        Some(v & ((1u64 << len) - 1))
+    }
+
     /// Number of bits written so far.
     #[must_use]
     pub fn bit_len(&self) -> usize {
@@ -323,6 +344,32 @@ mod tests {
             prop_assert_eq!(r.bits(3).expect("lead"), 1);
             for (v, n) in &fields {
                 prop_assert_eq!(r.bits(*n).expect("field"), v & ((1u64 << n) - 1));
+            }
+        }
+
+        #[test]
+        fn a_short_tail_reads_back_as_one_word(
+            before in proptest::collection::vec((any::<u64>(), 1u32..57), 0..20),
+            fields in proptest::collection::vec((any::<u64>(), 1u32..20), 0..6),
+            skip in 0u32..57,
+        ) {
+            let mut src = BitWriter::new();
+            src.bits(0, skip);
+            for (v, n) in &before { src.bits(*v, *n); }
+            let start = src.bit_len();
+            let (mut want, mut len) = (0u64, 0u32);
+            for (v, n) in &fields {
+                src.bits(*v, *n);
+                if len + n <= 64 {
+                    want |= (v & ((1u64 << n) - 1)) << len;
+                }
+                len += n;
+            }
+            let got = src.tail_word(start);
+            if len <= 57 {
+                prop_assert_eq!(got, Some(want));
+            } else {
+                prop_assert_eq!(got, None);
             }
         }
 

@@ -101,8 +101,9 @@ pub fn encode(
 /// What an encoding records of, or takes from, a shared encoding of the same tick.
 enum Reuse<'a> {
     None,
-    /// Record where each kept player's residuals go (by index in `cur.players`).
-    Record(&'a mut Vec<Option<Entry>>),
+    /// Record where each kept player's residuals go (by index in `cur.players`), and where
+    /// the orbs go.
+    Record(&'a mut Vec<Option<Entry>>, &'a mut Option<Section>),
     /// Copy residuals from `shared` where `hints` (by index in `cur.players`) say so.
     Copy {
         shared: &'a SharedDelta,
@@ -139,7 +140,22 @@ fn encode_into(
         params,
         &mut reuse,
     );
-    encode_orbs(&mut w, base.map(|b| b.orbs.as_slice()), &cur.orbs);
+    let base_orbs = base.map(|b| b.orbs.as_slice());
+    match &mut reuse {
+        Reuse::Record(_, orbs) => {
+            let start = w.bit_len();
+            encode_orbs(&mut w, base_orbs, &cur.orbs);
+            **orbs = Some(Section {
+                start: start as u32,
+                len: (w.bit_len() - start) as u32,
+            });
+        }
+        Reuse::Copy { shared, .. } if shared.orbs_apply(base_orbs, &cur.orbs) => {
+            let section = shared.orbs.section.unwrap_or_default();
+            w.append_range(&shared.bytes, section.start as usize, section.len as usize);
+        }
+        _ => encode_orbs(&mut w, base_orbs, &cur.orbs),
+    }
     encode_projectiles(&mut w, base.map(|b| b.projectiles.as_slice()), cur);
     w.finish()
 }
@@ -300,18 +316,20 @@ impl Residuals {
 /// A kept player's entry up to its residuals: changed, removed, and its mask (or "the same as
 /// the previous changed player's").
 fn write_kept_header(w: &mut impl BitSink, mask: u8, prev_mask: &mut u8) {
+    let (v, n) = kept_header(mask, prev_mask);
+    w.put_bits(v, n);
+}
+
+/// [`write_kept_header`]'s bits as one word (first bit lowest) and their count.
+#[inline]
+fn kept_header(mask: u8, prev_mask: &mut u8) -> (u64, u32) {
     if mask == 0 {
-        w.put_bit(false);
-        return;
-    }
-    w.put_bit(true);
-    w.put_bit(false);
-    if mask == *prev_mask {
-        w.put_bit(true);
+        (0, 1) // unchanged
+    } else if mask == *prev_mask {
+        (0b101, 3) // changed, kept, the same mask
     } else {
-        w.put_bit(false);
-        w.put_bits(u64::from(mask), MASK_BITS);
         *prev_mask = mask;
+        (0b001 | u64::from(mask) << 3, 3 + MASK_BITS) // changed, kept, this mask
     }
 }
 
@@ -323,10 +341,44 @@ struct Entry {
     len: u32,
     /// What [`SharedDelta::player_bits`] answers for it (priced once, when recorded).
     bits: u32,
+    /// The residuals themselves when they fit one write (at most 57 bits, nearly always):
+    /// a view copies them with one write instead of reading them out of the bytes.
+    word: Option<u64>,
+}
+
+impl Entry {
+    /// Writes the entry, its header against `prev_mask`, copied from `bytes` (the shared
+    /// delta's).
+    #[inline]
+    fn copy_to(&self, w: &mut BitWriter, bytes: &[u8], prev_mask: &mut u8) {
+        let (h, hn) = kept_header(self.mask, prev_mask);
+        match self.word {
+            Some(v) if hn + self.len <= 57 => w.bits(h | v << hn, hn + self.len),
+            _ => {
+                w.bits(h, hn);
+                w.append_range(bytes, self.start as usize, self.len as usize);
+            }
+        }
+    }
+}
+
+/// A run of bits in a [`SharedDelta`]'s bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Section {
+    start: u32,
+    len: u32,
+}
+
+/// The orbs' part of a [`SharedDelta`]: the orbs it is coded from and to, and its bits.
+#[derive(Debug, Clone, Default)]
+struct SharedOrbs {
+    base: Option<Vec<QVec>>,
+    cur: Vec<QVec>,
+    section: Option<Section>,
 }
 
 /// One tick's snapshot of the whole match against the tick before, coded once, and where each
-/// kept player's residuals sit in it. A client's own view of the tick (interest management:
+/// kept player's residuals sit in it (and the orbs, which every client is sent whole). A client's own view of the tick (interest management:
 /// a subset of the match, some players held at the client's prediction) copies a player's
 /// residuals from here whenever it held that player's state of the tick before and gets its
 /// exact state now, which is most players most ticks ([`encode_view`]): its snapshot is then
@@ -339,6 +391,7 @@ pub struct SharedDelta {
     pub bytes: Vec<u8>,
     /// By index in the tick's `players`: its residuals, if it was kept from the tick before.
     entries: Vec<Option<Entry>>,
+    orbs: SharedOrbs,
 }
 
 impl SharedDelta {
@@ -351,13 +404,44 @@ impl SharedDelta {
         checksum: Option<u32>,
         params: &Params,
     ) -> Self {
-        let mut entries = vec![None; cur.players.len()];
-        let bytes = encode_into(base, cur, checksum, params, Reuse::Record(&mut entries));
+        let (mut entries, mut section) = (vec![None; cur.players.len()], None);
+        let bytes = encode_into(
+            base,
+            cur,
+            checksum,
+            params,
+            Reuse::Record(&mut entries, &mut section),
+        );
         Self {
             base: base.map(|b| b.tick),
             bytes,
             entries,
+            orbs: SharedOrbs {
+                base: base.map(|b| b.orbs.clone()),
+                cur: cur.orbs.clone(),
+                section,
+            },
         }
+    }
+
+    /// Whether a snapshot coding orbs `cur` against `base` codes them as this delta does
+    /// (the same orbs at both ends: every client is sent the match's orbs).
+    fn orbs_apply(&self, base: Option<&[QVec]>, cur: &[QVec]) -> bool {
+        let same = |a: Option<&[QVec]>, b: Option<&[QVec]>| match (a, b) {
+            (Some(a), Some(b)) => same_positions(a, b),
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        self.orbs.section.is_some()
+            && same(self.orbs.base.as_deref(), base)
+            && same_positions(&self.orbs.cur, cur)
+    }
+
+    /// The bits the orbs take in a snapshot of orbs `cur` against `base`, when this delta
+    /// codes the same ones (see [`Self::orbs_apply`]).
+    #[must_use]
+    pub fn orbs_bits(&self, base: Option<&[QVec]>, cur: &[QVec]) -> Option<usize> {
+        self.orbs_apply(base, cur)
+            .then(|| self.orbs.section.map_or(0, |s| s.len as usize))
     }
 
     /// What [`player_bits`] says of the match's player `i`, kept from the baseline, for a
@@ -386,6 +470,16 @@ pub fn encode_view(
         return encode(base, view, checksum, params);
     }
     encode_into(base, view, checksum, params, Reuse::Copy { shared, hints })
+}
+
+/// Whether two lists of positions are the same, without an early exit per element (so it
+/// compiles to a few wide instructions: views compare the match's orbs for every client).
+fn same_positions(a: &[QVec], b: &[QVec]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .fold(0, |diff, (p, q)| diff | (p.x ^ q.x) | (p.y ^ q.y))
+            == 0
 }
 
 /// A created player's entry after its id.
@@ -492,14 +586,11 @@ fn encode_players(
                 Reuse::Copy { shared, hints } => {
                     let entry = hints[i].and_then(|j| shared.entries.get(usize::from(j))?.as_ref());
                     match entry {
-                        Some(e) => {
-                            write_kept_header(w, e.mask, &mut prev_mask);
-                            w.append_range(&shared.bytes, e.start as usize, e.len as usize);
-                        }
+                        Some(e) => e.copy_to(w, &shared.bytes, &mut prev_mask),
                         None => Residuals::of(b, c, age, params).write(w, &mut prev_mask),
                     }
                 }
-                Reuse::Record(map) => {
+                Reuse::Record(map, _) => {
                     let r = Residuals::of(b, c, age, params);
                     write_kept_header(w, r.mask, &mut prev_mask);
                     let start = w.bit_len();
@@ -512,6 +603,7 @@ fn encode_players(
                         start: start as u32,
                         len,
                         bits: header.0 as u32 + len,
+                        word: w.tail_word(start),
                     });
                 }
                 Reuse::None => Residuals::of(b, c, age, params).write(w, &mut prev_mask),

@@ -18,16 +18,19 @@ pub struct Grid {
     projectiles: Buckets,
 }
 
-/// Indices sorted by cell (ascending within a cell), and where each cell's run starts.
+/// Indices sorted by cell (ascending within a cell) with their positions, and where each
+/// cell's run starts.
 #[derive(Debug, Clone, Default)]
 struct Buckets {
     order: Vec<u16>,
+    /// `order`'s positions, alongside (a view's distance test reads them in a row).
+    pos: Vec<QVec>,
     start: Vec<u32>,
 }
 
 impl Buckets {
-    fn new(cells: impl ExactSizeIterator<Item = usize>, n_cells: usize) -> Self {
-        let cells: Vec<usize> = cells.collect();
+    fn new(positions: &[QVec], at: impl Fn(QVec) -> usize, n_cells: usize) -> Self {
+        let cells: Vec<usize> = positions.iter().map(|&p| at(p)).collect();
         let mut start = vec![0u32; n_cells + 1];
         for &c in &cells {
             start[c + 1] += 1;
@@ -37,17 +40,51 @@ impl Buckets {
         }
         let mut next = start.clone();
         let mut order = vec![0u16; cells.len()];
+        let mut pos = vec![QVec::default(); cells.len()];
         for (i, &c) in cells.iter().enumerate() {
             order[next[c] as usize] = i as u16;
+            pos[next[c] as usize] = positions[i];
             next[c] += 1;
         }
-        Self { order, start }
+        Self { order, pos, start }
     }
 
-    /// What the consecutive cells `cells` hold.
-    fn cells(&self, cells: std::ops::RangeInclusive<usize>) -> &[u16] {
-        &self.order[self.start[*cells.start()] as usize..self.start[*cells.end() + 1] as usize]
+    /// What the consecutive cells `cells` hold, with their positions.
+    fn cells(&self, cells: std::ops::RangeInclusive<usize>) -> (&[u16], &[QVec]) {
+        let run = self.start[*cells.start()] as usize..self.start[*cells.end() + 1] as usize;
+        (&self.order[run.clone()], &self.pos[run])
     }
+
+    /// Marks, in `keep` and `inside` (bit per index), what the cells `cells` hold within
+    /// `keep_sq` and within `inside_sq` of `c` (squared distances).
+    fn mark(
+        &self,
+        cells: std::ops::RangeInclusive<usize>,
+        c: QVec,
+        (keep_sq, inside_sq): (i64, i64),
+        keep: &mut [u64],
+        inside: &mut [u64],
+    ) {
+        let (order, pos) = self.cells(cells);
+        for (&i, &p) in order.iter().zip(pos) {
+            let d = c.dist_sq(p);
+            let (word, bit) = (usize::from(i) / 64, 1u64 << (i % 64));
+            if d <= keep_sq {
+                keep[word] |= bit;
+            }
+            if d <= inside_sq {
+                inside[word] |= bit;
+            }
+        }
+    }
+}
+
+/// An entity near a view's centre, from [`Grid::near`]: its index in the world's list, and
+/// whether it is within the view's radius (else it is in the band beyond it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Near {
+    pub index: u16,
+    pub inside: bool,
 }
 
 impl Grid {
@@ -62,24 +99,24 @@ impl Grid {
             let row = (p.y.clamp(0, ARENA_MAX_Q) / cell).min(side - 1);
             (row * side + col) as usize
         };
+        let player_pos: Vec<QVec> = world.players.iter().map(|p| p.pos).collect();
         Self {
             cell,
             side,
-            players: Buckets::new(world.players.iter().map(|p| at(p.pos)), n),
-            projectiles: Buckets::new(projectile_pos.iter().map(|&p| at(p)), n),
+            players: Buckets::new(&player_pos, at, n),
+            projectiles: Buckets::new(projectile_pos, at, n),
         }
     }
 
-    /// Indices of the players and projectiles in the cells that meet the disk of radius
-    /// `reach` around `center`, each list in ascending order (which is id order): everything
-    /// within `reach` of the centre, and what shares a cell with it. `marks` is scratch
-    /// space.
+    /// The players and projectiles within `reach` of `center` (`reach >= radius`), each list
+    /// in ascending index order (which is id order), each marked whether it is within
+    /// `radius`. Only the cells meeting the disk are searched. `marks` is scratch space.
     pub fn near(
         &self,
         center: QVec,
-        reach: i32,
-        players: &mut Vec<u16>,
-        projectiles: &mut Vec<u16>,
+        (radius, reach): (i32, i32),
+        players: &mut Vec<Near>,
+        projectiles: &mut Vec<Near>,
         marks: &mut Vec<u64>,
     ) {
         let span = |c: i32| {
@@ -87,6 +124,10 @@ impl Grid {
             let hi = (c.saturating_add(reach).clamp(0, ARENA_MAX_Q) / self.cell).min(self.side - 1);
             lo..=hi
         };
+        let squares = (
+            i64::from(reach) * i64::from(reach),
+            i64::from(radius) * i64::from(radius),
+        );
         // The cells meeting the disk, as a column range per row: the square's corner cells
         // are a third of it and hold nothing in view. A row's distance from the centre (0
         // when the centre is in it; the edge rows also hold what is beyond the arena's edge,
@@ -99,11 +140,18 @@ impl Grid {
         );
         let last = i64::from(self.side - 1);
         let col = |x: i64| (x.clamp(0, i64::from(ARENA_MAX_Q)) / cell).min(last) as i32;
-        // Mark what those cells hold (players in the first words of `marks`, projectiles
-        // after them), then read the marks in order: cheaper than sorting.
-        let split = self.players.order.len().div_ceil(64);
+        // Mark what those cells hold within reach, and within the radius (players' keep and
+        // inside words, then the projectiles'), then read the marks in order: cheaper than
+        // sorting.
+        let (np, nq) = (
+            self.players.order.len().div_ceil(64),
+            self.projectiles.order.len().div_ceil(64),
+        );
         marks.clear();
-        marks.resize(split + self.projectiles.order.len().div_ceil(64), 0);
+        marks.resize(2 * (np + nq), 0);
+        let (player_marks, projectile_marks) = marks.split_at_mut(2 * np);
+        let (player_keep, player_inside) = player_marks.split_at_mut(np);
+        let (projectile_keep, projectile_inside) = projectile_marks.split_at_mut(nq);
         for row in span(center.y) {
             let k = i64::from(row);
             let lo = if k == 0 { i64::MIN / 4 } else { k * cell };
@@ -120,20 +168,24 @@ impl Grid {
             // A row's cells are consecutive in the buckets: one run each.
             let cells =
                 (row * self.side + col(cx - m)) as usize..=(row * self.side + col(cx + m)) as usize;
-            for &i in self.players.cells(cells.clone()) {
-                marks[usize::from(i) / 64] |= 1 << (i % 64);
-            }
-            for &i in self.projectiles.cells(cells) {
-                marks[split + usize::from(i) / 64] |= 1 << (i % 64);
-            }
+            self.players
+                .mark(cells.clone(), center, squares, player_keep, player_inside);
+            self.projectiles
+                .mark(cells, center, squares, projectile_keep, projectile_inside);
         }
-        let (player_marks, projectile_marks) = marks.split_at(split);
-        for (marks, out) in [(player_marks, players), (projectile_marks, projectiles)] {
+        for (keep, inside, out) in [
+            (&*player_keep, &*player_inside, players),
+            (&*projectile_keep, &*projectile_inside, projectiles),
+        ] {
             out.clear();
-            for (w, &bits) in marks.iter().enumerate() {
+            for (w, (&bits, &inside)) in keep.iter().zip(inside).enumerate() {
                 let mut bits = bits;
                 while bits != 0 {
-                    out.push((w * 64) as u16 + bits.trailing_zeros() as u16);
+                    let b = bits.trailing_zeros();
+                    out.push(Near {
+                        index: (w * 64) as u16 + b as u16,
+                        inside: inside & (1 << b) != 0,
+                    });
                     bits &= bits - 1;
                 }
             }
@@ -158,38 +210,40 @@ mod tests {
         world.players[2].pos = QVec::new(5050, 6040); // 990 away, across a cell edge
         let grid = Grid::new(&world, &[], 100);
         let (mut pl, mut pr) = (Vec::new(), Vec::new());
-        grid.near(c, 1000, &mut pl, &mut pr, &mut Vec::new());
-        assert_eq!(pl, [1, 2]);
+        grid.near(c, (800, 1000), &mut pl, &mut pr, &mut Vec::new());
+        let near = |index, inside| Near { index, inside };
+        assert_eq!(pl, [near(1, true), near(2, false)]);
     }
 
     proptest! {
-        /// Whatever is within `reach` of the centre is among the indices returned, once, in
-        /// order; far fewer than the square around the disk holds.
+        /// What is within `reach` of the centre is returned, once, in order, marked whether it
+        /// is within the radius; nothing beyond `reach` is.
         #[test]
-        fn near_finds_everything_within_reach(
+        fn near_finds_everything_within_reach_and_nothing_beyond(
             seed in 0u64..500, cx in 0..=ARENA_MAX_Q, cy in 0..=ARENA_MAX_Q,
-            reach in 0..ARENA_MAX_Q, cell in 100..8000i32,
+            radius in 0..ARENA_MAX_Q, band in 0..2000i32, cell in 100..8000i32,
         ) {
             let params = Params::new(30);
             let world = Wander::new(60, seed, params).worlds(20).pop().expect("a world");
             let pos: Vec<QVec> = world.projectiles.iter().map(|p| p.pos_at(world.tick, &params)).collect();
             let grid = Grid::new(&world, &pos, cell);
             let c = QVec::new(cx, cy);
+            let reach = radius + band;
             let (mut pl, mut pr) = (Vec::new(), Vec::new());
-            grid.near(c, reach, &mut pl, &mut pr, &mut Vec::new());
-            prop_assert!(pl.windows(2).all(|w| w[0] < w[1]));
-            prop_assert!(pr.windows(2).all(|w| w[0] < w[1]));
-            let within = |p: QVec| c.dist_sq(p) <= i64::from(reach) * i64::from(reach);
-            for (i, p) in world.players.iter().enumerate() {
-                if within(p.pos) {
-                    prop_assert!(pl.contains(&(i as u16)), "player {} missed", i);
-                }
-            }
-            for (i, p) in pos.iter().enumerate() {
-                if within(*p) {
-                    prop_assert!(pr.contains(&(i as u16)), "projectile {} missed", i);
-                }
-            }
+            grid.near(c, (radius, reach), &mut pl, &mut pr, &mut Vec::new());
+            let truth = |all: &[QVec]| -> Vec<Near> {
+                all.iter()
+                    .enumerate()
+                    .filter(|(_, p)| c.dist_sq(**p) <= i64::from(reach).pow(2))
+                    .map(|(i, p)| Near {
+                        index: i as u16,
+                        inside: c.dist_sq(*p) <= i64::from(radius).pow(2),
+                    })
+                    .collect()
+            };
+            let players: Vec<QVec> = world.players.iter().map(|p| p.pos).collect();
+            prop_assert_eq!(pl, truth(&players));
+            prop_assert_eq!(pr, truth(&pos));
         }
     }
 }

@@ -21,7 +21,7 @@ use skirmish_shared::rules::{ARENA_MAX_Q, Params};
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::{PlayerId, WorldState};
 
-use super::grid::Grid;
+use super::grid::{Grid, Near};
 use super::priority::{Candidate, Priority};
 
 /// Worlds whose exact players a view remembers (a UDP client's baseline is at most this old:
@@ -63,21 +63,11 @@ impl Settings {
         self.radius.is_none()
     }
 
-    /// Whether `pos` is in view from `center`: `Some(true)` within the radius, `Some(false)`
-    /// beyond it plus an eighth, `None` in between (in view only if it already was).
-    fn sees(&self, center: Option<QVec>, pos: QVec) -> Option<bool> {
-        let (Some(r), Some(c)) = (self.radius, center) else {
-            return Some(true);
-        };
-        let (r, keep) = (i64::from(r), i64::from(r + r / 8));
-        let d = c.dist_sq(pos);
-        if d <= r * r {
-            Some(true)
-        } else if d > keep * keep {
-            Some(false)
-        } else {
-            None
-        }
+    /// How far a player already in view may go before it leaves it: an eighth beyond the
+    /// radius (so one at the edge does not flicker in and out, each time costing a full
+    /// entry). `None`: the whole arena.
+    fn keep(&self) -> Option<i32> {
+        self.radius.map(|r| r + r / 8)
     }
 }
 
@@ -109,29 +99,27 @@ pub struct View {
     /// For each of the worlds sent last (newest last), the players sent exact in it, by id.
     sent_exact: std::collections::VecDeque<(Tick, Vec<PlayerId>)>,
     /// Scratch: the entities near the centre this tick (indices into the world's lists).
-    near_players: Vec<u16>,
-    near_projectiles: Vec<u16>,
+    near_players: Vec<Near>,
+    near_projectiles: Vec<Near>,
     marks: Vec<u64>,
     /// Scratch reused tick to tick (a view runs for every client every tick: its
     /// allocations were a tenth of a big match's server CPU).
-    visible: Vec<Visible>,
     candidates: Vec<Candidate<PlayerId>>,
+    pending: Vec<Pending>,
     exact_at_next: Vec<(PlayerId, Tick)>,
 }
 
-/// A player in view this tick, while the view is chosen.
+/// A candidate's place in the view being written, for when it is not chosen.
 #[derive(Debug, Clone, Copy)]
-struct Visible {
-    /// Index in the tick's world.
-    index: u16,
+struct Pending {
+    /// Index in the view's players.
+    at: usize,
     /// Index in the baseline, when the client holds it.
-    had: Option<u16>,
-    /// Goes out exact whatever the budget (the own player, or one predicted exactly).
-    exact: bool,
-    /// When it last went out exact.
-    since: Option<Tick>,
-    /// Its entry can be copied from the shared delta.
-    shared: Option<u16>,
+    had: Option<usize>,
+    /// When it last went out exact (or came into view).
+    since: Tick,
+    /// What its entry costs.
+    bits: usize,
 }
 
 /// What a view is chosen from: one tick of the match, with what every client's view of it
@@ -170,106 +158,106 @@ impl View {
             (Some(grid), Some(r), Some(c)) => {
                 grid.near(
                     c,
-                    r + r / 8,
+                    (r, settings.keep().unwrap_or(r)),
                     &mut near_players,
                     &mut near_projectiles,
                     &mut self.marks,
                 );
             }
             _ => {
+                let all = |n: usize| {
+                    (0..n as u16).map(|index| Near {
+                        index,
+                        inside: true,
+                    })
+                };
                 near_players.clear();
-                near_players.extend(0..world.players.len() as u16);
+                near_players.extend(all(world.players.len()));
                 near_projectiles.clear();
-                near_projectiles.extend(0..world.projectiles.len() as u16);
+                near_projectiles.extend(all(world.projectiles.len()));
             }
         }
         let age = base.map_or(0, |b| world.tick.diff(b.tick));
         let tick = world.tick;
         let base_tick = base.map(|b| b.tick);
-        // Worlds are sorted by id: walk the baseline's lists alongside (one pass, in memory
-        // order) rather than searching them.
+        // Worlds are sorted by id, and so are the view's own lists: walk them alongside (one
+        // pass each, in memory order) rather than searching them.
         let base_list = base.map_or(&[][..], |b| &b.players[..]);
-        let mut base_players = base_list.iter().enumerate().peekable();
-        let mut base_player = |id| {
-            while base_players.next_if(|(_, b)| b.id < id).is_some() {}
-            base_players
-                .next_if(|(_, b)| b.id == id)
-                .map(|(i, _)| i as u16)
-        };
-        let mut base_projectiles = base
-            .map_or(&[][..], |b| &b.projectiles[..])
-            .iter()
-            .peekable();
-        let mut had_projectile = |id| {
-            while base_projectiles.next_if(|b| b.id < id).is_some() {}
-            base_projectiles.next_if(|b| b.id == id).is_some()
-        };
+        let mut base_players = Walk::new(base_list);
+        let mut base_projectiles = Walk::new(base.map_or(&[][..], |b| &b.projectiles[..]));
 
         // Projectiles in view: all of them, priced first.
         let mut budget = settings.budget.saturating_mul(8);
         let mut spend = |bits: usize| budget = budget.saturating_sub(bits);
         spend(HEADER_BITS);
         let mut projectiles = Vec::with_capacity(near_projectiles.len());
-        for &i in &near_projectiles {
-            let (p, pos) = (
-                &world.projectiles[usize::from(i)],
-                frame.projectile_pos[usize::from(i)],
-            );
-            let had = had_projectile(p.id);
-            let shown = settings.sees(center, pos).unwrap_or(had);
-            if shown {
+        for n in &near_projectiles {
+            let p = &world.projectiles[usize::from(n.index)];
+            let had = base_projectiles.find(p.id, |b| b.id).is_some();
+            if n.inside || had {
                 spend(if had { 1 } else { PROJECTILE_BITS });
                 projectiles.push(*p);
             }
         }
-        let moved_orbs = match base {
-            Some(b) if b.orbs.len() == world.orbs.len() => b
-                .orbs
-                .iter()
-                .zip(&world.orbs)
-                .filter(|(a, c)| a != c)
-                .count(),
-            _ => world.orbs.len(),
-        };
-        spend(moved_orbs * ORB_BITS);
+        // The orbs: every client gets the match's, so mostly coded as in the shared delta.
+        let base_orbs = base.map(|b| &b.orbs[..]);
+        let orb_bits = frame
+            .shared
+            .and_then(|d| d.orbs_bits(base_orbs, &world.orbs))
+            .unwrap_or_else(|| {
+                let moved = match base_orbs {
+                    Some(b) if b.len() == world.orbs.len() => {
+                        b.iter().zip(&world.orbs).filter(|(a, c)| a != c).count()
+                    }
+                    _ => world.orbs.len(),
+                };
+                moved * ORB_BITS
+            });
+        spend(orb_bits);
 
-        // Players: in view, then exact for free, the own one, or a candidate. `exact_at` is in
-        // id order too: one merge. A player the client holds at its exact state of the
-        // baseline's tick (it went out exact in the world that is the baseline) has its entry
-        // in the shared delta against that tick, when the frame has one: priced, and later
-        // copied, from there.
+        // Players in view: exact for free (the own one, or one the client predicts exactly),
+        // or a candidate for what the budget leaves. They are written out exact as they come
+        // (most ticks everything fits); when the candidates do not all fit, those not chosen
+        // are put back to the client's prediction afterwards (`pending`). A player the client
+        // holds at its exact state of the baseline's tick (it went out exact in the world
+        // that is the baseline) has its entry in the shared delta against that tick, when
+        // the frame has one: priced, and later copied, from there.
         let previous = tick.minus(1);
-        let mut last_exact = self.exact_at.iter().peekable();
+        let mut last_exact = Walk::new(&self.exact_at);
         // Which players the client holds exactly: those that went out exact in the world it
         // holds (the one sent at `base_tick`, most often the newest).
         let held_exact = base_tick
             .and_then(|t| self.sent_exact.iter().rev().find(|(s, _)| *s == t))
             .map_or(&[][..], |(_, ids)| &ids[..]);
-        let mut held_exact = held_exact.iter().peekable();
+        let mut held_exact = Walk::new(held_exact);
         let shared_delta = frame
             .shared
             .filter(|d| d.base.is_some() && d.base == base_tick);
-        let (mut visible, mut candidates) = (
-            std::mem::take(&mut self.visible),
+        let (mut candidates, mut pending) = (
             std::mem::take(&mut self.candidates),
+            std::mem::take(&mut self.pending),
         );
-        visible.clear();
         candidates.clear();
-        let mut kept = 0;
-        for &i in &near_players {
+        pending.clear();
+        let mut players = Vec::with_capacity(near_players.len());
+        let mut hints = Vec::with_capacity(near_players.len());
+        let mut exact_at = std::mem::take(&mut self.exact_at_next);
+        exact_at.clear();
+        let (mut kept, mut candidate_bits, mut waits) = (0, 0, Waits::default());
+        for n in &near_players {
+            let i = n.index;
             let p = &world.players[usize::from(i)];
             let mine = Some(p.id) == me;
-            let had_at = base_player(p.id);
-            let had = had_at.map(|j| &base_list[usize::from(j)]);
-            let shown = mine || settings.sees(center, p.pos).unwrap_or(had.is_some());
-            if !shown {
+            let had_at = base_players.find(p.id, |b| b.id);
+            if !(mine || n.inside || had_at.is_some()) {
                 continue;
             }
+            let had = had_at.map(|j| &base_list[j]);
             kept += usize::from(had.is_some());
-            while last_exact.next_if(|(id, _)| *id < p.id).is_some() {}
-            let since = last_exact.next_if(|(id, _)| *id == p.id).map(|(_, t)| *t);
-            while held_exact.next_if(|id| **id < p.id).is_some() {}
-            let exactly = held_exact.next_if(|id| **id == p.id).is_some();
+            let since = last_exact
+                .find(p.id, |e| e.0)
+                .map_or(previous, |j| self.exact_at[j].1);
+            let exactly = held_exact.find(p.id, |id| *id).is_some();
             let shared = shared_delta
                 .filter(|_| had.is_some() && exactly)
                 .and_then(|d| d.player_bits(usize::from(i)).map(|bits| (i, bits)));
@@ -277,65 +265,65 @@ impl View {
                 Some((_, bits)) => bits,
                 None => player_bits(had, p, age, params),
             };
-            let exact = mine || (had.is_some() && bits == 1);
-            if exact {
+            if mine || (had.is_some() && bits == 1) {
                 spend(bits);
+                waits.note(tick, since);
             } else {
-                candidates.push(Candidate {
-                    key: p.id,
-                    weight: 1.0,
-                    bytes: bits,
+                pending.push(Pending {
+                    at: players.len(),
+                    had: had_at,
+                    since,
+                    bits,
                 });
+                candidate_bits += bits;
             }
-            visible.push(Visible {
-                index: i,
-                had: had_at,
-                exact,
-                since,
-                shared: shared.map(|(i, _)| i),
-            });
+            exact_at.push((p.id, tick));
+            players.push(*p);
+            hints.push(shared.map(|(i, _)| i));
         }
         // The removals: two bits each.
-        spend(2 * base.map_or(0, |b| b.players.len()).saturating_sub(kept));
-        let fits = candidates.iter().map(|c| c.bytes).sum::<usize>() <= budget;
-        let mut chosen: Vec<PlayerId> = if fits {
-            Vec::new()
+        spend(2 * base_list.len().saturating_sub(kept));
+
+        let mut held = 0;
+        if candidate_bits <= budget {
+            for c in &pending {
+                waits.note(tick, c.since);
+            }
         } else {
-            for c in &mut candidates {
-                if let Some(p) = world.player(c.key) {
-                    c.weight = weight(center, p.pos, p.aim, settings);
+            candidates.extend(pending.iter().map(|w| {
+                let p = &players[w.at];
+                Candidate {
+                    key: p.id,
+                    weight: weight(center, p.pos, p.aim, settings),
+                    bytes: w.bits,
+                }
+            }));
+            let mut chosen = self.priority.select(&candidates, budget);
+            chosen.sort_unstable();
+            // Not chosen: sent as the client's prediction, or (entering view) not yet.
+            let mut absent = Vec::new();
+            for (c, w) in candidates.iter().zip(&pending) {
+                if chosen.binary_search(&c.key).is_ok() {
+                    waits.note(tick, w.since);
+                    continue;
+                }
+                held += 1;
+                exact_at[w.at].1 = w.since;
+                hints[w.at] = None;
+                match w.had {
+                    Some(j) => players[w.at] = predict_player(&base_list[j], age, params),
+                    None => absent.push(w.at),
                 }
             }
-            self.priority.select(&candidates, budget)
-        };
-        chosen.sort_unstable();
-
-        // The client's players, in id order, and how long the exact ones waited.
-        let mut players = Vec::with_capacity(visible.len());
-        let mut hints = Vec::with_capacity(visible.len());
-        let (mut held, mut caught_up, mut longest_wait) = (0, 0, 0);
-        let mut exact_at = std::mem::take(&mut self.exact_at_next);
-        exact_at.clear();
-        for v in &visible {
-            let p = &world.players[usize::from(v.index)];
-            let (exact, shared) = (v.exact, v.shared);
-            let since = v.since.unwrap_or(previous);
-            if exact || fits || chosen.binary_search(&p.id).is_ok() {
-                let waited = tick.diff(since).max(1) as u32;
-                if waited > 1 {
-                    caught_up += 1;
-                    longest_wait = longest_wait.max(waited);
-                }
-                exact_at.push((p.id, tick));
-                players.push(*p);
-                hints.push(shared);
-            } else {
-                held += 1;
-                exact_at.push((p.id, since));
-                if let Some(j) = v.had {
-                    players.push(predict_player(&base_list[usize::from(j)], age, params));
-                    hints.push(None);
-                }
+            if !absent.is_empty() {
+                let keep = |list_at: &mut usize| {
+                    let kept = absent.binary_search(list_at).is_err();
+                    *list_at += 1;
+                    kept
+                };
+                let (mut p, mut h) = (0, 0);
+                players.retain(|_| keep(&mut p));
+                hints.retain(|_| keep(&mut h));
             }
         }
         self.exact_at_next = std::mem::replace(&mut self.exact_at, exact_at);
@@ -356,8 +344,8 @@ impl View {
                 .map(|(id, _)| *id),
         );
         self.sent_exact.push_back((tick, went_exact));
-        self.visible = visible;
         self.candidates = candidates;
+        self.pending = pending;
         self.near_players = near_players;
         self.near_projectiles = near_projectiles;
         let complete = held == 0
@@ -375,8 +363,53 @@ impl View {
             hints,
             complete,
             held,
-            caught_up,
-            longest_wait,
+            caught_up: waits.caught_up,
+            longest_wait: waits.longest,
+        }
+    }
+}
+
+/// A walk along a list sorted by key, for keys asked in ascending order.
+struct Walk<'a, T> {
+    list: &'a [T],
+    at: usize,
+}
+
+impl<'a, T> Walk<'a, T> {
+    fn new(list: &'a [T]) -> Self {
+        Self { list, at: 0 }
+    }
+
+    /// Where `key` is in the list, if it is there (`key_of` gives an element's key). Each
+    /// key asked must be greater than the one before.
+    #[inline]
+    fn find<K: Ord>(&mut self, key: K, key_of: impl Fn(&T) -> K) -> Option<usize> {
+        while self.list.get(self.at).is_some_and(|e| key_of(e) < key) {
+            self.at += 1;
+        }
+        let found = self.list.get(self.at).is_some_and(|e| key_of(e) == key);
+        found.then(|| {
+            self.at += 1;
+            self.at - 1
+        })
+    }
+}
+
+/// Players that went out exact after waiting longer than one tick: how many, and the longest
+/// wait in ticks.
+#[derive(Debug, Default)]
+struct Waits {
+    caught_up: usize,
+    longest: u32,
+}
+
+impl Waits {
+    /// A player goes out exact at `tick`, last exact (or in view since) `since`.
+    fn note(&mut self, tick: Tick, since: Tick) {
+        let waited = tick.diff(since).max(1) as u32;
+        if waited > 1 {
+            self.caught_up += 1;
+            self.longest = self.longest.max(waited);
         }
     }
 }
