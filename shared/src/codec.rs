@@ -344,6 +344,9 @@ struct Entry {
     /// The residuals themselves when they fit one write (at most 57 bits, nearly always):
     /// a view copies them with one write instead of reading them out of the bytes.
     word: Option<u64>,
+    /// The player's state in the baseline: a client holding exactly this state gets these
+    /// bits.
+    base: PlayerState,
 }
 
 impl Entry {
@@ -444,19 +447,25 @@ impl SharedDelta {
             .then(|| self.orbs.section.map_or(0, |s| s.len as usize))
     }
 
-    /// What [`player_bits`] says of the match's player `i`, kept from the baseline, for a
-    /// client that held its state of the baseline's tick; `None` if it was not kept.
+    /// What [`player_bits`] says of the match's player `i` for a client that holds it at
+    /// `held`, when its entry here applies: the player was kept from the baseline and
+    /// `held` is its state there. `None` otherwise.
     #[must_use]
-    pub fn player_bits(&self, i: usize) -> Option<usize> {
-        self.entries.get(i)?.as_ref().map(|e| e.bits as usize)
+    pub fn player_bits(&self, i: usize, held: &PlayerState) -> Option<usize> {
+        self.entries
+            .get(i)?
+            .as_ref()
+            .filter(|e| same_state(&e.base, held))
+            .map(|e| e.bits as usize)
     }
 }
 
 /// Encodes a client's view `view` of a tick against `base`, like [`encode`] (the same bytes),
 /// copying a player's residuals from `shared` (a [`SharedDelta`] of the tick against
 /// `base`'s tick) where `hints[i]` (by index in `view.players`) names its index in the
-/// match's world: which the caller may do only when the client holds that player's exact
-/// state of the baseline's tick, and `view` has its exact state of this tick.
+/// match's world: which the caller may do only when [`SharedDelta::player_bits`] answers for
+/// the state the client holds (the match's state of the baseline's tick), and `view` has
+/// the player's exact state of this tick.
 #[must_use]
 pub fn encode_view(
     base: Option<&WorldState>,
@@ -470,6 +479,34 @@ pub fn encode_view(
         return encode(base, view, checksum, params);
     }
     encode_into(base, view, checksum, params, Reuse::Copy { shared, hints })
+}
+
+/// Whether two player states are the same (`==`, without an early exit per field: a view
+/// asks it of every player it holds, every tick). Every field is named, so a new one cannot
+/// be missed.
+fn same_state(a: &PlayerState, b: &PlayerState) -> bool {
+    let PlayerState {
+        id,
+        name,
+        pos,
+        vel,
+        aim,
+        score,
+        last_seq,
+        cooldown,
+        deaths,
+    } = *a;
+    let diff = (id.0 ^ b.id.0)
+        | (pos.x ^ b.pos.x) as u32
+        | (pos.y ^ b.pos.y) as u32
+        | (vel.x ^ b.vel.x) as u32
+        | (vel.y ^ b.vel.y) as u32
+        | u32::from(aim.steps() ^ b.aim.steps())
+        | (score ^ b.score)
+        | (last_seq.0 ^ b.last_seq.0)
+        | u32::from(cooldown ^ b.cooldown)
+        | u32::from(deaths ^ b.deaths);
+    diff == 0 && name == b.name
 }
 
 /// Whether two lists of positions are the same, without an early exit per element (so it
@@ -604,6 +641,7 @@ fn encode_players(
                         len,
                         bits: header.0 as u32 + len,
                         word: w.tail_word(start),
+                        base: *b,
                     });
                 }
                 Reuse::None => Residuals::of(b, c, age, params).write(w, &mut prev_mask),

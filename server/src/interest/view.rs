@@ -24,10 +24,6 @@ use skirmish_shared::world::{PlayerId, WorldState};
 use super::grid::{Grid, Near};
 use super::priority::{Candidate, Priority};
 
-/// Worlds whose exact players a view remembers (a UDP client's baseline is at most this old:
-/// `receiver::BASELINE_HISTORY`).
-const SENT_KEPT: usize = skirmish_shared::receiver::BASELINE_HISTORY;
-
 /// What clients see: the match's interest settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
@@ -96,8 +92,6 @@ pub struct View {
     priority: Priority<PlayerId>,
     /// Each visible player's last exact tick (or the tick it came into view), by id.
     exact_at: Vec<(PlayerId, Tick)>,
-    /// For each of the worlds sent last (newest last), the players sent exact in it, by id.
-    sent_exact: std::collections::VecDeque<(Tick, Vec<PlayerId>)>,
     /// Scratch: the entities near the centre this tick (indices into the world's lists).
     near_players: Vec<Near>,
     near_projectiles: Vec<Near>,
@@ -219,17 +213,10 @@ impl View {
         // or a candidate for what the budget leaves. They are written out exact as they come
         // (most ticks everything fits); when the candidates do not all fit, those not chosen
         // are put back to the client's prediction afterwards (`pending`). A player the client
-        // holds at its exact state of the baseline's tick (it went out exact in the world
-        // that is the baseline) has its entry in the shared delta against that tick, when
-        // the frame has one: priced, and later copied, from there.
+        // holds at the match's state of the baseline's tick has its entry in the shared delta
+        // against that tick, when the frame has one: priced, and later copied, from there.
         let previous = tick.minus(1);
         let mut last_exact = Walk::new(&self.exact_at);
-        // Which players the client holds exactly: those that went out exact in the world it
-        // holds (the one sent at `base_tick`, most often the newest).
-        let held_exact = base_tick
-            .and_then(|t| self.sent_exact.iter().rev().find(|(s, _)| *s == t))
-            .map_or(&[][..], |(_, ids)| &ids[..]);
-        let mut held_exact = Walk::new(held_exact);
         let shared_delta = frame
             .shared
             .filter(|d| d.base.is_some() && d.base == base_tick);
@@ -257,10 +244,9 @@ impl View {
             let since = last_exact
                 .find(p.id, |e| e.0)
                 .map_or(previous, |j| self.exact_at[j].1);
-            let exactly = held_exact.find(p.id, |id| *id).is_some();
             let shared = shared_delta
-                .filter(|_| had.is_some() && exactly)
-                .and_then(|d| d.player_bits(usize::from(i)).map(|bits| (i, bits)));
+                .zip(had)
+                .and_then(|(d, held)| d.player_bits(usize::from(i), held).map(|bits| (i, bits)));
             let bits = match shared {
                 Some((_, bits)) => bits,
                 None => player_bits(had, p, age, params),
@@ -327,23 +313,6 @@ impl View {
             }
         }
         self.exact_at_next = std::mem::replace(&mut self.exact_at, exact_at);
-        // What went out exact in this world (for when it is the baseline).
-        let mut went_exact = if self.sent_exact.len() == SENT_KEPT {
-            self.sent_exact
-                .pop_front()
-                .map(|(_, ids)| ids)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        went_exact.clear();
-        went_exact.extend(
-            self.exact_at
-                .iter()
-                .filter(|(_, t)| *t == tick)
-                .map(|(id, _)| *id),
-        );
-        self.sent_exact.push_back((tick, went_exact));
         self.candidates = candidates;
         self.pending = pending;
         self.near_players = near_players;
