@@ -14,10 +14,12 @@ use skirmish_shared::rules::Params;
 use skirmish_shared::tick::Tick;
 use skirmish_shared::world::WorldState;
 
-/// The match's recent worlds, oldest first.
+/// The match's recent worlds, oldest first, each with its tick beside it (finding a
+/// player's baseline reads no world: these rings are per player, and their worlds are cold
+/// by the next tick).
 #[derive(Debug, Clone)]
 pub struct WorldRing {
-    worlds: VecDeque<Arc<WorldState>>,
+    worlds: VecDeque<(Tick, Arc<WorldState>)>,
     capacity: usize,
 }
 
@@ -35,21 +37,24 @@ impl WorldRing {
         if self.worlds.len() == self.capacity {
             self.worlds.pop_front();
         }
-        self.worlds.push_back(world);
+        self.worlds.push_back((world.tick, world));
     }
 
     #[must_use]
     pub fn newest(&self) -> Option<&Arc<WorldState>> {
-        self.worlds.back()
+        self.worlds.back().map(|(_, w)| w)
     }
 
     /// The world of `tick`, if it is still in the ring.
     #[must_use]
     pub fn get(&self, tick: Tick) -> Option<&Arc<WorldState>> {
-        let newest = self.newest()?.tick;
+        let newest = self.worlds.back()?.0;
         let age = usize::try_from(newest.diff(tick)).ok()?;
         let i = self.worlds.len().checked_sub(1 + age)?;
-        self.worlds.get(i).filter(|w| w.tick == tick)
+        self.worlds
+            .get(i)
+            .filter(|(t, _)| *t == tick)
+            .map(|(_, w)| w)
     }
 }
 

@@ -86,19 +86,19 @@ impl Player {
         let holds = self
             .acked
             .filter(|t| tick.is_after(*t))
-            .and_then(|t| self.sent.get(t).map(|w| (t, w.clone())));
-        let base = holds.as_ref().map(|(_, w)| &**w);
+            .and_then(|t| self.sent.get(t).map(|w| (t, w)));
+        let held_tick = holds.map(|(t, _)| t);
+        let base = holds.map(|(_, w)| &**w);
         if !fresh && let Some(sent) = self.sent.get(tick) {
             // A resend after the match ended: the world already sent for this tick.
             let checksum = Some(sent.checksum());
             let bytes = skirmish_shared::codec::encode(base, sent, checksum, &out.params);
-            return Some((holds.map(|h| h.0), Snapshot::Own(bytes)));
+            return Some((held_tick, Snapshot::Own(bytes)));
         }
         // The match's world against the acknowledged tick: one encoding per baseline per tick.
-        let (baseline, delta) = encodings.for_client(holds.as_ref().map(|h| h.0))?;
-        let holds_match_world = holds
-            .as_ref()
-            .is_none_or(|(t, w)| ring.get(*t).is_some_and(|m| Arc::ptr_eq(m, w)));
+        let (baseline, delta) = encodings.for_client(held_tick)?;
+        let holds_match_world =
+            holds.is_none_or(|(t, w)| ring.get(t).is_some_and(|m| Arc::ptr_eq(m, w)));
         if holds_match_world && out.shareable(delta.bytes.len()) {
             if fresh {
                 self.sent.push(out.world.clone());
@@ -116,7 +116,7 @@ impl Player {
             self.sent.push(Arc::new(sel.world));
         }
         stats.snapshots_encoded_per_client.inc();
-        Some((holds.map(|h| h.0), Snapshot::Own(bytes)))
+        Some((held_tick, Snapshot::Own(bytes)))
     }
 }
 
