@@ -40,6 +40,15 @@ impl WorldRing {
         self.worlds.push_back((world.tick, world));
     }
 
+    /// Lets go of the worlds before `tick`. A player's ring, once it acknowledged `tick`:
+    /// acknowledgements move forward, so the older worlds can no longer be its baseline
+    /// (and held until they fall out, they spread a player's state over the heap).
+    pub fn drop_before(&mut self, tick: Tick) {
+        while self.worlds.front().is_some_and(|(t, _)| tick.is_after(*t)) {
+            self.worlds.pop_front();
+        }
+    }
+
     #[must_use]
     pub fn newest(&self) -> Option<&Arc<WorldState>> {
         self.worlds.back().map(|(_, w)| w)
@@ -149,6 +158,22 @@ mod tests {
             ring.push(w.clone());
         }
         (ring, worlds, params)
+    }
+
+    #[test]
+    fn worlds_before_an_acknowledgement_are_let_go_and_the_rest_kept() {
+        let (mut ring, worlds, _) = ring_of(40, 30);
+        let acked = worlds[35].tick;
+        ring.drop_before(acked);
+        assert!(
+            ring.get(worlds[34].tick).is_none(),
+            "older than the ack: gone"
+        );
+        for w in &worlds[35..] {
+            assert!(ring.get(w.tick).is_some_and(|r| Arc::ptr_eq(r, w)));
+        }
+        ring.drop_before(worlds[20].tick);
+        assert!(ring.get(acked).is_some(), "an older tick lets nothing go");
     }
 
     #[test]

@@ -13,7 +13,10 @@
 //! turn comes. A player entering view that does not fit waits, absent, for its turn.
 //! Projectiles in view are never held back: they cost bits only when fired, and one that
 //! appears late is a shot that hit before it was seen. Orbs are few and global: every client
-//! gets them all. A view looks only at the cells of the tick's shared `grid` around its centre.
+//! gets them all. A view looks only at the cells of the tick's shared `grid` around its centre,
+//! and its snapshot copies a player's entry from the tick's shared delta whenever the client
+//! holds the match's state of that player at the delta's baseline (most players, most ticks;
+//! `codec::SharedDelta::player_bits` checks it).
 
 use skirmish_shared::codec::{SharedDelta, player_bits, predict_player};
 use skirmish_shared::quant::{AIM_STEPS, QAngle, QVec};
@@ -121,8 +124,6 @@ struct Pending {
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
     pub world: &'a WorldState,
-    /// Where each of the world's projectiles is at its tick ([`projectile_positions`]).
-    pub projectile_pos: &'a [QVec],
     /// The world's entities by cell, when clients have a view radius.
     pub grid: Option<&'a Grid>,
     /// The whole match's snapshot against the tick before, with its entries.
@@ -383,23 +384,19 @@ impl Waits {
     }
 }
 
-/// What every view of one tick shares, computed once per tick: where the projectiles are and
-/// the entities by cell (with a view radius).
+/// What every view of one tick shares, computed once per tick: the entities by cell (with a
+/// view radius).
 #[derive(Debug, Clone)]
 pub struct TickParts {
-    pub projectile_pos: Vec<QVec>,
     pub grid: Option<Grid>,
 }
 
 impl TickParts {
     #[must_use]
     pub fn new(world: &WorldState, radius: Option<i32>, params: &Params) -> Self {
-        let projectile_pos = projectile_positions(world, params);
-        let grid = radius.map(|r| Grid::new(world, &projectile_pos, cell_size(r)));
-        Self {
-            projectile_pos,
-            grid,
-        }
+        let grid =
+            radius.map(|r| Grid::new(world, &projectile_positions(world, params), cell_size(r)));
+        Self { grid }
     }
 
     /// The frame of `world` (the world these parts are of), with the tick's shared delta.
@@ -412,7 +409,6 @@ impl TickParts {
     ) -> Frame<'a> {
         Frame {
             world,
-            projectile_pos: &self.projectile_pos,
             grid: self.grid.as_ref(),
             shared,
             params,

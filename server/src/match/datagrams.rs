@@ -58,8 +58,9 @@ struct Player {
     id: PlayerId,
     /// The newest snapshot it acknowledged.
     acked: Option<Tick>,
-    /// What it sees, and the worlds it was sent (its possible baselines): the match's own
-    /// `Arc` when it was sent the match's world, its view otherwise.
+    /// What it sees, and the worlds it was sent from the one it acknowledged on (its
+    /// possible baselines): the match's own `Arc` when it was sent the match's world, its
+    /// view otherwise.
     view: ClientView,
     sent: WorldRing,
     /// The newest input received from it.
@@ -83,6 +84,9 @@ impl Player {
         stats: &Stats,
     ) -> Option<(Option<Tick>, Snapshot)> {
         let tick = out.world.tick;
+        if let Some(acked) = self.acked {
+            self.sent.drop_before(acked);
+        }
         let holds = self
             .acked
             .filter(|t| tick.is_after(*t))
