@@ -229,7 +229,7 @@ fn summary_figure(stdout: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {label} in {line}"))
 }
 
-/// A big match with interest management: 60 demo bots and the client in a 128-player match
+/// A big match with interest management: 127 demo bots and the client fill a 128-player match
 /// with a 250-unit view radius. The client plays over UDP on its own view of the match
 /// (players entering and leaving it), every checksum over that view verifies, and it draws.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,7 +239,8 @@ async fn the_client_plays_in_a_big_match_with_a_view_radius() {
     config.match_size = 128;
     config.view_radius = Some(250);
     config.snapshot_budget = 600;
-    config.demo = 60;
+    const BOTS: usize = 127;
+    config.demo = BOTS;
     let server = Server::start(config).await.expect("server");
     // Let the demo bots fill the match first.
     let started = Instant::now();
@@ -250,7 +251,7 @@ async fn the_client_plays_in_a_big_match_with_a_view_radius() {
         .iter()
         .map(|m| m.players)
         .sum::<usize>()
-        < 60
+        < BOTS
     {
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -275,12 +276,18 @@ async fn the_client_plays_in_a_big_match_with_a_view_radius() {
     .map(String::from)
     .to_vec();
     let (stdout, _) = run_client(args, &shot).await;
+    let matches = server.state.registry.list();
+    assert_eq!(
+        matches.len(),
+        1,
+        "the client joined the bots' match, which it filled: {matches:?}"
+    );
     let figure = |label: &str| summary_figure(&stdout, label);
     assert!(figure("snapshots") > 60, "{stdout}");
     assert_eq!(figure("checksum desyncs"), 0, "{stdout}");
     assert_eq!(figure("decode errors"), 0, "{stdout}");
     assert!(
-        server.stats.udp_sessions.get() >= 61,
+        server.stats.udp_sessions.get() > BOTS as u64,
         "the demo bots and the client play over UDP"
     );
     assert!(

@@ -124,7 +124,7 @@ async fn headless_chromium_shows_a_live_demo_match() {
     server.shutdown().await.expect("shutdown");
 }
 
-/// A big match with interest management (issue 15): the page sees the whole 64-player match,
+/// A big match with interest management (issue 15): the page sees the whole 128-player match,
 /// follows one player (then it holds that player's view, 250 units around it), and goes
 /// back to the whole match.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,10 +134,10 @@ async fn headless_chromium_shows_a_big_match() {
     config.match_size = 128;
     config.view_radius = Some(250);
     config.snapshot_budget = 600;
-    config.demo = 64;
+    config.demo = 128;
     let server = start(config).await;
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("web-page-big-match.png");
-    browse(server.base_url(), shot, None, (64, 128), true).await;
+    browse(server.base_url(), shot, None, (128, 128), true).await;
     server.shutdown().await.expect("shutdown");
 }
 
