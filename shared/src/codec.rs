@@ -440,7 +440,7 @@ impl SharedDelta {
     }
 
     /// The bits the orbs take in a snapshot of orbs `cur` against `base`, when this delta
-    /// codes the same ones (see [`Self::orbs_apply`]).
+    /// codes the same ones (the same orbs at both ends, as every client is sent the match's).
     #[must_use]
     pub fn orbs_bits(&self, base: Option<&[QVec]>, cur: &[QVec]) -> Option<usize> {
         self.orbs_apply(base, cur)
