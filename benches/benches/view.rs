@@ -2,8 +2,9 @@
 //! per-client work a view adds to a tick. One iteration is one client's tick: choose what it
 //! sees and gets exactly (`interest::View::select`) and code that against the view it was
 //! sent the tick before (`codec::encode`). Against it: encoding the whole match's delta once
-//! (what every client shares without interest management). Wander workload at 30 Hz,
-//! steady state (the views are run for 100 ticks first).
+//! (what every client shares without interest management), and putting the tick's entities
+//! in cells (once per tick, with a view radius). Wander workload at 30 Hz, steady state (the
+//! views are run for 100 ticks first).
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use skirmish_server::interest::view::TickParts;
@@ -64,7 +65,12 @@ fn bench(c: &mut Criterion) {
             );
         });
         if radius.is_some() {
-            continue; // the whole delta is the same with or without a radius
+            // The tick's cells (the grid every view of the tick looks into), built once per
+            // tick; the whole delta is the same with or without a radius.
+            g.bench_function(format!("the tick's cells, once: {label}"), |b| {
+                b.iter(|| TickParts::new(now, settings.radius, &params));
+            });
+            continue;
         }
         g.bench_function(
             format!("the whole match's delta, once: {players} players"),
