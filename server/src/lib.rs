@@ -61,7 +61,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use config::Config;
 
@@ -152,6 +152,58 @@ fn ws_base(
     })
 }
 
+/// Attempts at a port free for both TCP and UDP when the system picks it (`--addr` port 0).
+const EPHEMERAL_BIND_ATTEMPTS: usize = 16;
+
+/// Binds the HTTP/WebSocket listener on `config.addr` and, unless `--no-udp`, the datagram
+/// socket on the same port (or `--udp-port`): the listener, its address, and the socket with
+/// its address. When the system picks the port (port 0), the port it gives the listener may
+/// be taken for UDP (the two are separate spaces; client sockets take ephemeral UDP ports
+/// too), so the pair is tried again on another port, a few times.
+async fn bind_ports(
+    config: &Config,
+) -> Result<
+    (
+        TcpListener,
+        SocketAddr,
+        Option<(std::net::UdpSocket, SocketAddr)>,
+    ),
+    StartError,
+> {
+    let retry = config.addr.port() == 0 && config.udp_port.is_none() && !config.no_udp;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| StartError::Bind(config.addr, e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(config.addr, e))?;
+        if config.no_udp {
+            return Ok((listener, local_addr, None));
+        }
+        let at = SocketAddr::new(
+            local_addr.ip(),
+            config.udp_port.unwrap_or(local_addr.port()),
+        );
+        match udp::bind(at).and_then(|s| Ok((s.local_addr()?, s))) {
+            Ok((bound, socket)) => return Ok((listener, local_addr, Some((socket, bound)))),
+            Err(e)
+                if retry
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && attempt < EPHEMERAL_BIND_ATTEMPTS =>
+            {
+                debug!(
+                    port = at.port(),
+                    "udp port taken: trying another ephemeral port"
+                );
+            }
+            Err(e) => return Err(StartError::Bind(at, e)),
+        }
+    }
+}
+
 /// Where players reach this server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PublicAddress {
@@ -192,12 +244,7 @@ impl Server {
         }
         .map_err(StartError::Secret)?;
         tokens.any_instance = config.token_survives_restart;
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|e| StartError::Bind(config.addr, e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Bind(config.addr, e))?;
+        let (listener, local_addr, udp) = bind_ports(&config).await?;
         #[cfg(not(feature = "agones"))]
         if config.agones {
             return Err(StartError::NoAgones);
@@ -267,15 +314,6 @@ impl Server {
             config.max_connections,
         );
         let public = ws_base(config.public_url.as_deref(), local_addr, tls.is_some())?;
-        let udp = if config.no_udp {
-            None
-        } else {
-            let port = config.udp_port.unwrap_or(local_addr.port());
-            let at = SocketAddr::new(local_addr.ip(), port);
-            let socket = udp::bind(at).map_err(|e| StartError::Bind(at, e))?;
-            let bound = socket.local_addr().map_err(|e| StartError::Bind(at, e))?;
-            Some((socket, bound))
-        };
         let udp_addr = udp
             .as_ref()
             .map(|(_, bound)| format!("{}:{}", public.host, bound.port()));
