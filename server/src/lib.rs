@@ -152,24 +152,22 @@ fn ws_base(
     })
 }
 
+/// What [`bind_ports`] bound: the HTTP/WebSocket listener and its address, and the datagram
+/// socket and its address.
+struct Ports {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    udp: Option<(std::net::UdpSocket, SocketAddr)>,
+}
+
 /// Attempts at a port free for both TCP and UDP when the system picks it (`--addr` port 0).
 const EPHEMERAL_BIND_ATTEMPTS: usize = 16;
 
 /// Binds the HTTP/WebSocket listener on `config.addr` and, unless `--no-udp`, the datagram
-/// socket on the same port (or `--udp-port`): the listener, its address, and the socket with
-/// its address. When the system picks the port (port 0), the port it gives the listener may
+/// socket on the same port (or `--udp-port`). When the system picks the port (port 0), the port it gives the listener may
 /// be taken for UDP (the two are separate spaces; client sockets take ephemeral UDP ports
 /// too), so the pair is tried again on another port, a few times.
-async fn bind_ports(
-    config: &Config,
-) -> Result<
-    (
-        TcpListener,
-        SocketAddr,
-        Option<(std::net::UdpSocket, SocketAddr)>,
-    ),
-    StartError,
-> {
+async fn bind_ports(config: &Config) -> Result<Ports, StartError> {
     let retry = config.addr.port() == 0 && config.udp_port.is_none() && !config.no_udp;
     let mut attempt = 0;
     loop {
@@ -181,14 +179,24 @@ async fn bind_ports(
             .local_addr()
             .map_err(|e| StartError::Bind(config.addr, e))?;
         if config.no_udp {
-            return Ok((listener, local_addr, None));
+            return Ok(Ports {
+                listener,
+                local_addr,
+                udp: None,
+            });
         }
         let at = SocketAddr::new(
             local_addr.ip(),
             config.udp_port.unwrap_or(local_addr.port()),
         );
         match udp::bind(at).and_then(|s| Ok((s.local_addr()?, s))) {
-            Ok((bound, socket)) => return Ok((listener, local_addr, Some((socket, bound)))),
+            Ok((bound, socket)) => {
+                return Ok(Ports {
+                    listener,
+                    local_addr,
+                    udp: Some((socket, bound)),
+                });
+            }
             Err(e)
                 if retry
                     && e.kind() == std::io::ErrorKind::AddrInUse
@@ -244,7 +252,11 @@ impl Server {
         }
         .map_err(StartError::Secret)?;
         tokens.any_instance = config.token_survives_restart;
-        let (listener, local_addr, udp) = bind_ports(&config).await?;
+        let Ports {
+            listener,
+            local_addr,
+            udp,
+        } = bind_ports(&config).await?;
         #[cfg(not(feature = "agones"))]
         if config.agones {
             return Err(StartError::NoAgones);

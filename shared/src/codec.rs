@@ -381,11 +381,12 @@ struct SharedOrbs {
 }
 
 /// One tick's snapshot of the whole match against the tick before, coded once, and where each
-/// kept player's residuals sit in it (and the orbs, which every client is sent whole). A client's own view of the tick (interest management:
-/// a subset of the match, some players held at the client's prediction) copies a player's
-/// residuals from here whenever it held that player's state of the tick before and gets its
-/// exact state now, which is most players most ticks ([`encode_view`]): its snapshot is then
-/// mostly a copy of shared bits, not an encode.
+/// kept player's residuals sit in it (and the orbs, which every client is sent whole). A
+/// client's own view of the tick (interest management: a subset of the match, some players
+/// held at the client's prediction) copies a player's residuals from here whenever it holds
+/// that player's state of the tick before and gets its exact state now, which is most
+/// players most ticks ([`encode_view`]): its snapshot is then mostly a copy of shared bits,
+/// not an encode.
 #[derive(Debug, Clone, Default)]
 pub struct SharedDelta {
     /// The tick it is coded against (`None`: a full snapshot).
@@ -432,19 +433,20 @@ impl SharedDelta {
     fn orbs_apply(&self, base: Option<&[QVec]>, cur: &[QVec]) -> bool {
         let same = |a: Option<&[QVec]>, b: Option<&[QVec]>| match (a, b) {
             (Some(a), Some(b)) => same_positions(a, b),
-            (a, b) => a.is_none() && b.is_none(),
+            (None, None) => true,
+            _ => false,
         };
         self.orbs.section.is_some()
             && same(self.orbs.base.as_deref(), base)
             && same_positions(&self.orbs.cur, cur)
     }
 
-    /// The bits the orbs take in a snapshot of orbs `cur` against `base`, when this delta
-    /// codes the same ones (the same orbs at both ends, as every client is sent the match's).
+    /// The bits the orbs take in this delta. A client's snapshot against the same baseline
+    /// tick copies them (every client is sent the match's orbs; [`encode_view`] checks that
+    /// its orbs are these before it copies), so this is their price there too.
     #[must_use]
-    pub fn orbs_bits(&self, base: Option<&[QVec]>, cur: &[QVec]) -> Option<usize> {
-        self.orbs_apply(base, cur)
-            .then(|| self.orbs.section.map_or(0, |s| s.len as usize))
+    pub fn orbs_bits(&self) -> Option<usize> {
+        self.orbs.section.map(|s| s.len as usize)
     }
 
     /// What [`player_bits`] says of the match's player `i` for a client that holds it at
@@ -455,7 +457,7 @@ impl SharedDelta {
         self.entries
             .get(i)?
             .as_ref()
-            .filter(|e| same_state(&e.base, held))
+            .filter(|e| e.base == *held)
             .map(|e| e.bits as usize)
     }
 }
@@ -479,34 +481,6 @@ pub fn encode_view(
         return encode(base, view, checksum, params);
     }
     encode_into(base, view, checksum, params, Reuse::Copy { shared, hints })
-}
-
-/// Whether two player states are the same (`==`, without an early exit per field: a view
-/// asks it of every player it holds, every tick). Every field is named, so a new one cannot
-/// be missed.
-fn same_state(a: &PlayerState, b: &PlayerState) -> bool {
-    let PlayerState {
-        id,
-        name,
-        pos,
-        vel,
-        aim,
-        score,
-        last_seq,
-        cooldown,
-        deaths,
-    } = *a;
-    let diff = (id.0 ^ b.id.0)
-        | (pos.x ^ b.pos.x) as u32
-        | (pos.y ^ b.pos.y) as u32
-        | (vel.x ^ b.vel.x) as u32
-        | (vel.y ^ b.vel.y) as u32
-        | u32::from(aim.steps() ^ b.aim.steps())
-        | (score ^ b.score)
-        | (last_seq.0 ^ b.last_seq.0)
-        | u32::from(cooldown ^ b.cooldown)
-        | u32::from(deaths ^ b.deaths);
-    diff == 0 && name == b.name
 }
 
 /// Whether two lists of positions are the same, without an early exit per element (so it

@@ -194,11 +194,14 @@ impl View {
                 projectiles.push(*p);
             }
         }
-        // The orbs: every client gets the match's, so mostly coded as in the shared delta.
-        let base_orbs = base.map(|b| &b.orbs[..]);
-        let orb_bits = frame
+        // The orbs: every client gets the match's, so against the shared delta's baseline
+        // they are coded as there (the codec checks it when it copies them).
+        let shared_delta = frame
             .shared
-            .and_then(|d| d.orbs_bits(base_orbs, &world.orbs))
+            .filter(|d| d.base.is_some() && d.base == base_tick);
+        let base_orbs = base.map(|b| &b.orbs[..]);
+        let orb_bits = shared_delta
+            .and_then(SharedDelta::orbs_bits)
             .unwrap_or_else(|| {
                 let moved = match base_orbs {
                     Some(b) if b.len() == world.orbs.len() => {
@@ -218,9 +221,6 @@ impl View {
         // against that tick, when the frame has one: priced, and later copied, from there.
         let previous = tick.minus(1);
         let mut last_exact = Walk::new(&self.exact_at);
-        let shared_delta = frame
-            .shared
-            .filter(|d| d.base.is_some() && d.base == base_tick);
         let (mut candidates, mut pending) = (
             std::mem::take(&mut self.candidates),
             std::mem::take(&mut self.pending),

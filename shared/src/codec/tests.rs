@@ -338,29 +338,3 @@ proptest! {
         }
     }
 }
-
-proptest! {
-    /// `same_state` is `==`: a state against itself with any one field changed, or not.
-    #[test]
-    fn same_state_is_equality(a in arb_player(7), field in 0usize..10, by in 1u32..3) {
-        let mut b = a;
-        match field {
-            0 => b.id.0 += by,
-            1 => b.name = Name::new(if a.name.as_str().is_empty() { "x" } else { "" }),
-            2 => b.pos.x += by as i32,
-            3 => b.pos.y -= by as i32,
-            4 => b.vel.x += by as i32,
-            5 => b.vel.y -= by as i32,
-            6 => b.aim = QAngle::new((a.aim.steps() + by as u16) % AIM_STEPS),
-            7 => b.score ^= by,
-            8 => b.cooldown ^= by as u16,
-            _ => {}
-        }
-        prop_assert_eq!(same_state(&a, &b), a == b);
-        prop_assert_eq!(same_state(&a, &b), field == 9);
-        let mut c = a;
-        c.last_seq = c.last_seq.plus(by);
-        c.deaths ^= by as u16;
-        prop_assert!(!same_state(&a, &c));
-    }
-}
